@@ -1,0 +1,5 @@
+//! runc-compatible command line.
+
+pub fn main() -> i32 {
+    0
+}

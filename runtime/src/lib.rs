@@ -1,0 +1,20 @@
+//! runrs: an OCI container runtime with runc's command line.
+//!
+//! One module per concern; see `docs/architecture.md` and `../shared/DESIGN.md`.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod cli;
+pub mod console;
+pub mod container;
+pub mod exec;
+pub mod features;
+pub mod hooks;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
