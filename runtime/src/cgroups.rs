@@ -1,1 +1,272 @@
-//! cgroups (in progress).
+//! Cgroups: layout detection (v1, hybrid, v2), the container's directories in every hierarchy,
+//! joining, listing and removal. Resource enforcement belongs to the resources issue.
+
+use anyhow::{Context, Result};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// One mounted hierarchy: where it is mounted, the cgroup path of the mount's root, and our
+/// own cgroup in it.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    pub mount_root: String,
+    pub own_path: String,
+    /// `true` for the cgroup2 (unified) hierarchy.
+    pub unified: bool,
+    /// Controllers (v1), e.g. `["cpu"]` or `["name=systemd"]`.
+    pub controllers: Vec<String>,
+}
+
+/// Every cgroup hierarchy this process is in and that is mounted.
+pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    let own = fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(parse_hierarchies(&own, &mountinfo))
+}
+
+fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let unified = ctrls.is_empty();
+        let controllers: Vec<String> = ctrls
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some((mount_point, mount_root)) = find_mount(mountinfo, unified, &controllers) {
+            if out.iter().any(|h| h.mount_point == mount_point) {
+                continue;
+            }
+            out.push(Hierarchy {
+                mount_point,
+                mount_root,
+                own_path: path.to_string(),
+                unified,
+                controllers,
+            });
+        }
+    }
+    out
+}
+
+fn find_mount(mountinfo: &str, unified: bool, controllers: &[String]) -> Option<(PathBuf, String)> {
+    for line in mountinfo.lines() {
+        let (pre, post) = line.split_once(" - ")?;
+        let mut post_f = post.split(' ');
+        let fstype = post_f.next()?;
+        let _source = post_f.next();
+        let super_opts = post_f.next().unwrap_or("");
+        let pre_f: Vec<&str> = pre.split(' ').collect();
+        if pre_f.len() < 5 {
+            continue;
+        }
+        let root = pre_f[3];
+        let mp = unescape(pre_f[4]);
+        if unified && fstype == "cgroup2" {
+            return Some((PathBuf::from(mp), root.to_string()));
+        }
+        if !unified && fstype == "cgroup" {
+            let opts: Vec<&str> = super_opts.split(',').collect();
+            if controllers.iter().all(|c| opts.contains(&c.as_str())) {
+                return Some((PathBuf::from(mp), root.to_string()));
+            }
+        }
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+impl Hierarchy {
+    /// The directory for `cgroups_path`: absolute paths from the hierarchy root, relative ones
+    /// under our own cgroup (runc's rule).
+    pub fn dir_for(&self, cgroups_path: &str) -> PathBuf {
+        let inner = if cgroups_path.starts_with('/') {
+            cgroups_path.to_string()
+        } else {
+            format!("{}/{}", self.own_path.trim_end_matches('/'), cgroups_path)
+        };
+        let rel = inner
+            .strip_prefix(self.mount_root.trim_end_matches('/'))
+            .unwrap_or(&inner);
+        let mut p = self.mount_point.clone();
+        for c in rel
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != "." && *c != "..")
+        {
+            p.push(c);
+        }
+        p
+    }
+}
+
+/// runc's `cgroupsPath` forms: a path, or systemd's `slice:prefix:name` (refused for now).
+pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
+    match cgroups_path {
+        None | Some("") => Ok(id.to_string()),
+        Some(p) if !p.starts_with('/') && p.split(':').count() == 3 => anyhow::bail!(
+            "cgroupsPath {p:?} is in systemd form (slice:prefix:name): the systemd cgroup driver is not supported yet"
+        ),
+        Some(p) => Ok(p.to_string()),
+    }
+}
+
+/// Create the container's directory in every hierarchy. On error, what was made is removed.
+pub fn create(cgroups_path: &str) -> Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    for h in hierarchies()? {
+        let dir = h.dir_for(cgroups_path);
+        let cpuset = h.controllers.iter().any(|c| c == "cpuset");
+        if let Err(e) = make_dirs(&h.mount_point, &dir, cpuset) {
+            remove(&made);
+            return Err(e).with_context(|| format!("create cgroup {}", dir.display()));
+        }
+        made.push(dir);
+    }
+    Ok(made)
+}
+
+/// `mkdir -p` below the mount point; a new v1 cpuset level gets its parent's cpus and mems
+/// (an empty cpuset refuses every process).
+fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        if parent != mount_point && parent.starts_with(mount_point) {
+            make_dirs(mount_point, parent, cpuset)?;
+        }
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if cpuset {
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fs::read_to_string(dir.join(f)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                if let Some(p) = dir.parent() {
+                    let v = fs::read_to_string(p.join(f)).unwrap_or_default();
+                    fs::write(dir.join(f), v.trim())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Move `pid` into every directory.
+pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
+    let pid = pid.to_string();
+    for dir in paths {
+        let f = dir.join("cgroup.procs");
+        fs::write(&f, &pid).with_context(|| format!("join cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The pids in the container's cgroup (read from the first hierarchy that answers).
+pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
+    // The freezer or pids hierarchy is the most likely to hold every process; any will do.
+    for dir in paths {
+        if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Remove the directories (deepest first), retrying while exiting processes still hold them.
+pub fn remove(paths: &[PathBuf]) {
+    for dir in paths.iter().rev() {
+        for attempt in 0..50 {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => {
+                    crate::logging::warn(&format!("remove cgroup {}: {e}", dir.display()));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Is the container's cgroup frozen (v1 freezer or v2 `cgroup.freeze`)?
+pub fn is_frozen(paths: &[PathBuf]) -> bool {
+    for dir in paths {
+        if let Ok(s) = fs::read_to_string(dir.join("freezer.state")) {
+            return s.trim() == "FROZEN";
+        }
+    }
+    paths
+        .iter()
+        .any(|d| fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
+}
+
+/// Does `dir` exist (used by tests and `delete` to tell a removed cgroup).
+pub fn exists(dir: &Path) -> bool {
+    dir.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWN: &str = "9:name=systemd:/\n4:memory:/sandbox/x\n1:cpu,cpuacct:/\n0::/\n";
+    const MI: &str = "\
+30 25 0:26 / /sys/fs/cgroup/systemd rw,relatime shared:9 - cgroup cgroup rw,xattr,name=systemd
+31 25 0:27 / /sys/fs/cgroup/memory rw,relatime shared:10 - cgroup cgroup rw,memory
+32 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:11 - cgroup cgroup rw,cpu,cpuacct
+33 25 0:29 / /sys/fs/cgroup/unified rw,relatime shared:12 - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_layout_is_detected() {
+        let hs = parse_hierarchies(OWN, MI);
+        assert_eq!(hs.len(), 4);
+        let mem = hs.iter().find(|h| h.controllers == ["memory"]).unwrap();
+        assert_eq!(
+            mem.dir_for("c1"),
+            Path::new("/sys/fs/cgroup/memory/sandbox/x/c1")
+        );
+        assert_eq!(
+            mem.dir_for("/abs/c1"),
+            Path::new("/sys/fs/cgroup/memory/abs/c1")
+        );
+        let v2 = hs.iter().find(|h| h.unified).unwrap();
+        assert_eq!(v2.dir_for("c1"), Path::new("/sys/fs/cgroup/unified/c1"));
+    }
+
+    #[test]
+    fn dotdot_cannot_escape_the_hierarchy() {
+        let hs = parse_hierarchies(OWN, MI);
+        assert_eq!(
+            hs[0].dir_for("/../../etc"),
+            Path::new("/sys/fs/cgroup/systemd/etc")
+        );
+    }
+
+    #[test]
+    fn systemd_form_is_refused_clearly() {
+        let e = resolve_path(Some("system.slice:runrs:x"), "x").unwrap_err();
+        assert!(e.to_string().contains("systemd"));
+        assert_eq!(resolve_path(None, "x").unwrap(), "x");
+    }
+}

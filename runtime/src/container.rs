@@ -1,1 +1,750 @@
-//! container (in progress).
+//! The lifecycle commands on the host side: create, start, run, state, kill, delete, list,
+//! spec. The container's own half lives in `process.rs`.
+
+use crate::cgroups;
+use crate::namespaces;
+use crate::process::{self, msg, Channel, InitArgs};
+use crate::spec;
+use crate::state::{self, Container, Saved, Status, EXEC_FIFO};
+use anyhow::{bail, Context, Result};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct CreateOpts<'a> {
+    pub root: &'a Path,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub console_socket: Option<&'a Path>,
+    pub pid_file: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    pub systemd_cgroup: bool,
+}
+
+/// A container just created: its init waits on `exec.fifo`.
+pub struct Created {
+    pub pid: i32,
+    pub dir: PathBuf,
+    pub saved: Saved,
+}
+
+/// Undoes a half-made create: kills the init, removes cgroups and the state directory.
+struct CreateGuard {
+    dir: Option<PathBuf>,
+    cgroups: Vec<PathBuf>,
+    pid: Option<i32>,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            // SAFETY: signalling and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        cgroups::remove(&self.cgroups);
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+impl CreateGuard {
+    fn disarm(mut self) {
+        self.dir = None;
+        self.cgroups.clear();
+        self.pid = None;
+    }
+}
+
+/// `runrs create`: create, then leave the init waiting for `start`.
+pub fn create_cmd(o: &CreateOpts) -> Result<()> {
+    create(o, None, true).map(|_| ())
+}
+
+/// Create the container. `console` replaces `--console-socket` (used by a foreground `run`).
+pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Result<Created> {
+    spec::validate_id(o.id)?;
+    let bundle = spec::load(o.bundle)?;
+    let spec = &bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .context("process must be specified")?;
+    let terminal = process.terminal() == Some(true);
+    if terminal && o.console_socket.is_none() && console.is_none() && detached {
+        bail!("cannot allocate tty if runc will detach without setting console socket");
+    }
+    if !terminal && o.console_socket.is_some() {
+        bail!("cannot use console socket if runc will not detach or allocate tty");
+    }
+    if o.systemd_cgroup {
+        bail!("--systemd-cgroup is not supported yet: use the cgroupfs driver (drop the flag)");
+    }
+    let linux = spec.linux().as_ref();
+    let cgroups_path = cgroups::resolve_path(
+        linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.to_str()),
+        o.id,
+    )?;
+    let plan = namespaces::plan(spec);
+    if plan.clone_flags & libc::CLONE_NEWPID == 0 {
+        // Without a pid namespace of its own, container processes can see our init while it
+        // runs runtime code: run from a sealed copy so `/proc/<pid>/exe` cannot reach us.
+        crate::selfexe::ensure_sealed()?;
+    }
+    let console = match (console, o.console_socket) {
+        (Some(c), _) => Some(c),
+        (None, Some(p)) if terminal => Some(crate::console::connect_socket(p)?),
+        _ => None,
+    };
+
+    let dir = state::create_dir(o.root, o.id)?;
+    let mut guard = CreateGuard {
+        dir: Some(dir.clone()),
+        cgroups: Vec::new(),
+        pid: None,
+    };
+    let fifo_path = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .with_context(|| format!("create {}", fifo_path.display()))?;
+    guard.cgroups = cgroups::create(&cgroups_path)?;
+    let fifo = open_path(&fifo_path)?;
+    let (parent_chan, child_chan) = Channel::pair()?;
+    if let Some(p) = &plan.pid_join {
+        namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, p)?;
+    }
+
+    let mut saved = Saved {
+        id: o.id.to_string(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339_now(true),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        owner: String::new(),
+        cgroup_paths: guard.cgroups.clone(),
+        config: serde_json::to_value(spec).context("serialize config")?,
+    };
+
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let pid = process::clone_process(plan.clone_flags)?;
+    if pid == 0 {
+        drop(parent_chan);
+        process::init(InitArgs {
+            id: o.id.to_string(),
+            spec: bundle.spec.clone(),
+            rootfs: bundle.rootfs.clone(),
+            plan,
+            chan: child_chan,
+            fifo: fifo.as_raw_fd(),
+            console,
+            no_pivot: o.no_pivot,
+            no_new_keyring: o.no_new_keyring,
+            preserve_fds: o.preserve_fds,
+            parent,
+        });
+    }
+    guard.pid = Some(pid);
+    drop(child_chan);
+    drop(console);
+    drop(fifo);
+
+    if plan.new_user {
+        namespaces::write_id_maps(pid, spec)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
+            anyhow::anyhow!(
+                "set oomScoreAdj {adj}: {} (lowering it needs CAP_SYS_RESOURCE)",
+                process::io_msg(&e)
+            )
+        })?;
+    }
+    cgroups::join(&guard.cgroups, pid)?;
+    saved.pid = pid;
+    saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+    let creating = saved.hook_state(Status::Creating);
+    parent_chan.send(msg::GO, &creating)?;
+
+    loop {
+        match parent_chan.recv()? {
+            Some((msg::HOOKS, _)) => {
+                if let Some(h) = spec.hooks().as_ref() {
+                    if let Some(v) = h.prestart() {
+                        crate::hooks::run("prestart", v, &creating)?;
+                    }
+                    if let Some(v) = h.create_runtime() {
+                        crate::hooks::run("createRuntime", v, &creating)?;
+                    }
+                }
+                parent_chan.send(msg::HOOKS_DONE, &[])?;
+            }
+            Some((msg::READY, _)) => break,
+            Some((msg::ERROR, e)) => bail!(
+                "runrs create failed: unable to start container process: {}",
+                String::from_utf8_lossy(&e)
+            ),
+            Some(_) => bail!("unexpected message from the container's init"),
+            None => bail!(
+                "container init exited before it was set up ({})",
+                reap_status(pid)
+            ),
+        }
+    }
+    state::save(&dir, &saved)?;
+    if let Some(p) = o.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    guard.disarm();
+    Ok(Created { pid, dir, saved })
+}
+
+fn reap_status(pid: i32) -> String {
+    let mut st = 0;
+    // SAFETY: reaping our own child into a local status word.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    if r != pid {
+        return "status unknown".into();
+    }
+    describe_status(st)
+}
+
+pub fn describe_status(st: i32) -> String {
+    if libc::WIFEXITED(st) {
+        format!("exit status {}", libc::WEXITSTATUS(st))
+    } else if libc::WIFSIGNALED(st) {
+        format!(
+            "signal: {}",
+            signal_name(libc::WTERMSIG(st)).unwrap_or("unknown")
+        )
+    } else {
+        format!("status {st}")
+    }
+}
+
+/// The shell convention runc follows: exit code, or 128+signal.
+pub fn exit_code(st: i32) -> i32 {
+    if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        255
+    }
+}
+
+fn open_path(p: &Path) -> Result<OwnedFd> {
+    let c = CString::new(p.as_os_str().as_bytes())?;
+    // SAFETY: open on a NUL-terminated path.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("open {}", p.display()));
+    }
+    // SAFETY: fd was just opened and is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Write the pid file atomically, without a newline (as runc does).
+pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let tmp = p.with_file_name(format!(
+        ".{}.tmp",
+        p.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+    ));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("write pid file {}", p.display()))?;
+    std::fs::rename(&tmp, &p).with_context(|| format!("write pid file {}", p.display()))?;
+    Ok(())
+}
+
+/// `runrs start`: let the init exec the user process, then run poststart hooks.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let c = state::load(root, id)?;
+    let _lock = state::lock(&c.dir)?;
+    match c.status() {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        _ => bail!("cannot start an already running container"),
+    }
+    release_init(&c)?;
+    if let Some(h) = c
+        .spec()?
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+    {
+        if let Err(e) = crate::hooks::run("poststart", &h, &c.saved.hook_state(Status::Running)) {
+            crate::logging::warn(&format!("{e:#}"));
+        }
+    }
+    Ok(())
+}
+
+/// Open `exec.fifo` for reading: the init writes one byte and then execs (the fifo closes
+/// on exec) or writes why it could not.
+fn release_init(c: &Container) -> Result<()> {
+    let fifo_path = c.dir.join(EXEC_FIFO);
+    let cpath = CString::new(fifo_path.as_os_str().as_bytes())?;
+    // SAFETY: open on a NUL-terminated path; O_NONBLOCK so a dead init cannot hang us.
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("open exec fifo");
+    }
+    // SAFETY: fd was just opened and is owned here.
+    let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
+    let pidfd = pidfd_open(c.saved.pid);
+    loop {
+        let mut fds = vec![libc::pollfd {
+            fd: fifo.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(p) = &pidfd {
+            fds.push(libc::pollfd {
+                fd: p.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: fds is a live array of fds.len() pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e).context("poll exec fifo");
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            break;
+        }
+        if fds.get(1).is_some_and(|f| f.revents != 0) || !c.init_alive() {
+            let _ = std::fs::remove_file(&fifo_path);
+            bail!("cannot start a container that has stopped");
+        }
+    }
+    let _ = std::fs::remove_file(&fifo_path);
+    // Now block: EOF comes when the init execs (CLOEXEC) or exits.
+    // SAFETY: fcntl on our own fd.
+    unsafe { libc::fcntl(fifo.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::read(fifo.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e).context("read exec fifo");
+        }
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n as usize]);
+    }
+    match data.split_first() {
+        Some((b'0', rest)) if rest.is_empty() => Ok(()),
+        Some((b'0', rest)) => bail!(
+            "unable to start container process: {}",
+            String::from_utf8_lossy(rest)
+        ),
+        _ => bail!("cannot start a container that has stopped"),
+    }
+}
+
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the fd was just created and is owned here.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `runrs run`: create, start, and (unless detached) wait and delete.
+pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
+    let bundle_terminal = spec::load(o.bundle)
+        .ok()
+        .and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal()))
+        == Some(true);
+    let relay = bundle_terminal && !detach && o.console_socket.is_none();
+    let (console_ours, console_theirs) = if relay {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let forwarder = if detach {
+        None
+    } else {
+        Some(crate::signals::Forwarder::block()?)
+    };
+    let created = create(o, console_theirs, detach)?;
+    let master = match &console_ours {
+        Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
+        None => None,
+    };
+    let c = Container {
+        dir: created.dir.clone(),
+        saved: created.saved.clone(),
+    };
+    if let Err(e) = start(o.root, o.id) {
+        let _ = destroy(&c, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let fwd = forwarder.expect("foreground run has a forwarder");
+    let status = fwd.wait_child(created.pid, master)?;
+    if !keep {
+        destroy(&c, true)?;
+    }
+    Ok(exit_code(status))
+}
+
+/// `runrs state`: the OCI state, pretty-printed as runc prints it.
+pub fn state_json(root: &Path, id: &str) -> Result<String> {
+    let c = state::load(root, id)?;
+    let st = c.status();
+    Ok(serde_json::to_string_pretty(&c.saved.oci(st))?)
+}
+
+/// Parse a signal by name (`KILL`, `SIGKILL`) or number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("unknown signal {s:?}");
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    for n in 1..=31 {
+        if signal_name(n).and_then(|x| x.strip_prefix("SIG")) == Some(name) {
+            return Ok(n);
+        }
+    }
+    if name == "IOT" {
+        return Ok(libc::SIGABRT);
+    }
+    if name == "CLD" {
+        return Ok(libc::SIGCHLD);
+    }
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+').parse().unwrap_or(-1)
+        };
+        if (0..=30).contains(&off) {
+            return Ok(libc::SIGRTMIN() + off);
+        }
+    }
+    bail!("unknown signal {s:?}")
+}
+
+pub fn signal_name(n: i32) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES.get((n - 1) as usize).copied()
+}
+
+/// `runrs kill`.
+pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
+    let sig = parse_signal(sig)?;
+    let c = state::load(root, id)?;
+    if c.status() == Status::Stopped {
+        bail!("container not running");
+    }
+    if all {
+        for pid in cgroups::pids(&c.saved.cgroup_paths) {
+            // SAFETY: kill with a pid read from the container's own cgroup.
+            unsafe { libc::kill(pid, sig) };
+        }
+        return Ok(());
+    }
+    // SAFETY: kill of the init we verified by start time above.
+    if unsafe { libc::kill(c.saved.pid, sig) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("kill container init");
+    }
+    Ok(())
+}
+
+/// `runrs delete`.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let c = match state::load(root, id) {
+        Ok(c) => c,
+        Err(e) if e.to_string().ends_with("does not exist") => {
+            // An aborted create may leave a directory without state.json.
+            if spec::validate_id(id).is_ok() {
+                let _ = std::fs::remove_dir_all(state::container_dir(root, id));
+            }
+            if force {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let _lock = state::lock(&c.dir)?;
+    match c.status() {
+        Status::Stopped | Status::Created => destroy(&c, true),
+        st if force => {
+            let _ = st;
+            destroy(&c, true)
+        }
+        st => bail!(
+            "cannot delete container {id} that is not stopped: {}",
+            st.as_str()
+        ),
+    }
+}
+
+/// Kill whatever is left, remove cgroups, run poststop hooks, remove the state directory.
+pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
+    let paths = &c.saved.cgroup_paths;
+    if c.init_alive() {
+        thaw(paths);
+        // SAFETY: kill of the init verified by start time.
+        unsafe { libc::kill(c.saved.pid, libc::SIGKILL) };
+        wait_gone(c.saved.pid, c.saved.start_time, Duration::from_secs(10));
+    }
+    if kill_all {
+        thaw(paths);
+        for _ in 0..100 {
+            let pids = cgroups::pids(paths);
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                // SAFETY: kill of a process in the container's cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    cgroups::remove(paths);
+    if let Ok(spec) = c.spec() {
+        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().clone()) {
+            if let Err(e) = crate::hooks::run("poststop", &h, &c.saved.hook_state(Status::Stopped))
+            {
+                crate::logging::warn(&format!("{e:#}"));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
+    Ok(())
+}
+
+fn thaw(paths: &[PathBuf]) {
+    for d in paths {
+        let f = d.join("freezer.state");
+        if f.exists() {
+            let _ = std::fs::write(f, "THAWED");
+        }
+        let f = d.join("cgroup.freeze");
+        if f.exists() {
+            let _ = std::fs::write(f, "0");
+        }
+    }
+}
+
+/// Wait until `pid` (with that start time) is gone or a zombie.
+fn wait_gone(pid: i32, start_time: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    if let Some(fd) = pidfd_open(pid) {
+        if state::proc_stat(pid).is_some_and(|(_, s)| s == start_time) {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one live pollfd.
+            unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+            return;
+        }
+    }
+    while Instant::now() < deadline {
+        match state::proc_stat(pid) {
+            Some((st, s)) if s == start_time && st != 'Z' => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            _ => return,
+        }
+    }
+}
+
+/// `runrs list`.
+pub fn list(root: &Path, format: &str, quiet: bool) -> Result<String> {
+    let mut rows = Vec::new();
+    for id in state::list(root)? {
+        if let Ok(c) = state::load(root, &id) {
+            let st = c.status();
+            rows.push((c, st));
+        }
+    }
+    if quiet {
+        return Ok(rows
+            .iter()
+            .map(|(c, _)| format!("{}\n", c.saved.id))
+            .collect());
+    }
+    match format {
+        "json" => {
+            if rows.is_empty() {
+                return Ok("null\n".into());
+            }
+            let v: Vec<_> = rows.iter().map(|(c, st)| c.saved.oci(*st)).collect();
+            Ok(format!("{}\n", serde_json::to_string(&v)?))
+        }
+        "table" => {
+            let mut table = vec![vec![
+                "ID".to_string(),
+                "PID".into(),
+                "STATUS".into(),
+                "BUNDLE".into(),
+                "CREATED".into(),
+                "OWNER".into(),
+            ]];
+            for (c, st) in &rows {
+                let s = &c.saved;
+                table.push(vec![
+                    s.id.clone(),
+                    if *st == Status::Stopped { 0 } else { s.pid }.to_string(),
+                    st.as_str().into(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
+            }
+            Ok(tabulate(&table))
+        }
+        other => bail!("invalid format option {other:?}"),
+    }
+}
+
+/// Go's tabwriter as runc configures it (minwidth 12, padding 3); the last cell is unpadded.
+fn tabulate(rows: &[Vec<String>]) -> String {
+    let cols = rows[0].len();
+    let mut widths = vec![12usize; cols];
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(cols - 1) {
+            widths[i] = widths[i].max(cell.chars().count() + 3);
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == cols {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}", w = widths[i]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `runrs spec`: write a default config.json; never overwrite one.
+pub fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
+    let path = dir.join("config.json");
+    if path.exists() {
+        bail!("File {} exists. Remove it first", path.display());
+    }
+    std::fs::write(&path, crate::default_spec::default_spec(rootless))
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("sigusr1").unwrap(), 10);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("FOO").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn table_matches_runc_layout() {
+        let t = tabulate(&[
+            vec!["ID".into(), "PID".into(), "OWNER".into()],
+            vec!["a-long-container-id".into(), "1".into(), "root".into()],
+        ]);
+        assert_eq!(
+            t,
+            "ID                    PID         OWNER\na-long-container-id   1           root\n"
+        );
+    }
+}

@@ -1,1 +1,342 @@
-//! exec (in progress).
+//! `runrs exec`: a new process inside a running container. A clone child joins the init's
+//! namespaces (the pid namespace through the parent) and cgroups, then finishes like the init.
+
+use crate::cgroups;
+use crate::cli::Global;
+use crate::namespaces;
+use crate::process::{self, msg, Channel};
+use crate::state::{self, Status};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+#[derive(Args, Debug)]
+pub struct ExecFlags {
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// current working directory in the container
+    #[arg(long)]
+    cwd: Option<String>,
+    /// set environment variables
+    #[arg(short = 'e', long)]
+    env: Vec<String>,
+    /// allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// additional gids
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// path to the process.json
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    /// detach from the container's process
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// specify the file to write the process id to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// set the asm process label for the process commonly used with selinux (not supported)
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// set the apparmor profile for the process (not supported)
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// add a capability to the bounding set for the process
+    #[arg(short = 'c', long)]
+    cap: Vec<String>,
+    /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    /// run the process in an (existing) sub-cgroup(s) (not supported yet)
+    #[arg(long)]
+    cgroup: Option<String>,
+    /// allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// <container-id> <command> [args...]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Build the process to run from the flags and the container's own `process`, as runc does.
+fn build_process(f: &ExecFlags, base: Option<&Process>, cmd: &[String]) -> Result<Process> {
+    if let Some(p) = &f.process {
+        let data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
+        return serde_json::from_slice(&data)
+            .map_err(|e| anyhow::anyhow!("invalid process file {}: {e}", p.display()));
+    }
+    if cmd.is_empty() {
+        bail!("runrs: \"exec\" requires a minimum of 2 arguments");
+    }
+    let mut p = base.cloned().unwrap_or_default();
+    p.set_args(Some(cmd.to_vec()));
+    p.set_terminal(Some(f.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &f.cwd {
+        p.set_cwd(PathBuf::from(cwd));
+    }
+    if !f.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(f.env.iter().cloned());
+        p.set_env(Some(env));
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &f.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        user.set_uid(uid.parse().with_context(|| format!("parse uid {uid:?}"))?);
+        if let Some(g) = gid {
+            user.set_gid(g.parse().with_context(|| format!("parse gid {g:?}"))?);
+        }
+    }
+    if !f.additional_gids.is_empty() {
+        user.set_additional_gids(Some(f.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if !f.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for c in &f.cap {
+            let cap = Capability::from_str(c)
+                .or_else(|_| Capability::from_str(&format!("CAP_{c}")))
+                .map_err(|_| anyhow::anyhow!("unknown capability {c:?}"))?;
+            for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+                let _ = set;
+            }
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            let (b, e, pm) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+            );
+            caps.set_bounding(b).set_effective(e).set_permitted(pm);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if f.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
+    let Some((id, cmd)) = f.args.split_first() else {
+        bail!("runrs: \"exec\" requires a minimum of 1 argument(s)");
+    };
+    if f.cgroup.is_some() {
+        bail!("--cgroup is not supported yet");
+    }
+    let c = state::load(&g.root, id)?;
+    match c.status() {
+        Status::Stopped => bail!("cannot exec in a stopped container"),
+        Status::Paused if !f.ignore_paused => bail!("cannot exec in a paused container"),
+        Status::Created => bail!("cannot exec in a created container"),
+        _ => {}
+    }
+    let spec = c.spec()?;
+    let process = build_process(&f, spec.process().as_ref(), cmd)?;
+    let terminal = process.terminal() == Some(true);
+    if terminal && f.detach && f.console_socket.is_none() {
+        bail!("cannot allocate tty if runc will detach without setting console socket");
+    }
+    if !terminal && f.console_socket.is_some() {
+        bail!("cannot use console socket if runc will not detach or allocate tty");
+    }
+    // The exec'd process is visible inside the container while it runs runtime code.
+    crate::selfexe::ensure_sealed()?;
+
+    let init = c.saved.pid;
+    let types: Vec<LinuxNamespaceType> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    let ns_path = |t| PathBuf::from(format!("/proc/{init}/ns/{}", namespaces::proc_name(t)));
+    let mut joins: Vec<(LinuxNamespaceType, PathBuf)> = types
+        .iter()
+        .filter(|t| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+        .map(|t| (*t, ns_path(*t)))
+        .collect();
+    joins.sort_by_key(|(t, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    let in_user = types.contains(&LinuxNamespaceType::User);
+    // Open every namespace now, while the init is known to be ours.
+    let ns_files: Vec<(LinuxNamespaceType, std::fs::File)> = joins
+        .iter()
+        .map(|(t, p)| {
+            std::fs::File::open(p)
+                .map(|f| (*t, f))
+                .with_context(|| format!("open {}", p.display()))
+        })
+        .collect::<Result<_>>()?;
+    if !c.init_alive() {
+        bail!("cannot exec in a stopped container");
+    }
+
+    let (console_ours, console_theirs): (Option<OwnedFd>, Option<OwnedFd>) = if !terminal {
+        (None, None)
+    } else if let Some(p) = &f.console_socket {
+        (None, Some(crate::console::connect_socket(p)?))
+    } else {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )?;
+        (Some(a), Some(b))
+    };
+    for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+        if types.contains(&t) {
+            namespaces::join(t, &ns_path(t))?;
+        }
+    }
+    let forwarder = if f.detach {
+        None
+    } else {
+        Some(crate::signals::Forwarder::block()?)
+    };
+    let (parent_chan, child_chan) = Channel::pair()?;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let pid = process::clone_process(0)?;
+    if pid == 0 {
+        drop(parent_chan);
+        exec_child(
+            &child_chan,
+            parent,
+            &ns_files,
+            in_user,
+            &process,
+            console_theirs,
+            f.preserve_fds,
+        );
+    }
+    drop(child_chan);
+    drop(console_theirs);
+    drop(ns_files);
+    let guard = KillOnDrop(Some(pid));
+    cgroups::join(&c.saved.cgroup_paths, pid)?;
+    parent_chan.send(msg::GO, &[])?;
+    let master = match &console_ours {
+        Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
+        None => None,
+    };
+    match parent_chan.recv()? {
+        Some((msg::ERROR, e)) => bail!(
+            "exec failed: unable to start container process: {}",
+            String::from_utf8_lossy(&e)
+        ),
+        Some(_) => bail!("unexpected message from the exec'd process"),
+        None => {}
+    }
+    if let Some(p) = &f.pid_file {
+        crate::container::write_pid_file(p, pid)?;
+    }
+    guard.disarm();
+    if f.detach {
+        return Ok(0);
+    }
+    let st = forwarder
+        .expect("foreground exec has a forwarder")
+        .wait_child(pid, master)?;
+    Ok(crate::container::exit_code(st))
+}
+
+struct KillOnDrop(Option<i32>);
+
+impl KillOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+fn exec_child(
+    chan: &Channel,
+    parent: i32,
+    ns: &[(LinuxNamespaceType, std::fs::File)],
+    in_user: bool,
+    process: &Process,
+    console: Option<OwnedFd>,
+    preserve_fds: i32,
+) -> ! {
+    process::child_guard(parent);
+    let r = (|| -> Result<process::ExecTarget> {
+        match chan.recv()? {
+            Some((msg::GO, _)) => {}
+            _ => bail!("runtime went away during exec"),
+        }
+        for (t, file) in ns {
+            // SAFETY: setns on an fd we hold, restricted to its namespace type.
+            if unsafe { libc::setns(file.as_raw_fd(), namespaces::clone_flag(*t)) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("join {} namespace", namespaces::proc_name(*t)));
+            }
+        }
+        if in_user {
+            // SAFETY: plain integer syscalls.
+            unsafe {
+                if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                    bail!("become root in the container's user namespace");
+                }
+            }
+        }
+        if let Some(sock) = &console {
+            let (master, slave) = crate::console::open_pty()?;
+            crate::console::send_master(sock.as_raw_fd(), &master)?;
+            drop(master);
+            crate::console::set_controlling_tty(&slave)?;
+        }
+        drop(console);
+        process::finalize(process, preserve_fds)
+    })();
+    let err = match r {
+        Ok(target) => {
+            process::child_detach();
+            process::reset_signals();
+            let e = target.exec();
+            anyhow::anyhow!(
+                "exec {:?}: {}",
+                target.path.to_string_lossy(),
+                process::io_msg(&e)
+            )
+        }
+        Err(e) => e,
+    };
+    let _ = chan.send(msg::ERROR, format!("{err:#}").as_bytes());
+    // SAFETY: leave without running destructors of the parent's state.
+    unsafe { libc::_exit(255) }
+}

@@ -1,1 +1,157 @@
-//! namespaces (in progress).
+//! Namespaces: which to create with `clone3`, which to join by path, and uid/gid maps.
+
+use anyhow::{Context, Result};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+pub fn clone_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => 0x80, // CLONE_NEWTIME
+    }
+}
+
+/// The `/proc/<pid>/ns/` name of a namespace type.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// How the container's namespaces come about.
+#[derive(Default, Debug)]
+pub struct Plan {
+    /// Namespaces created by the clone itself.
+    pub clone_flags: libc::c_int,
+    /// Namespaces the child creates with `unshare` after joining (a joined user namespace
+    /// must own them; the cgroup namespace must come after the cgroup is joined).
+    pub unshare_flags: libc::c_int,
+    /// Namespaces joined by path, user first; a pid namespace is joined by the parent.
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    pub pid_join: Option<PathBuf>,
+    pub new_user: bool,
+    pub any_user: bool,
+}
+
+pub fn plan(spec: &Spec) -> Plan {
+    let mut p = Plan::default();
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let user_joined = nss
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+    for ns in &nss {
+        let t = ns.typ();
+        match ns.path() {
+            Some(path) if t == LinuxNamespaceType::Pid => p.pid_join = Some(path.clone()),
+            Some(path) => p.join.push((t, path.clone())),
+            None => {
+                let f = clone_flag(t);
+                if t == LinuxNamespaceType::Cgroup || (user_joined && t != LinuxNamespaceType::Pid)
+                {
+                    p.unshare_flags |= f;
+                } else {
+                    p.clone_flags |= f;
+                }
+                if t == LinuxNamespaceType::User {
+                    p.new_user = true;
+                }
+            }
+        }
+        if t == LinuxNamespaceType::User {
+            p.any_user = true;
+        }
+    }
+    // Join the user namespace first: it owns the others. The mount namespace last but one,
+    // so that the other paths still resolve on the host.
+    p.join.sort_by_key(|(t, _)| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    p
+}
+
+/// `setns` into the namespace at `path`.
+pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
+    // SAFETY: setns on an fd we own; the flag restricts the namespace type.
+    if unsafe { libc::setns(f.as_raw_fd(), clone_flag(t)) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("join {} namespace {}", proc_name(t), path.display()));
+    }
+    Ok(())
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Write the uid and gid maps of the child `pid` (parent side, before the child goes on).
+pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    if let Some(m) = linux.uid_mappings().as_ref().filter(|m| !m.is_empty()) {
+        std::fs::write(format!("/proc/{pid}/uid_map"), map_text(m))
+            .context("write uid_map (check linux.uidMappings)")?;
+    }
+    if let Some(m) = linux.gid_mappings().as_ref().filter(|m| !m.is_empty()) {
+        std::fs::write(format!("/proc/{pid}/gid_map"), map_text(m))
+            .context("write gid_map (check linux.gidMappings)")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ns: &str) -> Spec {
+        serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"linux":{{"namespaces":{ns}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn new_and_joined_namespaces_are_split() {
+        let p = plan(&spec(
+            r#"[{"type":"pid"},{"type":"mount"},{"type":"network","path":"/run/netns/x"},{"type":"cgroup"}]"#,
+        ));
+        assert_eq!(p.clone_flags, libc::CLONE_NEWPID | libc::CLONE_NEWNS);
+        assert_eq!(p.unshare_flags, libc::CLONE_NEWCGROUP);
+        assert_eq!(p.join.len(), 1);
+        assert!(!p.any_user);
+    }
+
+    #[test]
+    fn joined_user_namespace_owns_new_ones() {
+        let p = plan(&spec(
+            r#"[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"},{"type":"pid"}]"#,
+        ));
+        assert_eq!(p.clone_flags, libc::CLONE_NEWPID);
+        assert_eq!(p.unshare_flags, libc::CLONE_NEWNS);
+        assert_eq!(p.join[0].0, LinuxNamespaceType::User);
+    }
+}

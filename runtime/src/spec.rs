@@ -1,1 +1,209 @@
-//! spec (in progress).
+//! Loading and validating a bundle's `config.json`. Every check here runs before anything is
+//! created, and each error names the field at fault.
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A validated bundle: the spec and the absolute bundle and rootfs paths.
+pub struct Bundle {
+    pub spec: Spec,
+    pub path: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+/// Load `<bundle>/config.json` and check it, without touching anything.
+pub fn load(bundle: &Path) -> Result<Bundle> {
+    let path = std::fs::canonicalize(bundle).map_err(|e| {
+        anyhow::anyhow!(
+            "bundle {}: {}",
+            bundle.display(),
+            crate::process::io_msg(&e)
+        )
+    })?;
+    let config = path.join("config.json");
+    let data = match std::fs::read(&config) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("JSON specification file config.json not found")
+        }
+        Err(e) => bail!("read {}: {e}", config.display()),
+    };
+    let spec: Spec =
+        serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
+    let rootfs = validate(&spec, &path)?;
+    Ok(Bundle { spec, path, rootfs })
+}
+
+/// Check what runc checks before creating anything; return the absolute rootfs path.
+pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .context("root must be specified in config.json")?;
+    if root.path().as_os_str().is_empty() {
+        bail!("root.path must not be empty");
+    }
+    let rootfs = bundle.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs).map_err(|_| {
+        anyhow::anyhow!("rootfs ({:?}) does not exist", rootfs.display().to_string())
+    })?;
+    if !rootfs.is_dir() {
+        bail!("rootfs ({}) is not a directory", rootfs.display());
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .context("process must be specified in config.json")?;
+    match process.args() {
+        Some(a) if !a.is_empty() => {}
+        _ => bail!("args must not be empty"),
+    }
+    if !process.cwd().is_absolute() {
+        bail!("cwd {:?} is not an absolute path", process.cwd());
+    }
+    for m in spec.mounts().iter().flatten() {
+        if m.destination().as_os_str().is_empty() {
+            bail!("mount destination must not be empty");
+        }
+    }
+    let linux = spec.linux().as_ref();
+    let mut seen = HashSet::new();
+    let has = |t: LinuxNamespaceType| {
+        linux
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
+    };
+    if let Some(nss) = linux.and_then(|l| l.namespaces().as_ref()) {
+        for ns in nss {
+            if !seen.insert(ns.typ()) {
+                bail!(
+                    "duplicate namespace type {:?} in linux.namespaces",
+                    ns.typ()
+                );
+            }
+        }
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        bail!("unable to set hostname without a private UTS namespace");
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        bail!("unable to set domainname without a private UTS namespace");
+    }
+    if has(LinuxNamespaceType::User) {
+        let l = linux.expect("namespaces come from linux");
+        let own_user_ns = l
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+        if own_user_ns && l.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+            bail!("user namespaces enabled, but no uid mappings found");
+        }
+        if own_user_ns && l.gid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+            bail!("user namespaces enabled, but no gid mappings found");
+        }
+    } else if linux.is_some_and(|l| {
+        l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    }) {
+        bail!("user namespace mappings specified, but user namespace isn't enabled in the config");
+    }
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        for key in sysctl.keys() {
+            let need = sysctl_namespace(key);
+            match need {
+                Some(t) if has(t) => {}
+                Some(t) => bail!(
+                    "sysctl {key:?} is not allowed as it requires a new {} namespace",
+                    ns_name(t)
+                ),
+                None => bail!("sysctl {key:?} is not in a separate kernel namespace"),
+            }
+        }
+    }
+    crate::seccomp::check_supported(linux.and_then(|l| l.seccomp().as_ref()))?;
+    Ok(rootfs)
+}
+
+/// The namespace a sysctl belongs to, or `None` when it is host-wide.
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// runc's rule for container ids.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        bail!("invalid container id format: container id cannot be empty");
+    }
+    if id == "." || id == ".." {
+        bail!("invalid container id format: {id}");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+    {
+        bail!("invalid container id format: {id}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runc_rules() {
+        for ok in ["a", "web-1", "x.y_z+1"] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", "a:b"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sysctls_map_to_namespaces() {
+        assert_eq!(
+            sysctl_namespace("net.ipv4.ip_forward"),
+            Some(LinuxNamespaceType::Network)
+        );
+        assert_eq!(
+            sysctl_namespace("fs.mqueue.msg_max"),
+            Some(LinuxNamespaceType::Ipc)
+        );
+        assert_eq!(sysctl_namespace("vm.swappiness"), None);
+    }
+}

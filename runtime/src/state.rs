@@ -1,1 +1,254 @@
-//! state (in progress).
+//! The state directory `<root>/<id>/`: `state.json` (written atomically), `exec.fifo`, and the
+//! status derived from the init's pid and start time (so a reused pid reads as stopped).
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const OCI_VERSION: &str = "1.2.0";
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What `state.json` holds: the OCI state plus what later commands need.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Saved {
+    pub id: String,
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat` at create: tells our init from a process reusing its pid.
+    pub start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub owner: String,
+    /// Cgroup directories of the container, one per hierarchy.
+    #[serde(default)]
+    pub cgroup_paths: Vec<PathBuf>,
+    /// The config the container was created from (hooks, namespaces, process defaults).
+    pub config: serde_json::Value,
+}
+
+/// The OCI state as `runrs state` prints it and hooks receive it.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+    pub owner: &'a str,
+}
+
+impl Saved {
+    pub fn oci(&self, status: Status) -> OciState<'_> {
+        OciState {
+            oci_version: OCI_VERSION,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status: status.as_str(),
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            annotations: &self.annotations,
+            owner: &self.owner,
+        }
+    }
+
+    /// The state JSON hooks read on stdin (the pid is kept even once stopped, as runc does).
+    pub fn hook_state(&self, status: Status) -> Vec<u8> {
+        let mut s = self.oci(status);
+        s.pid = self.pid;
+        serde_json::to_vec(&s).unwrap_or_default()
+    }
+}
+
+/// A container's state directory.
+pub struct Container {
+    pub dir: PathBuf,
+    pub saved: Saved,
+}
+
+pub fn container_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+/// Create the state directory for a new container; an existing one is runc's "exists" error.
+pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .with_context(|| format!("create root directory {}", root.display()))?;
+    let dir = container_dir(root, id);
+    match fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("container with id exists: {id}")
+        }
+        Err(e) => Err(e).with_context(|| format!("create state directory {}", dir.display())),
+    }
+}
+
+/// Write `state.json` atomically (temp file + rename).
+pub fn save(dir: &Path, saved: &Saved) -> Result<()> {
+    let tmp = dir.join(".state.json.tmp");
+    let data = serde_json::to_vec(saved)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("write {}", tmp.display()))?;
+    f.write_all(&data)?;
+    drop(f);
+    fs::rename(&tmp, dir.join(STATE_FILE)).context("save state.json")?;
+    Ok(())
+}
+
+/// Load a container's state; a missing one is runc's "does not exist" error.
+pub fn load(root: &Path, id: &str) -> Result<Container> {
+    crate::spec::validate_id(id)?;
+    let dir = container_dir(root, id);
+    let data = match fs::read(dir.join(STATE_FILE)) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("container {id} does not exist")
+        }
+        Err(e) => return Err(e).with_context(|| format!("read state of container {id}")),
+    };
+    let saved: Saved = serde_json::from_slice(&data)
+        .with_context(|| format!("state of container {id} is corrupt"))?;
+    Ok(Container { dir, saved })
+}
+
+/// Every container id under `root` (directories with a state.json), sorted.
+pub fn list(root: &Path) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
+    };
+    for ent in rd.flatten() {
+        if ent.path().join(STATE_FILE).exists() {
+            if let Some(n) = ent.file_name().to_str() {
+                ids.push(n.to_string());
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// Hold an exclusive lock on the state directory for the life of the returned fd.
+pub fn lock(dir: &Path) -> Result<OwnedFd> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .with_context(|| format!("open {}", dir.display()))?;
+    // SAFETY: flock on an fd we own; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        bail!(
+            "lock {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(f.into())
+}
+
+/// Field 22 (starttime) of `/proc/<pid>/stat`, and the state letter.
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: parse after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3; starttime is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+impl Container {
+    /// Is our init still alive (and not a zombie)?
+    pub fn init_alive(&self) -> bool {
+        matches!(proc_stat(self.saved.pid), Some((st, start))
+            if start == self.saved.start_time && st != 'Z' && st != 'X')
+    }
+
+    pub fn status(&self) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if self.dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if crate::cgroups::is_frozen(&self.saved.cgroup_paths) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
+        serde_json::from_value(self.saved.config.clone()).context("config in state.json is corrupt")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_stat_is_parsed() {
+        let (st, start) = proc_stat(std::process::id() as i32).expect("own stat");
+        assert_eq!(st, 'R');
+        assert!(start > 0);
+    }
+
+    #[test]
+    fn duplicate_dir_is_runc_exists_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        create_dir(tmp.path(), "a").unwrap();
+        let err = create_dir(tmp.path(), "a").unwrap_err().to_string();
+        assert_eq!(err, "container with id exists: a");
+    }
+}
