@@ -95,6 +95,10 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
         o.id,
     )?;
     let plan = namespaces::plan(spec);
+    let seccomp = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
     if plan.clone_flags & libc::CLONE_NEWPID == 0 {
         // Without a pid namespace of its own, container processes can see our init while it
         // runs runtime code: run from a sealed copy so `/proc/<pid>/exe` cannot reach us.
@@ -157,6 +161,7 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
             no_new_keyring: o.no_new_keyring,
             preserve_fds: o.preserve_fds,
             parent,
+            seccomp,
         });
     }
     guard.pid = Some(pid);
@@ -193,6 +198,9 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
                     }
                 }
                 parent_chan.send(msg::HOOKS_DONE, &[])?;
+            }
+            Some((msg::SECCOMP_FD, fd)) => {
+                process::forward_seccomp_fd(pid, &fd, spec, &creating, &parent_chan)?
             }
             Some((msg::READY, _)) => break,
             Some((msg::ERROR, e)) => bail!(
@@ -370,7 +378,7 @@ fn release_init(c: &Container) -> Result<()> {
         data.extend_from_slice(&buf[..n as usize]);
     }
     match data.split_first() {
-        Some((b'0', rest)) if rest.is_empty() => Ok(()),
+        Some((b'0', [])) => Ok(()),
         Some((b'0', rest)) => bail!(
             "unable to start container process: {}",
             String::from_utf8_lossy(rest)

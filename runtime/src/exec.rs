@@ -157,6 +157,12 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     if !terminal && f.console_socket.is_some() {
         bail!("cannot use console socket if runc will not detach or allocate tty");
     }
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
     // The exec'd process is visible inside the container while it runs runtime code.
     crate::selfexe::ensure_sealed()?;
 
@@ -231,6 +237,7 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
             &process,
             console_theirs,
             f.preserve_fds,
+            seccomp.as_ref(),
         );
     }
     drop(child_chan);
@@ -243,13 +250,19 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
         Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
         None => None,
     };
-    match parent_chan.recv()? {
-        Some((msg::ERROR, e)) => bail!(
-            "exec failed: unable to start container process: {}",
-            String::from_utf8_lossy(&e)
-        ),
-        Some(_) => bail!("unexpected message from the exec'd process"),
-        None => {}
+    loop {
+        match parent_chan.recv()? {
+            Some((msg::ERROR, e)) => bail!(
+                "exec failed: unable to start container process: {}",
+                String::from_utf8_lossy(&e)
+            ),
+            Some((msg::SECCOMP_FD, fd)) => {
+                let st = c.saved.hook_state(Status::Running);
+                process::forward_seccomp_fd(pid, &fd, &spec, &st, &parent_chan)?;
+            }
+            Some(_) => bail!("unexpected message from the exec'd process"),
+            None => break,
+        }
     }
     if let Some(p) = &f.pid_file {
         crate::container::write_pid_file(p, pid)?;
@@ -284,6 +297,7 @@ impl Drop for KillOnDrop {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn exec_child(
     chan: &Channel,
     parent: i32,
@@ -292,6 +306,7 @@ fn exec_child(
     process: &Process,
     console: Option<OwnedFd>,
     preserve_fds: i32,
+    seccomp: Option<&crate::seccomp::Compiled>,
 ) -> ! {
     process::child_guard(parent);
     let r = (|| -> Result<process::ExecTarget> {
@@ -321,7 +336,7 @@ fn exec_child(
             crate::console::set_controlling_tty(&slave)?;
         }
         drop(console);
-        process::finalize(process, preserve_fds)
+        process::finalize(process, preserve_fds, seccomp, chan)
     })();
     let err = match r {
         Ok(target) => {

@@ -23,6 +23,9 @@ pub mod msg {
     pub const READY: u8 = b'R';
     /// child → parent: failed; payload: the error.
     pub const ERROR: u8 = b'E';
+    /// child → parent: seccomp listener fd number; parent → child: taken.
+    pub const SECCOMP_FD: u8 = b'S';
+    pub const SECCOMP_DONE: u8 = b's';
 }
 
 /// One end of the parent/child sync socket.
@@ -293,7 +296,18 @@ fn fix_stdio_owner(uid: u32, gid: u32) {
 /// The process half shared by `create` and `exec`, in order: rlimits, bounding set, user and
 /// groups, cwd (checked to be inside the container), capabilities, no_new_privs, umask, fds.
 /// Returns what to exec.
-pub fn finalize(process: &Process, preserve_fds: i32) -> Result<ExecTarget> {
+pub fn finalize(
+    process: &Process,
+    preserve_fds: i32,
+    seccomp: Option<&crate::seccomp::Compiled>,
+    chan: &Channel,
+) -> Result<ExecTarget> {
+    let nnp = process.no_new_privileges() == Some(true);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping
+    // capabilities (runc's order); with it, load it last.
+    if let (Some(f), false) = (seccomp, nnp) {
+        load_seccomp(f, chan)?;
+    }
     if let Some(r) = process.rlimits() {
         crate::rlimits::apply(r)?;
     }
@@ -342,7 +356,7 @@ pub fn finalize(process: &Process, preserve_fds: i32) -> Result<ExecTarget> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
     crate::capabilities::apply(&caps)?;
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(errno_err("set no_new_privs"));
@@ -359,11 +373,58 @@ pub fn finalize(process: &Process, preserve_fds: i32) -> Result<ExecTarget> {
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args.first().context("args must not be empty")?;
     let path = look_path(arg0, &env)?;
+    if let (Some(f), true) = (seccomp, nnp) {
+        load_seccomp(f, chan)?;
+    }
     Ok(ExecTarget {
         path: CString::new(path.as_os_str().as_bytes()).context("path contains NUL")?,
         argv: args.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
         envp: env.iter().map(|e| cstring(e)).collect::<Result<_>>()?,
     })
+}
+
+/// Load the filter; with a NOTIFY rule, hand the listener fd to the parent (which takes it
+/// with `pidfd_getfd` and sends it to `listenerPath`) and wait until it has.
+fn load_seccomp(f: &crate::seccomp::Compiled, chan: &Channel) -> Result<()> {
+    if let Some(fd) = crate::seccomp::apply(f)? {
+        chan.send(msg::SECCOMP_FD, fd.as_raw_fd().to_string().as_bytes())?;
+        match chan.recv()? {
+            Some((msg::SECCOMP_DONE, _)) => {}
+            _ => bail!("runtime went away while passing the seccomp listener fd"),
+        }
+    }
+    Ok(())
+}
+
+/// Parent side of `load_seccomp`: fetch the child's listener fd and send it on.
+pub fn forward_seccomp_fd(
+    pid: i32,
+    payload: &[u8],
+    spec: &Spec,
+    state: &[u8],
+    chan: &Channel,
+) -> Result<()> {
+    let fd: i32 = std::str::from_utf8(payload)?.parse()?;
+    let sc = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .context("seccomp listener fd without a seccomp config")?;
+    let pidfd = crate::container::pidfd_open(pid).context("pidfd_open")?;
+    // SAFETY: pidfd_getfd duplicates the child's fd into a new fd of ours.
+    let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if got < 0 {
+        return Err(std::io::Error::last_os_error()).context("pidfd_getfd seccomp listener fd");
+    }
+    // SAFETY: the fd was just created and is owned here.
+    let notify = unsafe { OwnedFd::from_raw_fd(got as i32) };
+    match sc.listener_path() {
+        Some(path) => {
+            crate::seccomp::send_listener(path, notify, state, sc.listener_metadata().as_deref())?
+        }
+        None => drop(notify),
+    }
+    chan.send(msg::SECCOMP_DONE, &[])
 }
 
 /// CVE-2024-21626: a cwd reached through a leaked host fd lies outside our root; the kernel's
@@ -430,6 +491,7 @@ pub struct InitArgs {
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub parent: i32,
+    pub seccomp: Option<crate::seccomp::Compiled>,
 }
 
 /// The container's init: never returns. Errors before `READY` go to the parent over the
@@ -533,7 +595,8 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     if !a.no_new_keyring {
         join_session_keyring(&a.id);
     }
-    Ok((finalize(process, a.preserve_fds)?, state))
+    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
+    Ok((target, state))
 }
 
 /// Open a pty inside the container, send its master to the console socket, make the slave
