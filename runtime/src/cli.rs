@@ -262,7 +262,14 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             print!("{}", container::list(&g.root, &format, quiet)?);
             Ok(0)
         }
-        Cmd::Exec(flags) => crate::exec::exec_cmd(g, flags),
+        // runc prefixes every exec error and exits 255 for it.
+        Cmd::Exec(flags) => match crate::exec::exec_cmd(g, flags) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                fatal(&e.context("exec failed"));
+                Ok(255)
+            }
+        },
         Cmd::Spec { bundle, rootless } => {
             let dir = bundle.unwrap_or_else(|| PathBuf::from("."));
             container::write_spec(&dir, rootless)?;

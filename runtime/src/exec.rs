@@ -253,7 +253,7 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     loop {
         match parent_chan.recv()? {
             Some((msg::ERROR, e)) => bail!(
-                "exec failed: unable to start container process: {}",
+                "unable to start container process: {}",
                 String::from_utf8_lossy(&e)
             ),
             Some((msg::SECCOMP_FD, fd)) => {
