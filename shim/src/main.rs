@@ -1,6 +1,158 @@
-//! containerd-shim-runrs-v2: see the shim issue; not built out yet.
+//! containerd-shim-runrs-v2: containerd's shim v2 for runrs (runtime type
+//! `io.containerd.runrs.v2`), driving any runc-compatible runtime binary.
+//!
+//! containerd runs `<shim> [flags] start` (spawn a detached server, print its address),
+//! `<shim> [flags] delete` (clean up after a dead shim); the server itself is this binary
+//! re-executed without an action, with its listening socket on fd 3.
 
-fn main() {
-    eprintln!("containerd-shim-runrs-v2: the shim is not available in this build yet");
-    std::process::exit(1);
+mod config;
+mod events;
+mod mount;
+mod reaper;
+mod runtime;
+mod service;
+mod start;
+mod stats;
+mod stdio;
+mod task;
+
+use std::process::ExitCode;
+
+/// The flags containerd passes (Go `flag` syntax: `-name value`, `--name=value`).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub namespace: String,
+    pub id: String,
+    pub address: String,
+    pub publish_binary: String,
+    pub bundle: String,
+    pub debug: bool,
+    pub version: bool,
+    pub info: bool,
+    pub action: Option<String>,
+}
+
+fn parse_flags(args: &[String]) -> Result<Flags, String> {
+    let mut flags = Flags::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            if flags.action.is_none() {
+                flags.action = Some(arg.clone());
+            }
+            continue;
+        };
+        let (name, inline) = match name.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (name, None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or(format!("flag -{name} needs a value")),
+            }
+        };
+        match name {
+            "namespace" => flags.namespace = value()?,
+            "id" => flags.id = value()?,
+            "address" => flags.address = value()?,
+            "publish-binary" => flags.publish_binary = value()?,
+            "bundle" => flags.bundle = value()?,
+            // Accepted for compatibility; this shim does not place itself in a cgroup.
+            "socket" | "ttrpc-address" => {
+                value()?;
+            }
+            "debug" => flags.debug = inline.as_deref() != Some("false"),
+            "v" | "version" => flags.version = true,
+            "info" => flags.info = true,
+            other => return Err(format!("unknown flag -{other}")),
+        }
+    }
+    Ok(flags)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match parse_flags(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("containerd-shim-runrs-v2: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.version {
+        println!("containerd-shim-runrs-v2:");
+        println!("  Version:  {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if flags.info {
+        println!(
+            "{{\"name\":\"containerd-shim-runrs-v2\",\"version\":\"{}\",\"runtime_type\":\"io.containerd.runrs.v2\",\"features\":{{\"checkpoint\":false,\"tty\":true,\"exec\":true,\"stats\":[\"cgroup-v1\",\"cgroup-v2\"]}}}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if flags.namespace.is_empty() || flags.id.is_empty() {
+        eprintln!("containerd-shim-runrs-v2: -namespace and -id are required");
+        return ExitCode::from(2);
+    }
+    let result = match flags.action.as_deref() {
+        Some("start") => start::start(&flags),
+        Some("delete") => service::delete_after_dead_shim(&flags),
+        None => service::serve(&flags),
+        Some(other) => Err(format!(
+            "unknown action {other:?} (expected start or delete)"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("containerd-shim-runrs-v2: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_containerd_flags() {
+        let f = parse_flags(&s(&[
+            "-namespace",
+            "default",
+            "-address",
+            "/run/containerd/containerd.sock",
+            "-publish-binary",
+            "/usr/bin/containerd",
+            "-id",
+            "c1",
+            "-debug",
+            "start",
+        ]))
+        .unwrap();
+        assert_eq!(f.namespace, "default");
+        assert_eq!(f.id, "c1");
+        assert_eq!(f.address, "/run/containerd/containerd.sock");
+        assert!(f.debug);
+        assert_eq!(f.action.as_deref(), Some("start"));
+    }
+
+    #[test]
+    fn parses_equals_and_double_dash() {
+        let f = parse_flags(&s(&["--namespace=ns", "-id=x", "-bundle", "/b", "delete"])).unwrap();
+        assert_eq!(f.namespace, "ns");
+        assert_eq!(f.id, "x");
+        assert_eq!(f.bundle, "/b");
+        assert_eq!(f.action.as_deref(), Some("delete"));
+        assert!(parse_flags(&s(&["-bogus"])).is_err());
+    }
 }

@@ -1,0 +1,152 @@
+//! Events to containerd: `Events/Forward` over ttrpc to `TTRPC_ADDRESS`, in order, from a
+//! queue that holds them while containerd is away (restart) and retries until delivered.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use runrs_proto::events::{Envelope, ForwardRequest};
+use runrs_proto::events_ttrpc::EventsClient;
+use runrs_proto::protobuf::well_known_types::any::Any;
+use runrs_proto::protobuf::well_known_types::timestamp::Timestamp;
+use runrs_proto::protobuf::{MessageDyn, MessageFull};
+use runrs_proto::ttrpc;
+
+/// Events kept while containerd is unreachable; the oldest go first past this.
+const MAX_QUEUED: usize = 4096;
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Envelope>,
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    namespace: String,
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+}
+
+impl Publisher {
+    /// Starts the sender thread for `address` (TTRPC_ADDRESS; empty: events are dropped).
+    pub fn start(address: String, namespace: String) -> Result<Publisher, String> {
+        let publisher = Publisher {
+            namespace,
+            queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
+        };
+        let queue = publisher.queue.clone();
+        std::thread::Builder::new()
+            .name("events".into())
+            .stack_size(256 * 1024)
+            .spawn(move || send_loop(&address, &queue))
+            .map_err(|e| format!("starting events thread: {e}"))?;
+        Ok(publisher)
+    }
+
+    pub fn publish(&self, topic: &str, event: &dyn MessageDyn) {
+        let Ok(value) = event.write_to_bytes_dyn() else {
+            return;
+        };
+        let mut any = Any::new();
+        // containerd's typeurl registry knows events by their bare full name.
+        any.type_url = event.descriptor_dyn().full_name().to_string();
+        any.value = value;
+        let mut env = Envelope::new();
+        env.timestamp = Some(timestamp(SystemTime::now())).into();
+        env.namespace = self.namespace.clone();
+        env.topic = topic.to_string();
+        env.event = Some(any).into();
+        let (q, cv) = &*self.queue;
+        let mut q = q.lock().unwrap();
+        if q.events.len() >= MAX_QUEUED {
+            q.events.pop_front();
+        }
+        q.events.push_back(env);
+        cv.notify_all();
+    }
+
+    /// Gives queued events up to `timeout` to go out (before the shim exits).
+    pub fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (q, cv) = &*self.queue;
+        let mut g = q.lock().unwrap();
+        while !g.events.is_empty() && Instant::now() < deadline {
+            g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap().0;
+        }
+    }
+}
+
+fn send_loop(address: &str, queue: &(Mutex<Queue>, Condvar)) {
+    let (q, cv) = queue;
+    let mut client: Option<EventsClient> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let next = {
+            let mut g = q.lock().unwrap();
+            while g.events.is_empty() {
+                g = cv.wait(g).unwrap();
+            }
+            g.events.front().cloned().expect("queue is not empty")
+        };
+        if address.is_empty() {
+            q.lock().unwrap().events.pop_front();
+            cv.notify_all();
+            continue;
+        }
+        if client.is_none() {
+            client = connect(address).map(EventsClient::new);
+        }
+        let sent = client.as_ref().map(|c| {
+            let mut req = ForwardRequest::new();
+            req.envelope = Some(next).into();
+            c.forward(ttrpc::context::with_duration(FORWARD_TIMEOUT), &req)
+        });
+        match sent {
+            Some(Ok(_)) => {
+                backoff = Duration::from_millis(50);
+                q.lock().unwrap().events.pop_front();
+                cv.notify_all();
+            }
+            _ => {
+                // containerd is away (or restarting): keep the event, reconnect later.
+                client = None;
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn connect(address: &str) -> Option<ttrpc::Client> {
+    let addr = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("unix://{address}")
+    };
+    ttrpc::Client::connect(&addr).ok()
+}
+
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let mut ts = Timestamp::new();
+    ts.seconds = d.as_secs() as i64;
+    ts.nanos = d.subsec_nanos() as i32;
+    ts
+}
+
+/// The topic containerd expects for each event type.
+pub fn topic_of<M: MessageFull>() -> &'static str {
+    match M::descriptor().name() {
+        "TaskCreate" => "/tasks/create",
+        "TaskStart" => "/tasks/start",
+        "TaskExit" => "/tasks/exit",
+        "TaskDelete" => "/tasks/delete",
+        "TaskExecAdded" => "/tasks/exec-added",
+        "TaskExecStarted" => "/tasks/exec-started",
+        "TaskPaused" => "/tasks/paused",
+        "TaskResumed" => "/tasks/resumed",
+        "TaskOOM" => "/tasks/oom",
+        "TaskCheckpointed" => "/tasks/checkpointed",
+        _ => "/tasks/unknown",
+    }
+}

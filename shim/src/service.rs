@@ -1,0 +1,251 @@
+//! The shim server: its containers and processes, exit handling, serving the Task API
+//! (RPCs in task.rs), and `shim delete` for a shim that is gone.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use runrs_proto::protobuf::Message;
+use runrs_proto::shim::DeleteResponse;
+use runrs_proto::task_events::TaskExit;
+use runrs_proto::ttrpc;
+
+use crate::config::RuntimeConfig;
+use crate::events::{timestamp, topic_of, Publisher};
+use crate::reaper::{Exit, Reaper};
+use crate::runtime::{read_pid, Runtime};
+use crate::stdio::{Io, StdioPaths};
+use crate::{mount, start, Flags};
+
+/// One process of a container: its init (exec id "") or an exec'd one.
+pub struct Proc {
+    /// 0 until the process exists (an exec before Start).
+    pub pid: i32,
+    /// Reaper mark taken before the process was started.
+    pub mark: u64,
+    pub stdio: StdioPaths,
+    pub io: Option<Arc<Io>>,
+    /// Start has completed: from now on its exit is published at once.
+    pub started: bool,
+    pub exit: Option<(u32, SystemTime)>,
+    /// An exec's process spec (JSON) until it is started.
+    pub spec: Vec<u8>,
+}
+
+impl Proc {
+    pub fn new(stdio: StdioPaths) -> Proc {
+        Proc {
+            pid: 0,
+            mark: 0,
+            stdio,
+            io: None,
+            started: false,
+            exit: None,
+            spec: Vec::new(),
+        }
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: Runtime,
+    pub rootfs_mounted: bool,
+    pub paused: bool,
+    pub init: Proc,
+    pub execs: HashMap<String, Proc>,
+}
+
+impl Container {
+    pub fn proc(&self, exec_id: &str) -> Option<&Proc> {
+        if exec_id.is_empty() {
+            Some(&self.init)
+        } else {
+            self.execs.get(exec_id)
+        }
+    }
+}
+
+pub struct Shim {
+    pub namespace: String,
+    pub reaper: Arc<Reaper>,
+    pub publisher: Publisher,
+    pub containers: Mutex<HashMap<String, Container>>,
+    /// Signalled on every exit (Wait).
+    pub changed: Condvar,
+    pub shutdown: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl Shim {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, Container>> {
+        self.containers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by the reaper for every exit.
+    fn on_exit(&self, exit: Exit) {
+        let mut containers = self.lock();
+        for c in containers.values_mut() {
+            let id = c.id.clone();
+            let found = std::iter::once(("", &mut c.init))
+                .chain(c.execs.iter_mut().map(|(k, v)| (k.as_str(), v)))
+                .find(|(_, p)| p.pid == exit.pid && p.exit.is_none());
+            if let Some((exec_id, p)) = found {
+                if let Some(e) = self.reaper.take(exit.pid, p.mark) {
+                    let exec_id = exec_id.to_string();
+                    self.record_exit(&id, &exec_id, p, e);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Records an exit; its event goes out now, or after Start's if Start is under way.
+    pub fn record_exit(&self, container_id: &str, exec_id: &str, p: &mut Proc, e: Exit) {
+        p.exit = Some((e.status, e.at));
+        if p.started {
+            self.publish_exit(container_id, exec_id, p);
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn publish_exit(&self, container_id: &str, exec_id: &str, p: &Proc) {
+        let Some((status, at)) = p.exit else { return };
+        let mut ev = TaskExit::new();
+        ev.container_id = container_id.to_string();
+        ev.id = if exec_id.is_empty() {
+            container_id.to_string()
+        } else {
+            exec_id.to_string()
+        };
+        ev.pid = p.pid as u32;
+        ev.exit_status = status;
+        ev.exited_at = Some(timestamp(at)).into();
+        self.publisher.publish(topic_of::<TaskExit>(), &ev);
+    }
+}
+
+/// A ttrpc error with a gRPC status code containerd maps to its errdefs.
+pub fn rpc_error(code: ttrpc::Code, msg: impl ToString) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
+}
+
+/// Best-effort log line to containerd's shim log (the bundle's `log` fifo).
+pub fn log(msg: &str) {
+    let msg = msg.replace('"', "'");
+    let _ = writeln!(
+        std::io::stderr(),
+        "level=info msg=\"{msg}\" runtime=io.containerd.runrs.v2"
+    );
+}
+
+/// The detached server: fd 3 is the listening task socket `start` bound.
+pub fn serve(flags: &Flags) -> Result<(), String> {
+    // Before any thread exists, so that all of them inherit the blocked SIGCHLD.
+    let (reaper, sfd) = Reaper::install()?;
+    let bundle = std::env::current_dir().map_err(|e| format!("cwd (the bundle): {e}"))?;
+    redirect_stderr_to_log(&bundle);
+    let publisher = Publisher::start(
+        std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
+        flags.namespace.clone(),
+    )?;
+    let (tx, rx) = mpsc::channel();
+    let shim = Arc::new(Shim {
+        namespace: flags.namespace.clone(),
+        reaper: reaper.clone(),
+        publisher: publisher.clone(),
+        containers: Mutex::new(HashMap::new()),
+        changed: Condvar::new(),
+        shutdown: Mutex::new(Some(tx)),
+    });
+    let on_exit = shim.clone();
+    std::thread::Builder::new()
+        .name("reaper".into())
+        .stack_size(128 * 1024)
+        .spawn(move || reaper.run(sfd, |e| on_exit.on_exit(e)))
+        .map_err(|e| format!("starting reaper: {e}"))?;
+
+    let service: Box<dyn runrs_proto::shim_ttrpc::Task + Send + Sync> =
+        Box::new(crate::task::TaskService(shim));
+    let mut server = ttrpc::Server::new()
+        .add_listener(3)
+        .map_err(|e| format!("using the task socket on fd 3: {e}"))?
+        .register_service(runrs_proto::shim_ttrpc::create_task(Arc::new(service)))
+        // Wait blocks a worker per process: let the pool grow rather than starve.
+        .set_thread_count_min(1)
+        .set_thread_count_default(2)
+        .set_thread_count_max(64);
+    server
+        .start()
+        .map_err(|e| format!("starting ttrpc server: {e}"))?;
+    log(&format!(
+        "serving {} (pid {})",
+        flags.id,
+        std::process::id()
+    ));
+
+    let _ = rx.recv();
+    publisher.flush(Duration::from_secs(3));
+    let _ = std::fs::remove_file(start::socket_path(
+        &flags.address,
+        &flags.namespace,
+        &flags.id,
+    ));
+    // Worker threads may still be blocked (Wait, io): exiting the process ends them.
+    std::process::exit(0);
+}
+
+/// The shim's stderr goes to the bundle's `log` fifo, which containerd reads, without
+/// ever blocking: if containerd is away the lines are dropped.
+fn redirect_stderr_to_log(bundle: &Path) {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags_nonblock()
+        .open(bundle.join("log"))
+    else {
+        return;
+    };
+    // SAFETY: dup2 onto fd 2 with a valid open fd; `f` is closed after, fd 2 stays.
+    unsafe { libc::dup2(f.as_raw_fd(), 2) };
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
+}
+
+/// `shim delete`: the server is gone; force-delete the container, unmount its rootfs and
+/// tell containerd (DeleteResponse on stdout) that it was killed.
+pub fn delete_after_dead_shim(flags: &Flags) -> Result<(), String> {
+    let bundle = if flags.bundle.is_empty() {
+        std::env::current_dir().map_err(|e| format!("cwd (the bundle): {e}"))?
+    } else {
+        PathBuf::from(&flags.bundle)
+    };
+    let config = RuntimeConfig::load(&bundle, &flags.namespace);
+    let runtime = Runtime::new(config, &bundle, None);
+    if let Err(e) = runtime.call(&["delete", "--force", &flags.id], None) {
+        // Gone already is fine: that is the usual case after a clean shutdown.
+        if !e.contains("not exist") && !e.contains("not found") {
+            log(&format!("delete {}: {e}", flags.id));
+        }
+    }
+    mount::unmount_all(&bundle.join("rootfs"))?;
+    let mut resp = DeleteResponse::new();
+    resp.pid = read_pid(&bundle.join("init.pid")).unwrap_or(0) as u32;
+    resp.exit_status = 128 + libc::SIGKILL as u32;
+    resp.exited_at = Some(timestamp(SystemTime::now())).into();
+    let bytes = resp.write_to_bytes().map_err(|e| e.to_string())?;
+    std::io::stdout()
+        .write_all(&bytes)
+        .map_err(|e| e.to_string())
+}

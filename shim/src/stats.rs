@@ -1,0 +1,243 @@
+//! Stats: the container's cgroup (found through its init's /proc/<pid>/cgroup) read
+//! straight into containerd's cgroup v1 or v2 Metrics message.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use runrs_proto::protobuf::well_known_types::any::Any;
+use runrs_proto::protobuf::MessageFull;
+use runrs_proto::{metrics_v1 as v1, metrics_v2 as v2};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// USER_HZ: cpuacct.stat counts in these ticks.
+const TICKS_PER_SEC: u64 = 100;
+
+/// Metrics of the cgroup of `pid`, packed as containerd's `Any`.
+pub fn metrics(pid: i32) -> Result<Any, String> {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("reading cgroups of pid {pid}: {e}"))?;
+    if is_unified(Path::new(CGROUP_ROOT)) {
+        let rel = cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/");
+        pack(&v2_metrics(
+            &Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/')),
+        ))
+    } else {
+        let dirs = v1_dirs(&cgroups);
+        pack(&v1_metrics(&dirs))
+    }
+}
+
+fn pack<M: MessageFull>(m: &M) -> Result<Any, String> {
+    let mut any = Any::new();
+    any.type_url = M::descriptor().full_name().to_string();
+    any.value = m.write_to_bytes().map_err(|e| e.to_string())?;
+    Ok(any)
+}
+
+fn is_unified(root: &Path) -> bool {
+    root.join("cgroup.controllers").exists()
+}
+
+/// controller → directory of the process's cgroup in that hierarchy.
+fn v1_dirs(proc_cgroup: &str) -> HashMap<String, PathBuf> {
+    let mut dirs = HashMap::new();
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        for ctrl in ctrls.split(',').filter(|c| !c.is_empty()) {
+            let mount = Path::new(CGROUP_ROOT).join(ctrls);
+            let mount = if mount.exists() {
+                mount
+            } else {
+                Path::new(CGROUP_ROOT).join(ctrl)
+            };
+            dirs.insert(ctrl.to_string(), mount.join(path.trim_start_matches('/')));
+        }
+    }
+    dirs
+}
+
+fn read_u64(path: &Path) -> u64 {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
+fn read_kv(path: &Path) -> HashMap<String, u64> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn v1_metrics(dirs: &HashMap<String, PathBuf>) -> v1::Metrics {
+    let mut m = v1::Metrics::new();
+    if let Some(d) = dirs.get("pids") {
+        let mut p = v1::PidsStat::new();
+        p.current = read_u64(&d.join("pids.current"));
+        p.limit = read_u64(&d.join("pids.max")); // "max" parses as 0: no limit
+        m.pids = Some(p).into();
+    }
+    if let Some(d) = dirs.get("cpuacct") {
+        let mut usage = v1::CPUUsage::new();
+        usage.total = read_u64(&d.join("cpuacct.usage"));
+        usage.per_cpu = fs::read_to_string(d.join("cpuacct.usage_percpu"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let stat = read_kv(&d.join("cpuacct.stat"));
+        let ns = |ticks: u64| ticks * (1_000_000_000 / TICKS_PER_SEC);
+        usage.user = ns(stat.get("user").copied().unwrap_or(0));
+        usage.kernel = ns(stat.get("system").copied().unwrap_or(0));
+        let mut cpu = v1::CPUStat::new();
+        cpu.usage = Some(usage).into();
+        if let Some(c) = dirs.get("cpu") {
+            let s = read_kv(&c.join("cpu.stat"));
+            let mut t = v1::Throttle::new();
+            t.periods = s.get("nr_periods").copied().unwrap_or(0);
+            t.throttled_periods = s.get("nr_throttled").copied().unwrap_or(0);
+            t.throttled_time = s.get("throttled_time").copied().unwrap_or(0);
+            cpu.throttling = Some(t).into();
+        }
+        m.cpu = Some(cpu).into();
+    }
+    if let Some(d) = dirs.get("memory") {
+        let s = read_kv(&d.join("memory.stat"));
+        let g = |k: &str| s.get(k).copied().unwrap_or(0);
+        let mut mem = v1::MemoryStat::new();
+        mem.cache = g("cache");
+        mem.rss = g("rss");
+        mem.rss_huge = g("rss_huge");
+        mem.mapped_file = g("mapped_file");
+        mem.dirty = g("dirty");
+        mem.writeback = g("writeback");
+        mem.pg_pg_in = g("pgpgin");
+        mem.pg_pg_out = g("pgpgout");
+        mem.pg_fault = g("pgfault");
+        mem.pg_maj_fault = g("pgmajfault");
+        mem.inactive_anon = g("inactive_anon");
+        mem.active_anon = g("active_anon");
+        mem.inactive_file = g("inactive_file");
+        mem.active_file = g("active_file");
+        mem.unevictable = g("unevictable");
+        mem.hierarchical_memory_limit = g("hierarchical_memory_limit");
+        mem.hierarchical_swap_limit = g("hierarchical_memsw_limit");
+        mem.total_cache = g("total_cache");
+        mem.total_rss = g("total_rss");
+        mem.total_rss_huge = g("total_rss_huge");
+        mem.total_mapped_file = g("total_mapped_file");
+        mem.total_dirty = g("total_dirty");
+        mem.total_writeback = g("total_writeback");
+        mem.total_pg_pg_in = g("total_pgpgin");
+        mem.total_pg_pg_out = g("total_pgpgout");
+        mem.total_pg_fault = g("total_pgfault");
+        mem.total_pg_maj_fault = g("total_pgmajfault");
+        mem.total_inactive_anon = g("total_inactive_anon");
+        mem.total_active_anon = g("total_active_anon");
+        mem.total_inactive_file = g("total_inactive_file");
+        mem.total_active_file = g("total_active_file");
+        mem.total_unevictable = g("total_unevictable");
+        let entry = |prefix: &str| {
+            let mut e = v1::MemoryEntry::new();
+            e.usage = read_u64(&d.join(format!("{prefix}usage_in_bytes")));
+            e.limit = read_u64(&d.join(format!("{prefix}limit_in_bytes")));
+            e.max = read_u64(&d.join(format!("{prefix}max_usage_in_bytes")));
+            e.failcnt = read_u64(&d.join(format!("{prefix}failcnt")));
+            e
+        };
+        mem.usage = Some(entry("memory.")).into();
+        mem.swap = Some(entry("memory.memsw.")).into();
+        mem.kernel = Some(entry("memory.kmem.")).into();
+        mem.kernel_tcp = Some(entry("memory.kmem.tcp.")).into();
+        m.memory = Some(mem).into();
+        let oc = read_kv(&d.join("memory.oom_control"));
+        let mut oom = v1::MemoryOomControl::new();
+        oom.oom_kill_disable = oc.get("oom_kill_disable").copied().unwrap_or(0);
+        oom.under_oom = oc.get("under_oom").copied().unwrap_or(0);
+        oom.oom_kill = oc.get("oom_kill").copied().unwrap_or(0);
+        m.memory_oom_control = Some(oom).into();
+    }
+    m
+}
+
+fn v2_metrics(dir: &Path) -> v2::Metrics {
+    let mut m = v2::Metrics::new();
+    let mut pids = v2::PidsStat::new();
+    pids.current = read_u64(&dir.join("pids.current"));
+    pids.limit = read_u64(&dir.join("pids.max"));
+    m.pids = Some(pids).into();
+    let c = read_kv(&dir.join("cpu.stat"));
+    let g = |k: &str| c.get(k).copied().unwrap_or(0);
+    let mut cpu = v2::CPUStat::new();
+    cpu.usage_usec = g("usage_usec");
+    cpu.user_usec = g("user_usec");
+    cpu.system_usec = g("system_usec");
+    cpu.nr_periods = g("nr_periods");
+    cpu.nr_throttled = g("nr_throttled");
+    cpu.throttled_usec = g("throttled_usec");
+    m.cpu = Some(cpu).into();
+    let s = read_kv(&dir.join("memory.stat"));
+    let g = |k: &str| s.get(k).copied().unwrap_or(0);
+    let mut mem = v2::MemoryStat::new();
+    mem.anon = g("anon");
+    mem.file = g("file");
+    mem.kernel_stack = g("kernel_stack");
+    mem.slab = g("slab");
+    mem.sock = g("sock");
+    mem.shmem = g("shmem");
+    mem.file_mapped = g("file_mapped");
+    mem.file_dirty = g("file_dirty");
+    mem.file_writeback = g("file_writeback");
+    mem.inactive_anon = g("inactive_anon");
+    mem.active_anon = g("active_anon");
+    mem.inactive_file = g("inactive_file");
+    mem.active_file = g("active_file");
+    mem.unevictable = g("unevictable");
+    mem.pgfault = g("pgfault");
+    mem.pgmajfault = g("pgmajfault");
+    mem.usage = read_u64(&dir.join("memory.current"));
+    mem.usage_limit = read_u64(&dir.join("memory.max"));
+    mem.swap_usage = read_u64(&dir.join("memory.swap.current"));
+    mem.swap_limit = read_u64(&dir.join("memory.swap.max"));
+    m.memory = Some(mem).into();
+    let e = read_kv(&dir.join("memory.events"));
+    let mut ev = v2::MemoryEvents::new();
+    ev.low = e.get("low").copied().unwrap_or(0);
+    ev.high = e.get("high").copied().unwrap_or(0);
+    ev.max = e.get("max").copied().unwrap_or(0);
+    ev.oom = e.get("oom").copied().unwrap_or(0);
+    ev.oom_kill = e.get("oom_kill").copied().unwrap_or(0);
+    m.memory_events = Some(ev).into();
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_dirs_map_controllers() {
+        let d = v1_dirs("4:memory:/ns/c1\n2:cpu,cpuacct:/ns/c1\n0::/\n");
+        assert_eq!(d["memory"], Path::new("/sys/fs/cgroup/memory/ns/c1"));
+        assert!(d["cpuacct"].ends_with("ns/c1"));
+    }
+
+    #[test]
+    fn own_metrics_pack() {
+        let any = metrics(std::process::id() as i32).unwrap();
+        assert!(any.type_url.starts_with("io.containerd.cgroups.v"));
+    }
+}

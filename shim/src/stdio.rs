@@ -1,0 +1,302 @@
+//! A process's stdio: pipes (or a pty from `--console-socket`) between the container and
+//! the fifos containerd gives, copied by the shim so the container never writes into a
+//! fifo directly: it gets no SIGPIPE and keeps running while containerd is away.
+//!
+//! Output fifos are opened read-write, so they always have a reader (this shim) and a
+//! write never fails when containerd is gone; the data waits in the fifo.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+use crate::runtime::ProcessStdio;
+
+const COPY_STACK: usize = 64 * 1024;
+
+/// The fifo paths containerd gave (any may be empty).
+#[derive(Clone, Debug, Default)]
+pub struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// The shim's side of a process's stdio.
+pub struct Io {
+    /// Where the container's stdin is written (pipe or pty master); CloseIO drops it.
+    stdin: Arc<Mutex<Option<File>>>,
+    /// The pty master, for ResizePty.
+    console: Option<File>,
+    /// Output copiers still running.
+    copying: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Io {
+    /// Pipes for a process without a terminal; returns the container's ends too.
+    pub fn pipes(paths: &StdioPaths) -> Result<(Io, ProcessStdio), String> {
+        let io = Io::empty();
+        let mut stdio = ProcessStdio::default();
+        if !paths.stdin.is_empty() {
+            let (r, w) = pipe()?;
+            stdio.stdin = Some(r);
+            *io.stdin.lock().unwrap() = Some(File::from(w));
+            io.copy_stdin(&paths.stdin)?;
+        }
+        if !paths.stdout.is_empty() {
+            let (r, w) = pipe()?;
+            stdio.stdout = Some(w);
+            io.copy_output(File::from(r), &paths.stdout)?;
+        }
+        if !paths.stderr.is_empty() {
+            let (r, w) = pipe()?;
+            stdio.stderr = Some(w);
+            io.copy_output(File::from(r), &paths.stderr)?;
+        }
+        Ok((io, stdio))
+    }
+
+    /// Takes the pty master the runtime sent to `socket` and copies it to and from the fifos.
+    pub fn console(socket: &ConsoleSocket, paths: &StdioPaths) -> Result<Io, String> {
+        let master = socket.receive()?;
+        let mut io = Io::empty();
+        if !paths.stdout.is_empty() {
+            let reader = master
+                .try_clone()
+                .map_err(|e| format!("dup pty master: {e}"))?;
+            io.copy_output(reader, &paths.stdout)?;
+        }
+        if !paths.stdin.is_empty() {
+            let writer = master
+                .try_clone()
+                .map_err(|e| format!("dup pty master: {e}"))?;
+            *io.stdin.lock().unwrap() = Some(writer);
+            io.copy_stdin(&paths.stdin)?;
+        }
+        io.console = Some(master);
+        Ok(io)
+    }
+
+    fn empty() -> Io {
+        Io {
+            stdin: Arc::new(Mutex::new(None)),
+            console: None,
+            copying: Arc::new((Mutex::new(0), Condvar::new())),
+        }
+    }
+
+    /// fifo → container, until containerd closes its end or CloseIO.
+    fn copy_stdin(&self, fifo: &str) -> Result<(), String> {
+        let src = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+            .map_err(|e| format!("opening stdin fifo {fifo}: {e}"))?;
+        let dst = self.stdin.clone();
+        spawn_copier(move || {
+            let mut buf = vec![0u8; 8192];
+            // Before containerd opens its end a read says EOF: wait for data or hang-up.
+            while wait_readable(&src) {
+                let n = match (&src).read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                let mut guard = dst.lock().unwrap();
+                let Some(w) = guard.as_mut() else { return };
+                if w.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            // containerd closed stdin: so does the container.
+            dst.lock().unwrap().take();
+        })
+    }
+
+    /// container → fifo, until the container side closes (EOF, or EIO on a pty).
+    fn copy_output(&self, mut src: File, fifo: &str) -> Result<(), String> {
+        let mut dst = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(fifo)
+            .map_err(|e| format!("opening output fifo {fifo}: {e}"))?;
+        let copying = self.copying.clone();
+        *copying.0.lock().unwrap() += 1;
+        spawn_copier(move || {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                if dst.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            drop(dst);
+            let (count, cv) = &*copying;
+            *count.lock().unwrap() -= 1;
+            cv.notify_all();
+        })
+    }
+
+    /// CloseIO: the container sees EOF on stdin.
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap().take();
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), String> {
+        let Some(master) = &self.console else {
+            return Err("process has no terminal".into());
+        };
+        let ws = libc::winsize {
+            ws_row: height as u16,
+            ws_col: width as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize struct that lives for the call; the fd is open.
+        let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        if r < 0 {
+            return Err(format!("resizing pty: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Waits (bounded) until the output has been copied out, so a waiter sees it all.
+    pub fn wait_output(&self, timeout: Duration) {
+        let (count, cv) = &*self.copying;
+        let guard = count.lock().unwrap();
+        let _ = cv.wait_timeout_while(guard, timeout, |n| *n > 0);
+    }
+}
+
+fn spawn_copier(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("io".into())
+        .stack_size(COPY_STACK)
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| format!("starting io thread: {e}"))
+}
+
+/// Blocks until `f` has data or its writer hung up; false on error.
+fn wait_readable(f: &File) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r >= 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+/// A listening socket the runtime sends the pty master to (`--console-socket`).
+pub struct ConsoleSocket {
+    listener: UnixListener,
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> Result<ConsoleSocket, String> {
+        let dir =
+            std::env::temp_dir().join(format!("runrs-pty-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let path = dir.join("pty.sock");
+        let listener =
+            UnixListener::bind(&path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+        Ok(ConsoleSocket {
+            listener,
+            dir,
+            path,
+        })
+    }
+
+    fn receive(&self) -> Result<File, String> {
+        self.listener
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let stream = accept_within(&self.listener, Duration::from_secs(10))?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_fd().as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|e| format!("receiving pty master: {e}"))?;
+        for cmsg in msg.cmsgs().map_err(|e| e.to_string())? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
+                    return Ok(unsafe { File::from_raw_fd(fd) });
+                }
+            }
+        }
+        Err("the runtime sent no pty master on the console socket".into())
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn accept_within(
+    l: &UnixListener,
+    timeout: Duration,
+) -> Result<std::os::unix::net::UnixStream, String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).map_err(|e| e.to_string())?;
+                return Ok(s);
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "waiting for the runtime on the console socket: {e}"
+                ))
+            }
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
