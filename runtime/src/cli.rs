@@ -14,22 +14,22 @@ use std::path::PathBuf;
 )]
 struct Cli {
     /// root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, global = true, default_value = "/run/runrs")]
+    #[arg(long, default_value = "/run/runrs")]
     root: PathBuf,
     /// set the log file to write runrs logs to (default is '/dev/stderr')
-    #[arg(long, global = true)]
+    #[arg(long)]
     log: Option<String>,
     /// set the log format ('text' (default), or 'json')
-    #[arg(long = "log-format", global = true, default_value = "text")]
+    #[arg(long = "log-format", default_value = "text")]
     log_format: String,
     /// enable debug logging
-    #[arg(long, global = true)]
+    #[arg(long)]
     debug: bool,
     /// enable systemd cgroup support (not supported yet: an error when a container needs it)
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup")]
     systemd_cgroup: bool,
     /// ignore cgroup permission errors ('true', 'false', or 'auto')
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long)]
     rootless: Option<String>,
     /// print the version
     #[arg(short = 'v', long = "version")]
@@ -58,6 +58,14 @@ struct CreateFlags {
     /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
+}
+
+impl CreateFlags {
+    fn make_absolute(&mut self) {
+        self.bundle = absolute(&self.bundle);
+        self.pid_file = self.pid_file.as_deref().map(absolute);
+        self.console_socket = self.console_socket.as_deref().map(absolute);
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +131,32 @@ enum Cmd {
     },
     /// show the enabled features
     Features,
+    /// pause suspends all processes inside the container
+    Pause { id: Vec<String> },
+    /// resumes all processes that have been previously paused
+    Resume { id: Vec<String> },
+    /// update container resource constraints
+    Update(crate::resources::UpdateFlags),
+    /// ps displays the processes running inside a container
+    Ps {
+        /// select one of: table or json
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        /// options for ps (default: -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events {
+        /// set the stats collection interval
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// display the container's stats then exit
+        #[arg(long)]
+        stats: bool,
+        id: Vec<String>,
+    },
 }
 
 /// Parse, run, and return the exit code.
@@ -162,7 +196,7 @@ pub fn main() -> i32 {
         return 0;
     };
     let global = Global {
-        root: cli.root,
+        root: absolute(&cli.root),
         systemd_cgroup: cli.systemd_cgroup,
     };
     match dispatch(&global, cmd) {
@@ -197,6 +231,17 @@ pub struct Global {
     pub systemd_cgroup: bool,
 }
 
+/// Paths the user gave relative to where runrs started (create changes into the bundle).
+pub fn absolute(p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
 fn one_id(cmd: &str, ids: Vec<String>) -> anyhow::Result<String> {
     if ids.len() != 1 {
         anyhow::bail!("runrs: {cmd:?} requires exactly 1 argument(s)");
@@ -220,8 +265,9 @@ fn create_opts<'a>(g: &'a Global, id: &'a str, f: &'a CreateFlags) -> CreateOpts
 
 fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
     match cmd {
-        Cmd::Create { flags, id } => {
+        Cmd::Create { mut flags, id } => {
             let id = one_id("create", id)?;
+            flags.make_absolute();
             container::create_cmd(&create_opts(g, &id, &flags))?;
             Ok(0)
         }
@@ -230,13 +276,14 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Run {
-            flags,
+            mut flags,
             detach,
             keep,
             no_subreaper: _,
             id,
         } => {
             let id = one_id("run", id)?;
+            flags.make_absolute();
             container::run(&create_opts(g, &id, &flags), detach, keep)
         }
         Cmd::State { id } => {
@@ -277,6 +324,34 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
         }
         Cmd::Features => {
             println!("{}", crate::features::json());
+            Ok(0)
+        }
+        Cmd::Pause { id } => {
+            crate::resources::pause(&g.root, &one_id("pause", id)?)?;
+            Ok(0)
+        }
+        Cmd::Resume { id } => {
+            crate::resources::resume(&g.root, &one_id("resume", id)?)?;
+            Ok(0)
+        }
+        Cmd::Update(flags) => {
+            crate::resources::update(&g.root, &flags)?;
+            Ok(0)
+        }
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            print!("{}", crate::resources::ps(&g.root, &id, &format, &ps_args)?);
+            Ok(0)
+        }
+        Cmd::Events {
+            interval,
+            stats,
+            id,
+        } => {
+            crate::resources::events(&g.root, &one_id("events", id)?, stats, &interval)?;
             Ok(0)
         }
     }

@@ -110,6 +110,9 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
         _ => None,
     };
 
+    // Relative bind sources and hook paths are relative to the bundle, as in runc.
+    std::env::set_current_dir(&bundle.path)
+        .with_context(|| format!("chdir to bundle {}", bundle.path.display()))?;
     let dir = state::create_dir(o.root, o.id)?;
     let mut guard = CreateGuard {
         dir: Some(dir.clone()),
@@ -119,7 +122,16 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
     let fifo_path = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .with_context(|| format!("create {}", fifo_path.display()))?;
+    // Writable by the container's user whatever our umask (mode 0622, as runc makes it).
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .with_context(|| format!("chmod {}", fifo_path.display()))?;
     guard.cgroups = cgroups::create(&cgroups_path)?;
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroups::apply(&guard.cgroups, r)?;
+    }
     let fifo = open_path(&fifo_path)?;
     let (parent_chan, child_chan) = Channel::pair()?;
     if let Some(p) = &plan.pid_join {
@@ -146,12 +158,23 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
 
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
+    let listen = socket_activation_fds();
     let pid = process::clone_process(plan.clone_flags)?;
     if pid == 0 {
         drop(parent_chan);
+        let mut spec = bundle.spec.clone();
+        if listen > 0 {
+            // systemd socket activation passes through, as in runc.
+            if let Some(p) = spec.process_mut() {
+                let mut env = p.env().clone().unwrap_or_default();
+                env.push(format!("LISTEN_FDS={listen}"));
+                env.push("LISTEN_PID=1".to_string());
+                p.set_env(Some(env));
+            }
+        }
         process::init(InitArgs {
             id: o.id.to_string(),
-            spec: bundle.spec.clone(),
+            spec,
             rootfs: bundle.rootfs.clone(),
             plan,
             chan: child_chan,
@@ -159,7 +182,7 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
             console,
             no_pivot: o.no_pivot,
             no_new_keyring: o.no_new_keyring,
-            preserve_fds: o.preserve_fds,
+            preserve_fds: o.preserve_fds + listen,
             parent,
             seccomp,
         });
@@ -220,6 +243,21 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
     }
     guard.disarm();
     Ok(Created { pid, dir, saved })
+}
+
+/// `$LISTEN_FDS` when `$LISTEN_PID` is us (systemd socket activation), else 0.
+fn socket_activation_fds() -> i32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn reap_status(pid: i32) -> String {
@@ -530,11 +568,7 @@ pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
         bail!("container not running");
     }
     if all {
-        for pid in cgroups::pids(&c.saved.cgroup_paths) {
-            // SAFETY: kill with a pid read from the container's own cgroup.
-            unsafe { libc::kill(pid, sig) };
-        }
-        return Ok(());
+        return cgroups::signal_all(&c.saved.cgroup_paths, sig);
     }
     // SAFETY: kill of the init we verified by start time above.
     if unsafe { libc::kill(c.saved.pid, sig) } != 0 {

@@ -261,3 +261,52 @@ const TAIL: &str = r#"		"maskedPaths": [
 		]
 	}
 }"#;
+#[cfg(test)]
+mod tests {
+    use super::default_spec;
+
+    /// `runc spec [--rootless]` output, when runc is installed.
+    fn runc_spec(rootless: bool) -> Option<String> {
+        let runc = std::path::Path::new("/usr/sbin/runc");
+        if !runc.exists() {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let mut cmd = std::process::Command::new(runc);
+        cmd.arg("spec").current_dir(dir.path());
+        if rootless {
+            cmd.arg("--rootless");
+        }
+        let ok = cmd.status().ok()?.success();
+        assert!(ok, "runc spec failed");
+        std::fs::read_to_string(dir.path().join("config.json")).ok()
+    }
+
+    fn check(rootless: bool) {
+        let ours = default_spec(rootless);
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(&ours).unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().terminal(), Some(true));
+        assert_eq!(spec.version(), crate::state::OCI_VERSION);
+        let Some(theirs) = runc_spec(rootless) else {
+            return;
+        };
+        let mut a: serde_json::Value = serde_json::from_str(&ours).unwrap();
+        let mut b: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+        a.as_object_mut().unwrap().remove("ociVersion");
+        b.as_object_mut().unwrap().remove("ociVersion");
+        assert_eq!(a, b);
+        // Byte for byte, apart from the version.
+        let version = |s: &str| s.lines().nth(1).unwrap_or("").to_string();
+        assert_eq!(ours.replacen(&version(&ours), &version(&theirs), 1), theirs);
+    }
+
+    #[test]
+    fn matches_runc_spec() {
+        check(false);
+    }
+
+    #[test]
+    fn matches_runc_spec_rootless() {
+        check(true);
+    }
+}

@@ -11,7 +11,6 @@ use clap::Args;
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::str::FromStr;
 
 #[derive(Args, Debug)]
 pub struct ExecFlags {
@@ -108,12 +107,13 @@ fn build_process(f: &ExecFlags, base: Option<&Process>, cmd: &[String]) -> Resul
     if !f.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for c in &f.cap {
-            let cap = Capability::from_str(c)
-                .or_else(|_| Capability::from_str(&format!("CAP_{c}")))
+            let name = if c.starts_with("CAP_") {
+                c.clone()
+            } else {
+                format!("CAP_{c}")
+            };
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name))
                 .map_err(|_| anyhow::anyhow!("unknown capability {c:?}"))?;
-            for set in [caps.bounding(), caps.effective(), caps.permitted()] {
-                let _ = set;
-            }
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -144,8 +144,9 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     let c = state::load(&g.root, id)?;
     match c.status() {
         Status::Stopped => bail!("cannot exec in a stopped container"),
-        Status::Paused if !f.ignore_paused => bail!("cannot exec in a paused container"),
-        Status::Created => bail!("cannot exec in a created container"),
+        Status::Paused if !f.ignore_paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
         _ => {}
     }
     let spec = c.spec()?;

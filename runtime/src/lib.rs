@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod logging;
 pub mod namespaces;
 pub mod process;
+pub mod resources;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;

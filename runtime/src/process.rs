@@ -584,7 +584,7 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
             .context("cannot allocate tty if runc will detach without setting console socket")?;
         setup_terminal(sock.as_raw_fd())?;
     }
-    crate::rootfs::finish(spec)?;
+    // Sysctls before readonlyPaths (which usually hold /proc/sys), as runc does.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for (k, v) in sysctl {
             let p = format!("/proc/sys/{}", k.replace('.', "/"));
@@ -592,6 +592,7 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
                 .map_err(|e| anyhow::anyhow!("write sysctl {k}={v}: {}", io_msg(&e)))?;
         }
     }
+    crate::rootfs::finish(spec)?;
     if !a.no_new_keyring {
         join_session_keyring(&a.id);
     }
@@ -603,9 +604,10 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
 /// `/dev/console` and our controlling terminal.
 pub fn setup_terminal(socket: RawFd) -> Result<()> {
     let (master, slave) = crate::console::open_pty()?;
+    let name = crate::console::pty_name(&master)?;
     crate::console::send_master(socket, &master)?;
     drop(master);
-    // INTEGRATE: crate::rootfs::mount_console(&crate::console::pty_name(&master)?)
+    crate::rootfs::mount_console(&name)?;
     crate::console::set_controlling_tty(&slave)?;
     Ok(())
 }

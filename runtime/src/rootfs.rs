@@ -3,25 +3,238 @@
 //!
 //! Every function here runs in the container's init (the clone child), inside its new mount
 //! namespace, single-threaded. Mount destinations are resolved inside the rootfs without
-//! following symlinks out of it.
+//! following symlinks out of it (see `resolve`), and every mount targets `/proc/self/fd/<N>`
+//! of the resolved fd, so nothing can be swapped between the check and the mount.
 
-use anyhow::Result;
-use oci_spec::runtime::Spec;
+mod cgroup_v1;
+mod devices;
+mod mountinfo;
+mod mounts;
+mod options;
+mod paths;
+mod resolve;
+
+use anyhow::{anyhow, Context, Result};
+use mounts::{lexical_clean, mount_fd, Mounter};
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use resolve::{open_host, owned, Create, Root};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 /// Before `pivot_root`: set `/` propagation (rslave by default, or `rootfsPropagation`), bind
 /// the rootfs onto itself, perform every `mounts` entry in order, create default devices and
 /// `linux.devices`, and the `/dev` symlinks. `rootfs` is absolute (on the host).
-pub fn prepare(_spec: &Spec, _rootfs: &Path) -> Result<()> {
-    anyhow::bail!("rootfs setup is not available in this build")
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let propagation = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    set_propagation("/", propagation).context("set the propagation of / in the container")?;
+    if propagation.contains(MsFlags::MS_SHARED) {
+        // pivot_root refuses a shared new root or a shared parent of it; `finish` applies the
+        // requested propagation again once the root is in place.
+        make_parent_private(rootfs)?;
+    }
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind rootfs {} onto itself", rootfs.display()))?;
+    if propagation.contains(MsFlags::MS_SHARED) {
+        set_propagation(rootfs, MsFlags::MS_PRIVATE)
+            .with_context(|| format!("make rootfs {} private for pivot_root", rootfs.display()))?;
+    }
+
+    let root = Root::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?;
+    let namespaces = linux.and_then(|l| l.namespaces().as_ref());
+    let has_namespace =
+        |typ: LinuxNamespaceType| namespaces.is_some_and(|n| n.iter().any(|ns| ns.typ() == typ));
+    let mounter = Mounter {
+        root: &root,
+        rootfs,
+        userns: has_namespace(LinuxNamespaceType::User),
+        cgroupns: has_namespace(LinuxNamespaceType::Cgroup),
+    };
+
+    let mut dev_is_bind = false;
+    let mut devpts = false;
+    for entry in spec.mounts().as_deref().unwrap_or(&[]) {
+        mounter.mount_entry(entry)?;
+        let dest = lexical_clean(entry.destination());
+        if dest == Path::new("/dev") {
+            let typ = entry.typ().as_deref();
+            let options = entry.options().as_deref().unwrap_or(&[]);
+            dev_is_bind =
+                typ == Some("bind") || options.iter().any(|o| o == "bind" || o == "rbind");
+        } else if dest == Path::new("/dev/pts") {
+            devpts = entry.typ().as_deref() == Some("devpts");
+        }
+    }
+
+    if !dev_is_bind {
+        let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        devices::create(&root, devices, mounter.userns)?;
+        devices::create_symlinks(&root, devpts)?;
+    }
+    Ok(())
 }
 
 /// `pivot_root` into `rootfs` (or `MS_MOVE` + chroot when `no_pivot`), then `chdir("/")`.
-pub fn enter(_rootfs: &Path, _no_pivot: bool) -> Result<()> {
-    anyhow::bail!("pivot_root is not available in this build")
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        chdir(rootfs).with_context(|| format!("chdir to rootfs {}", rootfs.display()))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .with_context(|| format!("move rootfs {} onto / (--no-pivot)", rootfs.display()))?;
+        chroot(".").context("chroot into the rootfs (--no-pivot)")?;
+    } else {
+        let dir = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let old_root = open("/", dir, Mode::empty())
+            .map(owned)
+            .context("open old /")?;
+        let new_root = open(rootfs, dir, Mode::empty())
+            .map(owned)
+            .with_context(|| format!("open rootfs {}", rootfs.display()))?;
+        fchdir(new_root.as_raw_fd()).context("chdir to the rootfs")?;
+        // With new and old root the same directory no temporary put_old is needed: the old
+        // root ends up mounted under the new one, and is detached right away.
+        pivot_root(".", ".").with_context(|| format!("pivot_root into {}", rootfs.display()))?;
+        fchdir(old_root.as_raw_fd()).context("chdir to the old root")?;
+        // Unmount events must not propagate to the host's mounts.
+        set_propagation(".", MsFlags::MS_SLAVE | MsFlags::MS_REC)
+            .context("make the old root rslave")?;
+        umount2(".", MntFlags::MNT_DETACH).context("detach the old root")?;
+    }
+    chdir("/").context("chdir to / in the container")?;
+    Ok(())
 }
 
-/// After `pivot_root`: `maskedPaths`, `readonlyPaths`, and `root.readonly` (remount `/` ro).
-pub fn finish(_spec: &Spec) -> Result<()> {
-    anyhow::bail!("rootfs finishing is not available in this build")
+/// After `pivot_root`: `rootfsPropagation` again, `readonlyPaths`, `maskedPaths`, `/dev`
+/// read-only when its mount asked for it, and `root.readonly` (remount `/` ro).
+pub fn finish(spec: &Spec) -> Result<()> {
+    let root = Root::open(Path::new("/")).context("open / of the container")?;
+    // Only a shared propagation needs applying again (pivot_root refused it); re-applying a
+    // recursive slave or private one would undo the mounts' own propagation options.
+    if let Some(propagation) = root_propagation(spec)?.filter(|p| p.contains(MsFlags::MS_SHARED)) {
+        set_propagation("/", propagation).context("set linux.rootfsPropagation on /")?;
+    }
+    if let Some(linux) = spec.linux() {
+        if let Some(paths) = linux.readonly_paths() {
+            paths::make_read_only(&root, paths)?;
+        }
+        if let Some(paths) = linux.masked_paths() {
+            paths::mask(&root, paths)?;
+        }
+    }
+    let dev_read_only = spec.mounts().as_deref().unwrap_or(&[]).iter().any(|m| {
+        let options = options::MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
+        lexical_clean(m.destination()) == Path::new("/dev")
+            && options.flags.contains(MsFlags::MS_RDONLY)
+    });
+    if dev_read_only {
+        paths::remount_read_only(&root, Path::new("/dev"))?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        paths::remount_read_only(&root, Path::new("/")).context("root.readonly")?;
+    }
+    Ok(())
+}
+
+/// After `pivot_root`: bind the console's pty slave (e.g. `/dev/pts/0`) onto `/dev/console`,
+/// created as an empty file (mode 0666) if missing.
+pub fn mount_console(pty_slave_path: &Path) -> Result<()> {
+    let root = Root::open(Path::new("/")).context("open / of the container")?;
+    let dev = root
+        .resolve(Path::new("/dev"), Create::Dirs)
+        .context("open /dev")?;
+    let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_RDONLY;
+    let mode = Mode::from_bits_truncate(0o666);
+    match nix::fcntl::openat(
+        Some(dev.as_raw_fd()),
+        "console",
+        create | OFlag::O_CLOEXEC,
+        mode,
+    ) {
+        Ok(fd) => {
+            let fd = owned(fd);
+            fchmod(fd.as_raw_fd(), mode).context("chmod /dev/console")?;
+        }
+        Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).context("create /dev/console"),
+    }
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let console = nix::fcntl::openat(Some(dev.as_raw_fd()), "console", flags, Mode::empty())
+        .map(owned)
+        .context("open /dev/console")?;
+    let kind = SFlag::from_bits_truncate(fstat(console.as_raw_fd())?.st_mode) & SFlag::S_IFMT;
+    if kind == SFlag::S_IFLNK || kind == SFlag::S_IFDIR {
+        anyhow::bail!(
+            "/dev/console is a symlink or directory; refusing to mount the console on it"
+        );
+    }
+    let pty = open_host(pty_slave_path)
+        .with_context(|| format!("open console pty {}", pty_slave_path.display()))?;
+    mount_fd(
+        Some(pty.as_fd()),
+        console.as_fd(),
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )
+    .with_context(|| {
+        format!(
+            "bind console {} onto /dev/console",
+            pty_slave_path.display()
+        )
+    })
+}
+
+/// `linux.rootfsPropagation` as mount flags; `None` when not set.
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    let value = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref());
+    match value {
+        None | Some("") => Ok(None),
+        Some(value) => options::propagation_option(value).map(Some).ok_or_else(|| {
+            anyhow!(
+                "linux.rootfsPropagation {value:?} is not one of shared, slave, private, \
+                 unbindable or their r-prefixed (recursive) forms"
+            )
+        }),
+    }
+}
+
+fn set_propagation<P: ?Sized + nix::NixPath>(path: &P, flags: MsFlags) -> nix::Result<()> {
+    mount::<str, P, str, str>(None, path, None, flags, None)
+}
+
+/// Makes the mount that holds `rootfs` private (before the rootfs is bound onto itself).
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let mountinfo = mountinfo::read_mountinfo()?;
+    let parent = mountinfo
+        .iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())
+        .with_context(|| format!("no mount holds rootfs {}", rootfs.display()))?;
+    if parent.optional.split(' ').any(|f| f.starts_with("shared:")) {
+        set_propagation(&parent.mount_point, MsFlags::MS_PRIVATE).with_context(|| {
+            format!(
+                "make {} (parent of the rootfs) private",
+                parent.mount_point.display()
+            )
+        })?;
+    }
+    Ok(())
 }

@@ -30,8 +30,20 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         }
         Err(e) => bail!("read {}: {e}", config.display()),
     };
-    let spec: Spec =
+    let mut raw: serde_json::Value =
         serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
+    // runc ignores capability names it does not know (with a warning) and names a bad rlimit
+    // type; oci-spec would refuse both with a bare parse error.
+    let unknown = crate::capabilities::strip_unknown(&mut raw);
+    if !unknown.is_empty() {
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        ));
+    }
+    crate::rlimits::check_names(&raw)?;
+    let spec: Spec =
+        serde_json::from_value(raw).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
     let rootfs = validate(&spec, &path)?;
     Ok(Bundle { spec, path, rootfs })
 }

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.0.2-dev";
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 
@@ -120,7 +120,10 @@ pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf> {
     match fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => Ok(dir),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("container with id exists: {id}")
+            bail!(
+                "container {id:?} already exists (state in {})",
+                dir.display()
+            )
         }
         Err(e) => Err(e).with_context(|| format!("create state directory {}", dir.display())),
     }
@@ -240,7 +243,7 @@ mod tests {
     #[test]
     fn own_process_stat_is_parsed() {
         let (st, start) = proc_stat(std::process::id() as i32).expect("own stat");
-        assert_eq!(st, 'R');
+        assert!("RS".contains(st), "{st}");
         assert!(start > 0);
     }
 
@@ -249,6 +252,6 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         create_dir(tmp.path(), "a").unwrap();
         let err = create_dir(tmp.path(), "a").unwrap_err().to_string();
-        assert_eq!(err, "container with id exists: a");
+        assert!(err.contains("\"a\" already exists"), "{err}");
     }
 }

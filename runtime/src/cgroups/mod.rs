@@ -1,7 +1,20 @@
 //! Cgroups: layout detection (v1, hybrid, v2), the container's directories in every hierarchy,
-//! joining, listing and removal. Resource enforcement belongs to the resources issue.
+//! joining, listing and removal; resources through the v1 or the v2 backend, freezing,
+//! signalling every process, stats and OOM events.
+//!
+//! A container's cgroup is the list of its directories, one per hierarchy (kept in
+//! `state.json`). Directories with `cgroup.controllers` are v2; if any v1 directory exists
+//! (legacy or hybrid layout) the v1 backend drives resources, otherwise the v2 one.
+
+pub mod bpf;
+pub mod devices;
+pub mod events;
+pub mod stats;
+pub mod v1;
+pub mod v2;
 
 use anyhow::{Context, Result};
+use oci_spec::runtime::LinuxResources;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -126,16 +139,141 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
 /// Create the container's directory in every hierarchy. On error, what was made is removed.
 pub fn create(cgroups_path: &str) -> Result<Vec<PathBuf>> {
     let mut made = Vec::new();
-    for h in hierarchies()? {
+    let hs = hierarchies()?;
+    let pure_v2 = hs.iter().all(|h| h.unified);
+    for h in &hs {
         let dir = h.dir_for(cgroups_path);
         let cpuset = h.controllers.iter().any(|c| c == "cpuset");
         if let Err(e) = make_dirs(&h.mount_point, &dir, cpuset) {
             remove(&made);
             return Err(e).with_context(|| format!("create cgroup {}", dir.display()));
         }
+        // In a hybrid layout the v2 tree is shared bookkeeping: leave its controllers be.
+        if pure_v2 {
+            v2::V2::enable_controllers(&h.mount_point, &dir)?;
+        }
         made.push(dir);
     }
     Ok(made)
+}
+
+/// The backend that drives a container's resources.
+pub enum Backend {
+    V1(v1::V1),
+    V2(v2::V2),
+}
+
+/// Pick the backend for the container's directories (see the module comment).
+pub fn backend(paths: &[PathBuf]) -> Option<Backend> {
+    let (v2s, v1s): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .iter()
+        .cloned()
+        .partition(|d| d.join("cgroup.controllers").exists());
+    if !v1s.is_empty() {
+        Some(Backend::V1(v1::V1::new(v1s)))
+    } else {
+        v2s.into_iter().next().map(|d| Backend::V2(v2::V2::new(d)))
+    }
+}
+
+/// Apply `linux.resources` at create: every resource, device rules included.
+pub fn apply(paths: &[PathBuf], r: &LinuxResources) -> Result<()> {
+    match backend(paths) {
+        Some(Backend::V1(b)) => b.apply(r, true),
+        Some(Backend::V2(b)) => {
+            b.apply(r)?;
+            let rules = devices::with_defaults(r.devices().as_deref().unwrap_or(&[]));
+            bpf::attach(&b.dir, &devices::reduce(&rules))
+        }
+        None => Ok(()),
+    }
+    .context("apply linux.resources")
+}
+
+/// Apply a change of resources to a running container (`update`): devices are left as they
+/// are, as runc does.
+pub fn update(paths: &[PathBuf], r: &LinuxResources) -> Result<()> {
+    match backend(paths) {
+        Some(Backend::V1(b)) => b.apply(r, false),
+        Some(Backend::V2(b)) => b.apply(r),
+        None => anyhow::bail!("the container has no cgroup"),
+    }
+}
+
+/// Freeze (`true`) or thaw every process of the container.
+pub fn freeze(paths: &[PathBuf], frozen: bool) -> Result<()> {
+    match backend(paths) {
+        Some(Backend::V1(b)) if b.dir("freezer").is_some() => b.freeze(frozen),
+        Some(Backend::V1(_)) => {
+            // Legacy layout without a freezer hierarchy: the v2 tree of a hybrid may do.
+            let v2 = paths.iter().find(|d| d.join("cgroup.freeze").exists());
+            match v2 {
+                Some(d) => v2::V2::new(d).freeze(frozen),
+                None => anyhow::bail!(
+                    "no freezer: neither the v1 freezer controller nor cgroup.freeze is available"
+                ),
+            }
+        }
+        Some(Backend::V2(b)) => b.freeze(frozen),
+        None => anyhow::bail!("the container has no cgroup"),
+    }
+}
+
+/// Signal every process of the container: freeze, signal each, thaw (so that no process
+/// forks away between the listing and the signal). SIGKILL on v2 uses `cgroup.kill`.
+pub fn signal_all(paths: &[PathBuf], sig: i32) -> Result<()> {
+    if sig == libc::SIGKILL {
+        if let Some(Backend::V2(b)) = backend(paths) {
+            if b.kill()? {
+                return Ok(());
+            }
+        }
+    }
+    // A paused container stays paused, unless it is being killed (v1 frozen tasks cannot die).
+    let was_frozen = is_frozen(paths);
+    let frozen = was_frozen || freeze(paths, true).is_ok();
+    for pid in pids(paths) {
+        // SAFETY: kill(2) with a pid read from the container's own cgroup.
+        unsafe { libc::kill(pid, sig) };
+    }
+    if frozen && (!was_frozen || sig == libc::SIGKILL) {
+        freeze(paths, false)?;
+    }
+    Ok(())
+}
+
+/// Write `value` to `dir/file` as the cgroup interface wants it: one write, no creation.
+pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(file);
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()));
+    r.map_err(|e| anyhow::Error::new(e).context(format!("write {value:?} to {}", path.display())))
+}
+
+/// A number from a cgroup file (`max` and garbage read as `None`).
+pub fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Is the root cause of `e` the errno `n`?
+pub fn is_errno(e: &anyhow::Error, n: i32) -> bool {
+    e.root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.raw_os_error() == Some(n))
+}
+
+/// `mlx5_1 hca_handle=3 hca_object=max` for `rdma.max`.
+pub fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
+    let n = |v: Option<u32>| v.map_or("max".to_string(), |v| v.to_string());
+    format!(
+        "{dev} hca_handle={} hca_object={}",
+        n(l.hca_handles()),
+        n(l.hca_objects())
+    )
 }
 
 /// `mkdir -p` below the mount point; a new v1 cpuset level gets its parent's cpus and mems

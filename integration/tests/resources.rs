@@ -1,0 +1,383 @@
+//! Cgroup resources with real containers: limits written where the kernel enforces them
+//! and enforced (OOM kill, pids limit, device access), and the commands that act on a
+//! container's cgroup: pause/resume, kill --all, update, ps, events.
+
+use runrs_integration::*;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+const MB: i64 = 1024 * 1024;
+
+/// The host directory of `pid`'s cgroup in the v1 hierarchy carrying `controller`
+/// (or in the v2 tree for `""`), from `/proc/<pid>/cgroup` and the mount table.
+fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let wanted = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        if !wanted {
+            continue;
+        }
+        for m in mountinfo.lines() {
+            let (pre, post) = m.split_once(" - ").unwrap();
+            let post: Vec<&str> = post.split(' ').collect();
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let ok = if controller.is_empty() {
+                post[0] == "cgroup2"
+            } else {
+                post[0] == "cgroup" && post[2].split(',').any(|o| o == controller)
+            };
+            if ok {
+                let rel = path.strip_prefix(pre[3]).unwrap_or(path);
+                return PathBuf::from(pre[4]).join(rel.trim_start_matches('/'));
+            }
+        }
+    }
+    panic!("no {controller:?} cgroup for pid {pid}");
+}
+
+fn read(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+/// Create and start `b` as a new container; returns its guard and init pid.
+fn start(env: &TestEnv, b: &Bundle) -> (ContainerGuard, i32) {
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    env.create_start(b, &id);
+    let pid = env.rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    guard.record(pid);
+    (guard, pid)
+}
+
+fn alive_loop(b: &mut Bundle) {
+    b.sh("touch /tmp/ready; while :; do usleep 20000; done");
+}
+
+#[test]
+fn memory_over_the_limit_is_oom_killed() {
+    let env = TestEnv::new("res_oom");
+    let mut b = env.bundle();
+    b.set(
+        "/linux/resources/memory",
+        json!({"limit": 32 * MB, "swap": 32 * MB}),
+    );
+    // The shell itself grows past the limit: the OOM killer picks it, the init.
+    b.sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+    let out = env.run_bundle(&b);
+    out.code(137);
+    assert_not_contains(&out.stdout, "survived");
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let env = TestEnv::new("res_pids");
+    let mut b = env.bundle();
+    b.set("/linux/resources/pids", json!({"limit": 10}));
+    b.sh("i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); echo $i > /tmp/n; done; echo all-forked");
+    let out = env.run_bundle(&b);
+    assert_not_contains(&out.stdout, "all-forked");
+    assert_contains(&out.stderr.to_lowercase(), "fork");
+    let n: i32 = std::fs::read_to_string(b.host_path("/tmp/n"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        n < 10,
+        "{n} background processes started under a limit of 10"
+    );
+}
+
+#[test]
+fn limits_are_written_and_visible_inside() {
+    let env = TestEnv::new("res_values");
+    let mut b = env.bundle();
+    b.set(
+        "/linux/resources",
+        json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 64 * MB, "reservation": 32 * MB, "swap": 96 * MB, "swappiness": 10},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 42},
+            "blockIO": {"weight": 300}
+        }),
+    );
+    b.sh("grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status > /tmp/status; touch /tmp/ready; while :; do usleep 20000; done");
+    let (_g, pid) = start(&env, &b);
+    wait_until("ready", WAIT, || b.host_path("/tmp/ready").exists());
+    let mem = cgroup_dir(pid, "memory");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), (64 * MB).to_string());
+    assert_eq!(
+        read(&mem, "memory.soft_limit_in_bytes"),
+        (32 * MB).to_string()
+    );
+    assert_eq!(
+        read(&mem, "memory.memsw.limit_in_bytes"),
+        (96 * MB).to_string()
+    );
+    assert_eq!(read(&mem, "memory.swappiness"), "10");
+    let cpu = cgroup_dir(pid, "cpu");
+    assert_eq!(read(&cpu, "cpu.shares"), "512");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read(&cgroup_dir(pid, "cpuset"), "cpuset.cpus"), "0");
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "42");
+    let blkio = cgroup_dir(pid, "blkio");
+    if blkio.join("blkio.weight").exists() || blkio.join("blkio.bfq.weight").exists() {
+        let f = if blkio.join("blkio.bfq.weight").exists() {
+            "blkio.bfq.weight"
+        } else {
+            "blkio.weight"
+        };
+        assert_contains(&read(&blkio, f), "300");
+    }
+    let devices = read(&cgroup_dir(pid, "devices"), "devices.list");
+    assert_contains(&devices, "c 1:3 rwm");
+    assert_contains(&devices, "c 136:* rwm");
+    assert_not_contains(&devices, "a *:* rwm");
+    let status = std::fs::read_to_string(b.host_path("/tmp/status")).unwrap();
+    assert_contains(&status, "Cpus_allowed_list:\t0\n");
+    assert_contains(&status, "Mems_allowed_list:\t0\n");
+}
+
+#[test]
+fn a_device_outside_the_allow_list_cannot_be_opened() {
+    let env = TestEnv::new("res_devices");
+    let mut b = env.bundle();
+    let mut caps = vec![
+        "CAP_MKNOD",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+        "CAP_NET_BIND_SERVICE",
+    ];
+    caps.retain(|c| host_capabilities().contains(c));
+    b.capabilities(&caps);
+    b.set(
+        "/linux/resources/devices",
+        json!([{"allow": false, "access": "rwm"}]),
+    );
+    // 1:3 is /dev/null (allowed by default), 1:1 is /dev/mem and 8:0 a disk: not allowed.
+    b.sh(
+        "cd /tmp; mknod blk b 8 0 && echo mknod-blk-ok; mknod mem c 1 1 && echo mknod-mem-ok; \
+          mknod nul c 1 3 && echo x > nul && echo null-ok; \
+          head -c1 blk >/dev/null 2>/tmp/blk.err || echo blk-denied; \
+          head -c1 mem >/dev/null 2>/tmp/mem.err || echo mem-denied; cat /tmp/*.err",
+    );
+    let out = env.run_bundle(&b);
+    out.ok();
+    for word in [
+        "mknod-blk-ok",
+        "mknod-mem-ok",
+        "null-ok",
+        "blk-denied",
+        "mem-denied",
+    ] {
+        assert_contains(&out.stdout, word);
+    }
+    assert_contains(&out.stdout, "Operation not permitted");
+}
+
+#[test]
+fn custom_cgroups_path_is_created_and_removed() {
+    let env = TestEnv::new("res_cgpath");
+    let mut b = env.bundle();
+    let name = format!("runrs-it-cgpath-{}", std::process::id());
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    alive_loop(&mut b);
+    let (g, pid) = start(&env, &b);
+    let pids = cgroup_dir(pid, "pids");
+    assert!(pids.ends_with(&name), "{}", pids.display());
+    assert!(lines(&read(&pids, "cgroup.procs")).contains(&pid.to_string().as_str()));
+    env.rt.run(["delete", "--force", g.id()]).ok();
+    assert!(!pids.exists(), "{} left after delete", pids.display());
+    assert!(!PathBuf::from("/sys/fs/cgroup/memory").join(&name).exists());
+}
+
+#[test]
+fn pause_resume_and_status() {
+    let env = TestEnv::new("res_pause");
+    let mut b = env.bundle();
+    alive_loop(&mut b);
+    let (g, pid) = start(&env, &b);
+    let id = g.id().to_string();
+    let freezer = cgroup_dir(pid, "freezer");
+    env.rt.run(["pause", &id]).ok();
+    assert_eq!(env.rt.status(&id).as_deref(), Some("paused"));
+    assert_eq!(read(&freezer, "freezer.state"), "FROZEN");
+    let list = env.rt.run(["list", "--format", "json"]).ok().json();
+    assert_eq!(list[0]["status"], "paused", "{list}");
+    env.rt.run(["pause", &id]).fails_with(&["not running"]);
+    env.rt.run(["resume", &id]).ok();
+    assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
+    assert_eq!(read(&freezer, "freezer.state"), "THAWED");
+    env.rt.run(["resume", &id]).fails_with(&["not paused"]);
+}
+
+#[test]
+fn kill_all_empties_the_cgroup() {
+    let env = TestEnv::new("res_killall");
+    let mut b = env.bundle();
+    // Without a pid namespace of its own the children survive their init: --all must
+    // reach them too.
+    b.without_namespace("pid");
+    b.sh("trap '' TERM; sleep 300 & sleep 300 & touch /tmp/ready; while :; do usleep 20000; done");
+    let (g, pid) = start(&env, &b);
+    wait_until("ready", WAIT, || b.host_path("/tmp/ready").exists());
+    let dir = cgroup_dir(pid, "pids");
+    let procs = read(&dir, "cgroup.procs");
+    assert!(lines(&procs).len() >= 3, "{procs}");
+    env.rt.run(["kill", "--all", g.id(), "KILL"]).ok();
+    wait_until("empty cgroup", WAIT, || {
+        std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|s| s.trim().is_empty())
+    });
+}
+
+#[test]
+fn update_changes_limits() {
+    let env = TestEnv::new("res_update");
+    let mut b = env.bundle();
+    b.set("/linux/resources/memory", json!({"limit": 64 * MB}));
+    alive_loop(&mut b);
+    let (g, pid) = start(&env, &b);
+    let id = g.id().to_string();
+    env.rt
+        .run([
+            "update",
+            "--memory",
+            "128m",
+            "--memory-swap",
+            "256m",
+            "--pids-limit",
+            "50",
+            "--cpu-share",
+            "256",
+            "--cpu-quota",
+            "20000",
+            "--cpu-period",
+            "100000",
+            "--cpuset-cpus",
+            "0",
+            &id,
+        ])
+        .ok();
+    let mem = cgroup_dir(pid, "memory");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), (128 * MB).to_string());
+    assert_eq!(
+        read(&mem, "memory.memsw.limit_in_bytes"),
+        (256 * MB).to_string()
+    );
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "50");
+    let cpu = cgroup_dir(pid, "cpu");
+    assert_eq!(read(&cpu, "cpu.shares"), "256");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "20000");
+    let file = env.path("resources.json");
+    std::fs::write(
+        &file,
+        json!({"memory": {"limit": 100 * MB, "swap": 200 * MB}, "pids": {"limit": 7}}).to_string(),
+    )
+    .unwrap();
+    env.rt.run(["update", "-r", &arg(&file), &id]).ok();
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), (100 * MB).to_string());
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "7");
+    env.rt
+        .run(["update", "--memory", "lots", &id])
+        .fails_with(&["memory"]);
+}
+
+#[test]
+fn ps_lists_init_and_exec_pids() {
+    let env = TestEnv::new("res_ps");
+    let mut b = env.bundle();
+    alive_loop(&mut b);
+    let (g, pid) = start(&env, &b);
+    let id = g.id().to_string();
+    let exec = env.rt.cmd(["exec", "-d", &id, "sleep", "300"]).run();
+    exec.ok();
+    wait_until("two pids", WAIT, || {
+        let out = env.rt.run(["ps", "--format", "json", &id]);
+        out.success() && out.json().as_array().is_some_and(|a| a.len() >= 2)
+    });
+    let pids = env.rt.run(["ps", "-f", "json", &id]).ok().json();
+    assert!(pids.as_array().unwrap().contains(&json!(pid)), "{pids}");
+    let table = env.rt.run(["ps", &id]).ok().stdout.clone();
+    let rows = lines(&table);
+    assert!(
+        rows[0].contains("PID") && rows[0].contains("CMD"),
+        "{table}"
+    );
+    assert!(rows.iter().any(|r| r.contains("sleep 300")), "{table}");
+    assert!(rows.iter().all(|r| !r.contains("cargo")), "{table}");
+}
+
+#[test]
+fn events_stats_report_usage() {
+    let env = TestEnv::new("res_events");
+    let mut b = env.bundle();
+    b.set("/linux/resources/pids", json!({"limit": 99}));
+    alive_loop(&mut b);
+    let (g, _pid) = start(&env, &b);
+    let id = g.id().to_string();
+    let ev = env.rt.run(["events", "--stats", &id]).ok().json();
+    assert_eq!(ev["type"], "stats", "{ev}");
+    assert_eq!(ev["id"], id.as_str(), "{ev}");
+    let d = &ev["data"];
+    assert!(
+        d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{ev}"
+    );
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{ev}");
+    assert!(d["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{ev}");
+    assert_eq!(d["pids"]["limit"], 99, "{ev}");
+}
+
+#[test]
+fn events_stream_stats_and_oom() {
+    let env = TestEnv::new("res_events_oom");
+    let mut b = env.bundle();
+    b.set(
+        "/linux/resources/memory",
+        json!({"limit": 32 * MB, "swap": 32 * MB}),
+    );
+    b.sh("while [ ! -e /tmp/go ]; do usleep 10000; done; \
+          (x=$(head -c 200000000 /dev/zero | tr '\\0' a)); touch /tmp/done; while :; do usleep 20000; done");
+    let (g, _pid) = start(&env, &b);
+    let id = g.id().to_string();
+    let events = env
+        .rt
+        .cmd(["events", "--interval", "200ms", &id])
+        .timeout(Duration::from_secs(30))
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(b.host_path("/tmp/go"), "").unwrap();
+    wait_until("oom'd subshell", WAIT, || b.host_path("/tmp/done").exists());
+    std::thread::sleep(Duration::from_millis(500));
+    env.rt.run(["delete", "--force", &id]).ok();
+    let out = events.wait();
+    let evs: Vec<Value> = lines(&out.stdout)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        evs.iter()
+            .any(|e| e["type"] == "oom" && e["id"] == id.as_str()),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        evs.iter().filter(|e| e["type"] == "stats").count() >= 2,
+        "{}",
+        out.stdout
+    );
+}

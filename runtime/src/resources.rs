@@ -1,0 +1,399 @@
+//! The commands that act on a container's cgroup: pause, resume, update, ps, events.
+
+use crate::cgroups;
+use crate::state::{self, Status};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// `runrs pause`: freeze every process of a running (or created) container.
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let c = state::load(root, id)?;
+    let _lock = state::lock(&c.dir)?;
+    match c.status() {
+        Status::Running | Status::Created => cgroups::freeze(&c.saved.cgroup_paths, true),
+        _ => bail!("container not running"),
+    }
+}
+
+/// `runrs resume`: thaw a paused container.
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let c = state::load(root, id)?;
+    let _lock = state::lock(&c.dir)?;
+    if c.status() != Status::Paused {
+        bail!("container not paused");
+    }
+    cgroups::freeze(&c.saved.cgroup_paths, false)
+}
+
+/// runc's `update` flags; memory sizes take units (`128m`, `1g`) as runc's do.
+#[derive(Args, Debug, Default)]
+pub struct UpdateFlags {
+    /// path to the file containing the resources to update or '-' to read from the standard input
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    /// Specifies per cgroup weight, range is from 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// CPU realtime period to be used for hardcapping (in usecs). 0 to use system default
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
+    pub cpu_share: Option<u64>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Kernel memory limit (in bytes) (deprecated: ignored)
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    /// Kernel memory limit (in bytes) for tcp buffer
+    #[arg(long = "kernel-memory-tcp")]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (in bytes)
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Memory reservation or soft_limit (in bytes)
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids allowed in the container
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// The string of Intel RDT/CAT L3 cache schema
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// The string of Intel RDT/MBA memory bandwidth schema
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub id: Vec<String>,
+}
+
+/// Docker's RAMInBytes: `1024`, `512k`, `128m`, `1g`, `1.5GB` (binary units); `-1` is unlimited.
+pub fn ram_in_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: {s:?}"))?;
+    let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => bail!("invalid size: {s:?}"),
+    };
+    Ok((n * mult) as i64)
+}
+
+/// The flags as a LinuxResources JSON object with only what was given.
+fn flags_json(f: &UpdateFlags) -> Result<Value> {
+    let mut r = json!({});
+    let size = |name: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| ram_in_bytes(s).with_context(|| format!("invalid value for --{name}")))
+            .transpose()
+    };
+    let mut mem = serde_json::Map::new();
+    for (k, name, v) in [
+        ("limit", "memory", &f.memory),
+        ("reservation", "memory-reservation", &f.memory_reservation),
+        ("swap", "memory-swap", &f.memory_swap),
+        ("kernel", "kernel-memory", &f.kernel_memory),
+        ("kernelTCP", "kernel-memory-tcp", &f.kernel_memory_tcp),
+    ] {
+        if let Some(n) = size(name, v)? {
+            mem.insert(k.into(), n.into());
+        }
+    }
+    if !mem.is_empty() {
+        r["memory"] = Value::Object(mem);
+    }
+    let mut cpu = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            cpu.insert(k.into(), v);
+        }
+    };
+    put("shares", f.cpu_share.map(Value::from));
+    put("quota", f.cpu_quota.map(Value::from));
+    put("period", f.cpu_period.map(Value::from));
+    put("burst", f.cpu_burst.map(Value::from));
+    put("realtimePeriod", f.cpu_rt_period.map(Value::from));
+    put("realtimeRuntime", f.cpu_rt_runtime.map(Value::from));
+    put("cpus", f.cpuset_cpus.clone().map(Value::from));
+    put("mems", f.cpuset_mems.clone().map(Value::from));
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
+    }
+    if let Some(w) = f.blkio_weight {
+        r["blockIO"] = json!({ "weight": w });
+    }
+    if let Some(p) = f.pids_limit {
+        r["pids"] = json!({ "limit": p });
+    }
+    if f.l3_cache_schema.is_some() || f.mem_bw_schema.is_some() {
+        bail!("Intel RDT is not supported by runrs: drop --l3-cache-schema/--mem-bw-schema");
+    }
+    Ok(r)
+}
+
+/// Merge `patch` into `base`: objects key by key, anything else replaced.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// `runrs update`: change a container's resources, and keep them in its state.
+pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
+    if f.id.len() != 1 {
+        bail!("runrs: \"update\" requires exactly 1 argument(s)");
+    }
+    let patch = match f.resources.as_deref() {
+        Some(src) => {
+            let mut text = String::new();
+            if src == "-" {
+                std::io::stdin().read_to_string(&mut text)?;
+            } else {
+                text = std::fs::read_to_string(src).with_context(|| format!("read {src}"))?;
+            }
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{src}: not a LinuxResources JSON object"))?;
+            // Validate the shape before touching anything.
+            serde_json::from_value::<oci_spec::runtime::LinuxResources>(v.clone())
+                .with_context(|| format!("{src}: not a LinuxResources JSON object"))?;
+            v
+        }
+        None => flags_json(f)?,
+    };
+    let mut c = state::load(root, &f.id[0])?;
+    let _lock = state::lock(&c.dir)?;
+    if c.status() == Status::Stopped {
+        bail!("container not running");
+    }
+    let config = &mut c.saved.config;
+    if !config["linux"].is_object() {
+        config["linux"] = json!({});
+    }
+    let resources = &mut config["linux"]["resources"];
+    if resources.is_null() {
+        *resources = json!({});
+    }
+    merge(resources, patch);
+    let merged: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(resources.clone()).context("the updated resources are not valid")?;
+    cgroups::update(&c.saved.cgroup_paths, &merged)?;
+    state::save(&c.dir, &c.saved)
+}
+
+/// `runrs ps`: the container's pids as JSON, or `ps` output (default `-ef`) kept to them.
+pub fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<String> {
+    let c = state::load(root, id)?;
+    let pids = cgroups::pids(&c.saved.cgroup_paths);
+    match format {
+        "json" => Ok(format!("{}\n", serde_json::to_string(&pids)?)),
+        "table" => {
+            let args: Vec<String> = if ps_args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                ps_args.to_vec()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("run ps")?;
+            if !out.status.success() {
+                bail!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)?)
+        }
+        other => bail!("invalid format option {other:?}"),
+    }
+}
+
+/// Keep `ps`'s header and the lines whose PID column is one of `pids`.
+pub fn filter_ps(text: &str, pids: &[i32]) -> Result<String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("couldn't find PID field in ps output")?;
+    let mut out = format!("{header}\n");
+    for l in lines {
+        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Go's time.ParseDuration for what people write: `5s`, `200ms`, `1m30s`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .with_context(|| format!("time: missing unit in duration {s:?}"))?;
+        let n: f64 = rest[..n_end]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("time: invalid duration {s:?}"))?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..u_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => bail!("time: unknown unit {u:?} in duration {s:?}"),
+        };
+        total += n * secs;
+        rest = &rest[u_end..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// `runrs events`: one stats event (`--stats`), or stats every `interval` plus OOM
+/// events until the container stops.
+pub fn events(root: &Path, id: &str, stats_once: bool, interval: &str) -> Result<()> {
+    let interval = parse_duration(interval)?;
+    if interval.is_zero() {
+        bail!("duration interval must be greater than 0");
+    }
+    let c = state::load(root, id)?;
+    if c.status() == Status::Stopped {
+        bail!("container with id {id} is not running");
+    }
+    let paths = c.saved.cgroup_paths.clone();
+    let mut out = std::io::stdout().lock();
+    let mut emit = |v: Value| -> Result<()> {
+        writeln!(out, "{v}")?;
+        out.flush()?;
+        Ok(())
+    };
+    let stats =
+        |id: &str| json!({"type": "stats", "id": id, "data": cgroups::stats::collect(&paths)});
+    if stats_once {
+        return emit(stats(id));
+    }
+    let mut oom = cgroups::events::OomWatch::new(&paths);
+    loop {
+        match state::load(root, id) {
+            Ok(c) if c.status() != Status::Stopped => {}
+            _ => return Ok(()),
+        }
+        emit(stats(id))?;
+        let deadline = std::time::Instant::now() + interval;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Short waits so that a stopped container ends the stream promptly.
+            if oom.wait(left.min(Duration::from_millis(500))) > 0 {
+                emit(json!({"type": "oom", "id": id}))?;
+            }
+            if !state::load(root, id).is_ok_and(|c| c.status() != Status::Stopped) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        assert_eq!(ram_in_bytes("128m").unwrap(), 128 << 20);
+        assert_eq!(ram_in_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(ram_in_bytes("512kb").unwrap(), 512 << 10);
+        assert_eq!(ram_in_bytes("4096").unwrap(), 4096);
+        assert_eq!(ram_in_bytes("-1").unwrap(), -1);
+        assert!(ram_in_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5").is_err());
+    }
+
+    #[test]
+    fn ps_output_is_filtered_by_pid_column() {
+        let text = "UID   PID  PPID  C STIME TTY  TIME     CMD\nroot    1     0  0 10:00 ?    00:00:01 init\nroot   42     1  0 10:00 ?    00:00:00 sleep 300\n";
+        let out = filter_ps(text, &[42]).unwrap();
+        assert_eq!(out.lines().count(), 2);
+        assert!(out.contains("sleep 300"));
+        assert!(filter_ps("USER CMD\n", &[1]).is_err());
+    }
+
+    #[test]
+    fn flags_become_resources() {
+        let f = UpdateFlags {
+            memory: Some("64m".into()),
+            cpu_share: Some(256),
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        let v = flags_json(&f).unwrap();
+        assert_eq!(v["memory"]["limit"], 64 << 20);
+        assert_eq!(v["cpu"]["shares"], 256);
+        assert_eq!(v["pids"]["limit"], 10);
+        let mut base = json!({"memory": {"limit": 1, "swap": 2}, "devices": []});
+        merge(&mut base, v);
+        assert_eq!(base["memory"]["swap"], 2);
+        assert_eq!(base["memory"]["limit"], 64 << 20);
+    }
+}

@@ -1,0 +1,107 @@
+//! The few facts read from `/proc/self/mountinfo` and `/proc/self/cgroup`.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MountInfo {
+    /// The path inside the filesystem that is mounted (`/` for a whole filesystem).
+    pub root: PathBuf,
+    pub mount_point: PathBuf,
+    /// Optional fields, e.g. `shared:1 master:2`.
+    pub optional: String,
+    pub fs_type: String,
+    pub super_options: String,
+}
+
+pub(crate) fn read_mountinfo() -> Result<Vec<MountInfo>> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(text.lines().filter_map(parse_line).collect())
+}
+
+fn parse_line(line: &str) -> Option<MountInfo> {
+    let (before, after) = line.split_once(" - ")?;
+    let mut fields = before.split(' ');
+    let _id = fields.next()?;
+    let _parent = fields.next()?;
+    let _dev = fields.next()?;
+    let root = unescape(fields.next()?);
+    let mount_point = unescape(fields.next()?);
+    let _options = fields.next()?;
+    let optional = fields.collect::<Vec<_>>().join(" ");
+    let mut fields = after.split(' ');
+    let fs_type = fields.next()?.to_string();
+    let _source = fields.next()?;
+    let super_options = fields.next().unwrap_or("").to_string();
+    Some(MountInfo {
+        root,
+        mount_point,
+        optional,
+        fs_type,
+        super_options,
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// One line of `/proc/self/cgroup`: `hierarchy-id:controllers:path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CgroupMembership {
+    /// Comma-separated controllers (`cpu,cpuacct`, `name=systemd`); empty for cgroup v2.
+    pub controllers: String,
+    pub path: PathBuf,
+}
+
+pub(crate) fn read_self_cgroup() -> Result<Vec<CgroupMembership>> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let _id = parts.next()?;
+            let controllers = parts.next()?.to_string();
+            let path = PathBuf::from(parts.next()?);
+            Some(CgroupMembership { controllers, path })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mountinfo_lines() {
+        let line = "32 31 0:29 / /sys/fs/cgroup/cpu\\040x rw,relatime shared:5 master:1 - cgroup cgroup rw,cpu";
+        let info = parse_line(line).unwrap();
+        assert_eq!(info.mount_point, PathBuf::from("/sys/fs/cgroup/cpu x"));
+        assert_eq!(info.root, PathBuf::from("/"));
+        assert_eq!(info.optional, "shared:5 master:1");
+        assert_eq!(info.fs_type, "cgroup");
+        assert_eq!(info.super_options, "rw,cpu");
+    }
+}

@@ -1,0 +1,381 @@
+//! One `mounts[]` entry: resolve the destination inside the rootfs, mount, then the second
+//! steps a mount may need (bind remount for flags, propagation changes).
+
+use super::cgroup_v1;
+use super::options::{MountOptions, RecursiveAttrs};
+use super::resolve::{fd_path, open_host, Create, Root};
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{fstat, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+use nix::sys::statvfs::fstatvfs;
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+/// Files under `/proc` that may be mounted over (what lxcfs emulates); anything else under
+/// `/proc` could hide the kernel's security knobs from the runtime (runc's rule).
+const PROC_OVERMOUNTABLE: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// What every mount of one container shares.
+pub(crate) struct Mounter<'a> {
+    pub root: &'a Root,
+    /// The rootfs on the host, for error messages.
+    pub rootfs: &'a Path,
+    /// The container has its own user namespace (mknod and some filesystems are refused).
+    pub userns: bool,
+    /// The container has its own cgroup namespace.
+    pub cgroupns: bool,
+}
+
+impl Mounter<'_> {
+    /// Performs one `mounts[]` entry.
+    pub fn mount_entry(&self, entry: &Mount) -> Result<()> {
+        let dest = entry.destination();
+        let typ = entry.typ().as_deref().unwrap_or("");
+        let mut options = MountOptions::parse(entry.options().as_deref().unwrap_or(&[]));
+        if typ == "bind" {
+            options.flags.insert(MsFlags::MS_BIND);
+        }
+        let source = entry.source().as_deref();
+        check_proc_destination(dest, typ, &options, source)?;
+        if options.idmap {
+            bail!(
+                "mount on {}: idmapped mounts are not supported",
+                dest.display()
+            );
+        }
+        if !options.is_bind() && lexical_clean(dest) == Path::new("/dev") {
+            // Devices and symlinks are created in it yet: `finish` makes it read-only.
+            options.flags.remove(MsFlags::MS_RDONLY);
+        }
+
+        if options.is_bind() {
+            let source = source
+                .with_context(|| format!("bind mount on {} has no source", dest.display()))?;
+            self.bind(source, dest, &options)?;
+        } else {
+            match typ {
+                "cgroup" => cgroup_v1::mount(self, dest, &options)?,
+                "cgroup2" => self.cgroup2(source, dest, &options)?,
+                "" => bail!(
+                    "mount on {} has no type (and is not a bind mount)",
+                    dest.display()
+                ),
+                _ => self.filesystem(typ, source, dest, &options)?,
+            }
+        }
+        if !options.recursive.is_empty() {
+            let mounted = self.resolve(dest, Create::Nothing)?;
+            set_recursive_attrs(mounted.as_fd(), options.recursive).with_context(|| {
+                format!(
+                    "set recursive mount attributes (rro, rnosuid, ...) on {}",
+                    dest.display()
+                )
+            })?;
+        }
+        self.propagate(dest, &options.propagation)
+    }
+
+    /// Bind-mounts host `source` onto `dest`, then remounts for ro/nosuid/... which a bind
+    /// mount ignores on creation.
+    pub fn bind(&self, source: &Path, dest: &Path, options: &MountOptions) -> Result<()> {
+        let source_fd = open_host(source).with_context(|| {
+            format!(
+                "open bind source {} for {}",
+                source.display(),
+                dest.display()
+            )
+        })?;
+        let source_is_dir = is_dir(source_fd.as_fd())?;
+        let create = if source_is_dir {
+            Create::Dirs
+        } else {
+            Create::File
+        };
+        let target = self.resolve(dest, create)?;
+        self.check_not_procfs(&target, dest, "bind")?;
+        let flags = MsFlags::MS_BIND | (options.flags & MsFlags::MS_REC);
+        mount_fd(Some(source_fd.as_fd()), target.as_fd(), None, flags, None)
+            .with_context(|| format!("bind mount {} on {}", source.display(), dest.display()))?;
+        let remount = options.bind_remount_flags();
+        if !remount.is_empty() {
+            let mounted = self.resolve(dest, Create::Nothing)?;
+            remount_bind(mounted.as_fd(), remount).with_context(|| {
+                format!("remount bind mount on {} ({remount:?})", dest.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A filesystem mount (`proc`, `sysfs`, `tmpfs`, `devpts`, `mqueue`, ...), with runc's
+    /// fallbacks when a user namespace may not mount `sysfs` or `mqueue`.
+    fn filesystem(
+        &self,
+        typ: &str,
+        source: Option<&Path>,
+        dest: &Path,
+        options: &MountOptions,
+    ) -> Result<()> {
+        let target = self.resolve(dest, Create::Dirs)?;
+        if typ != "proc" {
+            self.check_not_procfs(&target, dest, typ)?;
+        }
+        let source = source.unwrap_or(Path::new(typ));
+        let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
+        let result = mount(
+            Some(source),
+            fd_path(target.as_fd()).as_str(),
+            Some(typ),
+            options.flags,
+            data,
+        );
+        // Without its own network (sysfs) or IPC (mqueue) namespace a user namespace may not
+        // mount a new instance: show the host's instead.
+        let host = match (typ, result) {
+            ("sysfs", Err(Errno::EPERM)) => Path::new("/sys"),
+            ("mqueue", Err(Errno::EPERM)) => Path::new("/dev/mqueue"),
+            (_, result) => {
+                return result.with_context(|| format!("mount {typ} on {}", dest.display()))
+            }
+        };
+        drop(target);
+        let bind_options = MountOptions {
+            flags: (options.flags - MsFlags::MS_REMOUNT) | MsFlags::MS_BIND | MsFlags::MS_REC,
+            ..MountOptions::default()
+        };
+        self.bind(host, dest, &bind_options).with_context(|| {
+            format!(
+                "mount {typ} on {}: not permitted, and binding the host's failed",
+                dest.display()
+            )
+        })
+    }
+
+    /// `cgroup2`: a new mount of the unified hierarchy; where that is refused (user namespace
+    /// without cgroup namespace), the container's own cgroup directory bound instead.
+    fn cgroup2(&self, source: Option<&Path>, dest: &Path, options: &MountOptions) -> Result<()> {
+        let target = self.resolve(dest, Create::Dirs)?;
+        let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
+        let source = source.unwrap_or(Path::new("cgroup2"));
+        let path = fd_path(target.as_fd());
+        match mount(
+            Some(source),
+            path.as_str(),
+            Some("cgroup2"),
+            options.flags,
+            data,
+        ) {
+            Err(Errno::EPERM | Errno::EBUSY) => {}
+            result => {
+                return result.with_context(|| format!("mount cgroup2 on {}", dest.display()))
+            }
+        }
+        drop(target);
+        let host = cgroup_v1::own_unified_dir()?
+            .with_context(|| format!("mount cgroup2 on {}: not permitted", dest.display()))?;
+        let bind_options = MountOptions {
+            flags: (options.flags - MsFlags::MS_REMOUNT) | MsFlags::MS_BIND | MsFlags::MS_REC,
+            ..MountOptions::default()
+        };
+        self.bind(&host, dest, &bind_options)
+    }
+
+    /// Applies `shared`/`rslave`/... options to the mount now on `dest`.
+    fn propagate(&self, dest: &Path, propagation: &[MsFlags]) -> Result<()> {
+        if propagation.is_empty() {
+            return Ok(());
+        }
+        let mounted = self.resolve(dest, Create::Nothing)?;
+        let path = fd_path(mounted.as_fd());
+        for &flags in propagation {
+            mount::<str, str, str, str>(None, path.as_str(), None, flags, None)
+                .with_context(|| format!("set propagation {flags:?} on {}", dest.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Opens `dest` inside the rootfs, as `O_PATH`, creating it when asked.
+    pub fn resolve(&self, dest: &Path, create: Create) -> Result<OwnedFd> {
+        self.root.resolve(dest, create).with_context(|| {
+            format!(
+                "resolve mount destination {} inside rootfs {}",
+                dest.display(),
+                self.rootfs.display()
+            )
+        })
+    }
+
+    /// A destination that resolved (say through a symlink) into the container's procfs must
+    /// be one of the files lxcfs emulates.
+    fn check_not_procfs(&self, target: &OwnedFd, dest: &Path, typ: &str) -> Result<()> {
+        let on_procfs = fstatfs(target).map(|s| s.filesystem_type() == PROC_SUPER_MAGIC);
+        if on_procfs.unwrap_or(false) && !PROC_OVERMOUNTABLE.iter().any(|p| dest == Path::new(p)) {
+            bail!(
+                "mount {typ} on {}: the destination is inside procfs, which only allows {}",
+                dest.display(),
+                PROC_OVERMOUNTABLE.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Lexical rules on `/proc` destinations (runc's `checkProcMount`).
+fn check_proc_destination(
+    dest: &Path,
+    typ: &str,
+    options: &MountOptions,
+    source: Option<&Path>,
+) -> Result<()> {
+    let clean = lexical_clean(dest);
+    let Ok(under_proc) = clean.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    if under_proc.as_os_str().is_empty() {
+        let source_is_proc = || {
+            source
+                .and_then(|s| nix::sys::statfs::statfs(s).ok())
+                .is_some_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC)
+        };
+        if typ == "proc" || (options.is_bind() && source_is_proc()) {
+            return Ok(());
+        }
+        bail!("mount on /proc must be of type proc (got {typ:?} from {source:?})");
+    }
+    if PROC_OVERMOUNTABLE.iter().any(|p| clean == Path::new(p)) {
+        return Ok(());
+    }
+    bail!(
+        "mount destination {} is under /proc, where only {} may be mounted over",
+        dest.display(),
+        PROC_OVERMOUNTABLE.join(", ")
+    )
+}
+
+/// `/a/./b/../c` → `/a/c`, never above `/`.
+pub(crate) fn lexical_clean(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => clean.push(name),
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    clean
+}
+
+/// `mount(2)` with fds for source and target (as `/proc/self/fd/N`).
+pub(crate) fn mount_fd(
+    source: Option<BorrowedFd<'_>>,
+    target: BorrowedFd<'_>,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
+    let source = source.map(fd_path);
+    mount(
+        source.as_deref(),
+        fd_path(target).as_str(),
+        fstype,
+        flags,
+        data,
+    )
+}
+
+/// `MS_BIND|MS_REMOUNT` with `flags` on the mount whose root `mounted` is. In a user
+/// namespace the flags the mount was created with (nosuid, nodev, noexec, ro, atime) are
+/// locked: when the kernel refuses, retry keeping them.
+pub(crate) fn remount_bind(mounted: BorrowedFd<'_>, flags: MsFlags) -> nix::Result<()> {
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount_fd(None, mounted, None, base | flags, None) {
+        Err(Errno::EPERM) => {}
+        other => return other,
+    }
+    let current = MsFlags::from_bits_truncate(fstatvfs(mounted)?.flags().bits() as _);
+    let atime = MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME;
+    let mut locked = current
+        & (MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NODIRATIME
+            | atime);
+    if flags.intersects(atime) {
+        locked.remove(atime);
+    }
+    mount_fd(None, mounted, None, base | flags | locked, None)
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) with `AT_RECURSIVE` on the mount tree rooted at `mounted` (Linux 5.12+).
+fn set_recursive_attrs(mounted: BorrowedFd<'_>, attrs: RecursiveAttrs) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: attrs.set,
+        attr_clr: attrs.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a NUL-terminated empty string, `attr` is a valid `struct mount_attr`
+    // of the size passed, and the kernel only reads both during the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mounted.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+fn is_dir(fd: BorrowedFd<'_>) -> Result<bool> {
+    let stat = fstat(fd.as_raw_fd()).context("fstat")?;
+    Ok(SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_destinations() {
+        let none = MountOptions::default();
+        assert!(check_proc_destination(Path::new("/proc"), "proc", &none, None).is_ok());
+        assert!(check_proc_destination(Path::new("/proc"), "tmpfs", &none, None).is_err());
+        assert!(
+            check_proc_destination(Path::new("/x/../proc/self"), "tmpfs", &none, None).is_err()
+        );
+        assert!(check_proc_destination(Path::new("/proc/cpuinfo"), "bind", &none, None).is_ok());
+        assert!(check_proc_destination(Path::new("/procfoo"), "tmpfs", &none, None).is_ok());
+        assert_eq!(
+            lexical_clean(Path::new("/../a/./b/..//c")),
+            Path::new("/a/c")
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! fstab-style mount options from `config.json` turned into `mount(2)` flags, propagation
+//! changes and the data string, with runc's vocabulary.
+
+use nix::mount::MsFlags;
+
+/// One `mounts[]` entry's options, split the way `mount(2)` wants them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct MountOptions {
+    /// Flags for the mount call itself (bind, ro, nosuid, ...).
+    pub flags: MsFlags,
+    /// Propagation changes, applied one by one after the mount, in the order given.
+    pub propagation: Vec<MsFlags>,
+    /// Everything the kernel flags do not cover, passed to the filesystem (`size=65536k`).
+    pub data: String,
+    /// `rro`, `rnosuid`, ...: attributes for the whole mount tree, set with mount_setattr(2).
+    pub recursive: RecursiveAttrs,
+    /// `idmap`/`ridmap` was asked for (not supported).
+    pub idmap: bool,
+}
+
+/// `MOUNT_ATTR_*` bits to set and to clear, as `struct mount_attr` takes them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecursiveAttrs {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl RecursiveAttrs {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: String::new(),
+            recursive: RecursiveAttrs::default(),
+            idmap: false,
+        }
+    }
+}
+
+impl MountOptions {
+    pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
+        let mut parsed = MountOptions::default();
+        for option in options {
+            let option = option.as_ref();
+            if let Some((set, flag)) = flag_option(option) {
+                if set {
+                    parsed.flags.insert(flag);
+                } else {
+                    parsed.flags.remove(flag);
+                }
+            } else if let Some(flag) = propagation_option(option) {
+                parsed.propagation.push(flag);
+            } else if let Some((set, attr)) = recursive_option(option) {
+                if set {
+                    parsed.recursive.set |= attr;
+                    parsed.recursive.clear &= !attr;
+                    if attr & MOUNT_ATTR_ATIME_MASK == attr {
+                        // An access-time mode replaces the current one: the kernel wants the
+                        // whole atime field cleared alongside.
+                        parsed.recursive.clear |= MOUNT_ATTR_ATIME_MASK;
+                    }
+                } else {
+                    parsed.recursive.clear |= attr;
+                    parsed.recursive.set &= !attr;
+                }
+            } else if option == "idmap" || option == "ridmap" || option.starts_with("idmap=") {
+                parsed.idmap = true;
+            } else if option == "tmpcopyup" {
+                // runc extension (copy the image's files into a new tmpfs); not supported, and
+                // the kernel would reject it as tmpfs data.
+            } else {
+                if !parsed.data.is_empty() {
+                    parsed.data.push(',');
+                }
+                parsed.data.push_str(option);
+            }
+        }
+        parsed
+    }
+
+    /// A bind mount: `type: "bind"` or a `bind`/`rbind` option.
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+
+    /// Flags a bind mount ignores on creation and needs a second, remounting call for.
+    pub fn bind_remount_flags(&self) -> MsFlags {
+        self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
+    }
+}
+
+/// `(true, F)` sets flag F, `(false, F)` clears it.
+fn flag_option(option: &str) -> Option<(bool, MsFlags)> {
+    let nosymfollow = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+    Some(match option {
+        "defaults" => (true, MsFlags::empty()),
+        "ro" => (true, MsFlags::MS_RDONLY),
+        "rw" => (false, MsFlags::MS_RDONLY),
+        "bind" => (true, MsFlags::MS_BIND),
+        "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
+        "nosuid" => (true, MsFlags::MS_NOSUID),
+        "suid" => (false, MsFlags::MS_NOSUID),
+        "nodev" => (true, MsFlags::MS_NODEV),
+        "dev" => (false, MsFlags::MS_NODEV),
+        "noexec" => (true, MsFlags::MS_NOEXEC),
+        "exec" => (false, MsFlags::MS_NOEXEC),
+        "sync" => (true, MsFlags::MS_SYNCHRONOUS),
+        "async" => (false, MsFlags::MS_SYNCHRONOUS),
+        "dirsync" => (true, MsFlags::MS_DIRSYNC),
+        "remount" => (true, MsFlags::MS_REMOUNT),
+        "mand" => (true, MsFlags::MS_MANDLOCK),
+        "nomand" => (false, MsFlags::MS_MANDLOCK),
+        "atime" => (false, MsFlags::MS_NOATIME),
+        "noatime" => (true, MsFlags::MS_NOATIME),
+        "diratime" => (false, MsFlags::MS_NODIRATIME),
+        "nodiratime" => (true, MsFlags::MS_NODIRATIME),
+        "relatime" => (true, MsFlags::MS_RELATIME),
+        "norelatime" => (false, MsFlags::MS_RELATIME),
+        "strictatime" => (true, MsFlags::MS_STRICTATIME),
+        "nostrictatime" => (false, MsFlags::MS_STRICTATIME),
+        "lazytime" => (true, MsFlags::MS_LAZYTIME),
+        "nolazytime" => (false, MsFlags::MS_LAZYTIME),
+        "iversion" => (true, MsFlags::MS_I_VERSION),
+        "noiversion" => (false, MsFlags::MS_I_VERSION),
+        "acl" => (true, MsFlags::MS_POSIXACL),
+        "noacl" => (false, MsFlags::MS_POSIXACL),
+        "silent" => (true, MsFlags::MS_SILENT),
+        "loud" => (false, MsFlags::MS_SILENT),
+        "nosymfollow" => (true, nosymfollow),
+        "symfollow" => (false, nosymfollow),
+        _ => return None,
+    })
+}
+
+/// `(true, A)` sets recursive attribute A, `(false, A)` clears it (runc's vocabulary).
+fn recursive_option(option: &str) -> Option<(bool, u64)> {
+    Some(match option {
+        "rro" => (true, MOUNT_ATTR_RDONLY),
+        "rrw" => (false, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (true, MOUNT_ATTR_NOSUID),
+        "rsuid" => (false, MOUNT_ATTR_NOSUID),
+        "rnodev" => (true, MOUNT_ATTR_NODEV),
+        "rdev" => (false, MOUNT_ATTR_NODEV),
+        "rnoexec" => (true, MOUNT_ATTR_NOEXEC),
+        "rexec" => (false, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (true, MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => (false, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (true, MOUNT_ATTR_RELATIME),
+        "rnorelatime" => (false, MOUNT_ATTR_RELATIME),
+        "rnoatime" => (true, MOUNT_ATTR_NOATIME),
+        "ratime" => (false, MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (true, MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => (false, MOUNT_ATTR_STRICTATIME),
+        "rnosymfollow" => (true, MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (false, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// `shared`, `rslave`, ...: the flags for `mount(NULL, target, NULL, flags, NULL)`.
+pub(crate) fn propagation_option(option: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match option {
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_flags_propagation_and_data() {
+        let o = MountOptions::parse(&["nosuid", "rbind", "ro", "rslave", "size=1k", "mode=755"]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data, "size=1k,mode=755");
+        assert!(o.is_bind());
+        assert_eq!(
+            o.bind_remount_flags(),
+            MsFlags::MS_NOSUID | MsFlags::MS_RDONLY
+        );
+    }
+
+    #[test]
+    fn later_options_override_earlier_ones() {
+        let o = MountOptions::parse(&["ro", "rw", "noexec", "exec", "tmpcopyup"]);
+        assert_eq!(o.flags, MsFlags::empty());
+        assert!(o.data.is_empty());
+        assert!(o.recursive.is_empty());
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = MountOptions::parse(&["rbind", "rro", "rnosuid", "rnoatime", "rsuid"]);
+        assert_eq!(o.recursive.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NOSUID);
+        assert!(o.data.is_empty());
+        assert!(MountOptions::parse(&["idmap"]).idmap);
+    }
+}
