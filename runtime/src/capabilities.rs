@@ -70,8 +70,20 @@ fn name_of(cap: &Capability) -> String {
         .unwrap_or_else(|| format!("{cap:?}"))
 }
 
-/// The highest capability number the running kernel knows.
+/// The highest capability number the running kernel knows (probed once per process).
 pub fn last_cap() -> u32 {
+    static LAST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+    match LAST.load(Ordering::Relaxed) {
+        u32::MAX => {
+            let last = probe_last_cap();
+            LAST.store(last, Ordering::Relaxed);
+            last
+        }
+        last => last,
+    }
+}
+
+fn probe_last_cap() -> u32 {
     let mut last = 0;
     for n in 0..64 {
         // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory.

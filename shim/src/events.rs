@@ -9,12 +9,15 @@ use runrs_proto::events::{Envelope, ForwardRequest};
 use runrs_proto::events_ttrpc::EventsClient;
 use runrs_proto::protobuf::well_known_types::any::Any;
 use runrs_proto::protobuf::well_known_types::timestamp::Timestamp;
-use runrs_proto::protobuf::{MessageDyn, MessageFull};
+use runrs_proto::protobuf::Message;
 use runrs_proto::ttrpc;
 
 /// Events kept while containerd is unreachable; the oldest go first past this.
 const MAX_QUEUED: usize = 4096;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The connection (and the two threads a ttrpc client keeps) is closed after this long
+/// without events: a shim mostly waits, sometimes for days.
+const IDLE_DISCONNECT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Queue {
@@ -43,13 +46,14 @@ impl Publisher {
         Ok(publisher)
     }
 
-    pub fn publish(&self, topic: &str, event: &dyn MessageDyn) {
-        let Ok(value) = event.write_to_bytes_dyn() else {
+    pub fn publish<M: Message>(&self, topic: &str, event: &M) {
+        let Ok(value) = event.write_to_bytes() else {
             return;
         };
         let mut any = Any::new();
-        // containerd's typeurl registry knows events by their bare full name.
-        any.type_url = event.descriptor_dyn().full_name().to_string();
+        // containerd's typeurl registry knows events by their bare full name. Spelled
+        // out: protobuf reflection would build ~100 kB of descriptor tables.
+        any.type_url = format!("containerd.events.{}", M::NAME);
         any.value = value;
         let mut env = Envelope::new();
         env.timestamp = Some(timestamp(SystemTime::now())).into();
@@ -84,7 +88,15 @@ fn send_loop(address: &str, queue: &(Mutex<Queue>, Condvar)) {
         let next = {
             let mut g = q.lock().unwrap();
             while g.events.is_empty() {
-                g = cv.wait(g).unwrap();
+                if client.is_none() {
+                    g = cv.wait(g).unwrap();
+                    continue;
+                }
+                let (guard, waited) = cv.wait_timeout(g, IDLE_DISCONNECT).unwrap();
+                g = guard;
+                if waited.timed_out() && g.events.is_empty() {
+                    client = None;
+                }
             }
             g.events.front().cloned().expect("queue is not empty")
         };
@@ -135,8 +147,8 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
 }
 
 /// The topic containerd expects for each event type.
-pub fn topic_of<M: MessageFull>() -> &'static str {
-    match M::descriptor().name() {
+pub fn topic_of<M: Message>() -> &'static str {
+    match M::NAME {
         "TaskCreate" => "/tasks/create",
         "TaskStart" => "/tasks/start",
         "TaskExit" => "/tasks/exit",
@@ -148,5 +160,33 @@ pub fn topic_of<M: MessageFull>() -> &'static str {
         "TaskOOM" => "/tasks/oom",
         "TaskCheckpointed" => "/tasks/checkpointed",
         _ => "/tasks/unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runrs_proto::protobuf::MessageFull;
+    use runrs_proto::task_events::{TaskExit, TaskOOM};
+
+    #[test]
+    fn spelled_out_names_match_the_descriptors() {
+        assert_eq!(
+            format!("containerd.events.{}", TaskOOM::NAME),
+            TaskOOM::descriptor().full_name()
+        );
+        assert_eq!(topic_of::<TaskExit>(), "/tasks/exit");
+        assert_eq!(
+            runrs_proto::metrics_v1::Metrics::descriptor().full_name(),
+            "io.containerd.cgroups.v1.Metrics"
+        );
+        assert_eq!(
+            runrs_proto::metrics_v2::Metrics::descriptor().full_name(),
+            "io.containerd.cgroups.v2.Metrics"
+        );
+        assert_eq!(
+            runrs_proto::runc_options::ProcessDetails::descriptor().full_name(),
+            "containerd.runc.v1.ProcessDetails"
+        );
     }
 }

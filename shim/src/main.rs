@@ -8,6 +8,7 @@
 mod config;
 mod events;
 mod mount;
+mod oom;
 mod reaper;
 mod runtime;
 mod service;
@@ -75,6 +76,10 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
 }
 
 fn main() -> ExitCode {
+    // One malloc arena: glibc otherwise gives each thread that allocates its own (each
+    // with resident pages), and the shim's threads are all mostly idle.
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flags = match parse_flags(&args) {
         Ok(f) => f,

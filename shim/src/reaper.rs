@@ -6,9 +6,11 @@
 //! started its process (a pid reused later cannot be confused with an old one).
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -52,7 +54,7 @@ impl Reaper {
         mask.add(Signal::SIGCHLD);
         mask.thread_block()
             .map_err(|e| format!("blocking SIGCHLD: {e}"))?;
-        let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
+        let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| format!("signalfd: {e}"))?;
         let reaper = Arc::new(Reaper {
             table: Mutex::new(Table::default()),
@@ -61,14 +63,33 @@ impl Reaper {
         Ok((reaper, sfd))
     }
 
-    /// The reaping loop; `on_exit` sees every exit after it is in the table.
-    pub fn run(self: Arc<Self>, sfd: SignalFd, on_exit: impl Fn(Exit)) {
+    /// The shim's event loop: reaps on SIGCHLD (`on_exit` sees every exit after it is in
+    /// the table) and calls `on_other` when `other` is readable (the OOM watcher's fd).
+    pub fn run(
+        self: Arc<Self>,
+        sfd: SignalFd,
+        other: BorrowedFd<'_>,
+        on_exit: impl Fn(Exit),
+        on_other: impl Fn(),
+    ) {
         loop {
-            if sfd.read_signal().is_err() {
+            let mut fds = [
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(other, PollFlags::POLLIN),
+            ];
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
                 continue;
             }
-            for exit in self.reap_all() {
-                on_exit(exit);
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            if ready(&fds[0]) {
+                // Non-blocking: SIGCHLDs coalesce, one read and a full reap is enough.
+                while let Ok(Some(_)) = sfd.read_signal() {}
+                for exit in self.reap_all() {
+                    on_exit(exit);
+                }
+            }
+            if ready(&fds[1]) {
+                on_other();
             }
         }
     }

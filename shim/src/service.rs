@@ -11,11 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use runrs_proto::protobuf::Message;
 use runrs_proto::shim::DeleteResponse;
-use runrs_proto::task_events::TaskExit;
+use runrs_proto::task_events::{TaskExit, TaskOOM};
 use runrs_proto::ttrpc;
 
 use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of, Publisher};
+use crate::oom::OomWatcher;
 use crate::reaper::{Exit, Reaper};
 use crate::runtime::{read_pid, Runtime};
 use crate::stdio::{Io, StdioPaths};
@@ -74,6 +75,7 @@ pub struct Shim {
     pub namespace: String,
     pub reaper: Arc<Reaper>,
     pub publisher: Publisher,
+    pub oom: OomWatcher,
     pub containers: Mutex<HashMap<String, Container>>,
     /// Signalled on every exit (Wait).
     pub changed: Condvar,
@@ -100,6 +102,18 @@ impl Shim {
                 }
                 return;
             }
+        }
+    }
+
+    /// Publishes `/tasks/oom` for each container whose memory cgroup hit an OOM.
+    fn on_oom(&self) {
+        for container_id in self.oom.ready() {
+            log(&format!(
+                "container {container_id} hit its memory limit (OOM)"
+            ));
+            let mut ev = TaskOOM::new();
+            ev.container_id = container_id;
+            self.publisher.publish(topic_of::<TaskOOM>(), &ev);
         }
     }
 
@@ -157,15 +171,19 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         namespace: flags.namespace.clone(),
         reaper: reaper.clone(),
         publisher: publisher.clone(),
+        oom: OomWatcher::new()?,
         containers: Mutex::new(HashMap::new()),
         changed: Condvar::new(),
         shutdown: Mutex::new(Some(tx)),
     });
-    let on_exit = shim.clone();
+    let looper = shim.clone();
     std::thread::Builder::new()
         .name("reaper".into())
         .stack_size(128 * 1024)
-        .spawn(move || reaper.run(sfd, |e| on_exit.on_exit(e)))
+        .spawn(move || {
+            let s = &looper;
+            reaper.run(sfd, s.oom.fd(), |e| s.on_exit(e), || s.on_oom())
+        })
         .map_err(|e| format!("starting reaper: {e}"))?;
 
     let service: Box<dyn runrs_proto::shim_ttrpc::Task + Send + Sync> =
@@ -189,11 +207,8 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
 
     let _ = rx.recv();
     publisher.flush(Duration::from_secs(3));
-    let _ = std::fs::remove_file(start::socket_path(
-        &flags.address,
-        &flags.namespace,
-        &flags.id,
-    ));
+    let group = start::group_id(&bundle, &flags.id);
+    let _ = std::fs::remove_file(start::socket_path(&flags.address, &flags.namespace, &group));
     // Worker threads may still be blocked (Wait, io): exiting the process ends them.
     std::process::exit(0);
 }

@@ -15,6 +15,24 @@ use crate::Flags;
 const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 /// sun_path holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
+/// CRI marks every container of a pod with its sandbox's id: they share one shim.
+const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+/// Which shim serves container `id` of `bundle`: its sandbox's (the annotation in
+/// config.json), else its own.
+pub fn group_id(bundle: &Path, id: &str) -> String {
+    let sandbox = fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|spec| {
+            spec["annotations"][SANDBOX_ID_ANNOTATION]
+                .as_str()
+                .map(str::to_string)
+        });
+    sandbox
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| id.to_string())
+}
 
 /// The socket path for (containerd address, namespace, id): containerd's scheme, the
 /// sha256 of `<address>/<ns>/<id>` in hex. A private containerd gets its shims' sockets
@@ -34,13 +52,15 @@ pub fn socket_path(address: &str, namespace: &str, id: &str) -> PathBuf {
 
 pub fn start(flags: &Flags) -> Result<(), String> {
     let bundle = std::env::current_dir().map_err(|e| format!("cwd (the bundle): {e}"))?;
-    let path = socket_path(&flags.address, &flags.namespace, &flags.id);
+    let group = group_id(&bundle, &flags.id);
+    let path = socket_path(&flags.address, &flags.namespace, &group);
     let address = format!("unix://{}", path.display());
 
     let listener = match bind(&path)? {
         Some(l) => l,
         None => {
-            // A server already serves this task (containerd retried `start`).
+            // A server already serves this group: the sandbox's shim (or containerd
+            // retried `start`); it will get this container's Create.
             write_address(&bundle, &address)?;
             print!("{address}");
             return Ok(());

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use runrs_proto::protobuf::well_known_types::any::Any;
-use runrs_proto::protobuf::MessageFull;
+use runrs_proto::protobuf::Message;
 use runrs_proto::{metrics_v1 as v1, metrics_v2 as v2};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -22,18 +22,40 @@ pub fn metrics(pid: i32) -> Result<Any, String> {
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .unwrap_or("/");
-        pack(&v2_metrics(
-            &Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/')),
-        ))
+        pack(
+            &v2_metrics(&Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/'))),
+            "io.containerd.cgroups.v2.Metrics",
+        )
     } else {
         let dirs = v1_dirs(&cgroups);
-        pack(&v1_metrics(&dirs))
+        pack(&v1_metrics(&dirs), "io.containerd.cgroups.v1.Metrics")
     }
 }
 
-fn pack<M: MessageFull>(m: &M) -> Result<Any, String> {
+/// The memory cgroup directory of `pid`, and whether it is cgroup v2 (unified).
+pub fn memory_cgroup(pid: i32) -> Result<(PathBuf, bool), String> {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("reading cgroups of pid {pid}: {e}"))?;
+    if is_unified(Path::new(CGROUP_ROOT)) {
+        let rel = cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/");
+        let dir = Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/'));
+        Ok((dir, true))
+    } else {
+        v1_dirs(&cgroups)
+            .remove("memory")
+            .map(|d| (d, false))
+            .ok_or_else(|| format!("pid {pid} is in no memory cgroup"))
+    }
+}
+
+/// Packs `m` as an `Any` of type `type_url` (spelled out: looking it up through
+/// protobuf reflection would build descriptor tables worth ~100 kB in every shim).
+fn pack<M: Message>(m: &M, type_url: &str) -> Result<Any, String> {
     let mut any = Any::new();
-    any.type_url = M::descriptor().full_name().to_string();
+    any.type_url = type_url.to_string();
     any.value = m.write_to_bytes().map_err(|e| e.to_string())?;
     Ok(any)
 }
@@ -71,7 +93,7 @@ fn read_u64(path: &Path) -> u64 {
 }
 
 /// `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
-fn read_kv(path: &Path) -> HashMap<String, u64> {
+pub fn read_kv(path: &Path) -> HashMap<String, u64> {
     fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -19,6 +19,8 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use crate::runtime::ProcessStdio;
 
 const COPY_STACK: usize = 64 * 1024;
+/// Per copier; it lives as long as the process (a pipe holds 64 KiB anyway).
+const COPY_BUF: usize = 8 * 1024;
 
 /// The fifo paths containerd gave (any may be empty).
 #[derive(Clone, Debug, Default)]
@@ -35,6 +37,8 @@ pub struct Io {
     stdin: Arc<Mutex<Option<File>>>,
     /// The pty master, for ResizePty.
     console: Option<File>,
+    /// Dropped with the Io: ends the stdin copier, which may wait forever for a writer.
+    _stop_stdin: Option<OwnedFd>,
     /// Output copiers still running.
     copying: Arc<(Mutex<usize>, Condvar)>,
 }
@@ -42,7 +46,7 @@ pub struct Io {
 impl Io {
     /// Pipes for a process without a terminal; returns the container's ends too.
     pub fn pipes(paths: &StdioPaths) -> Result<(Io, ProcessStdio), String> {
-        let io = Io::empty();
+        let mut io = Io::empty();
         let mut stdio = ProcessStdio::default();
         if !paths.stdin.is_empty() {
             let (r, w) = pipe()?;
@@ -88,22 +92,25 @@ impl Io {
         Io {
             stdin: Arc::new(Mutex::new(None)),
             console: None,
+            _stop_stdin: None,
             copying: Arc::new((Mutex::new(0), Condvar::new())),
         }
     }
 
-    /// fifo → container, until containerd closes its end or CloseIO.
-    fn copy_stdin(&self, fifo: &str) -> Result<(), String> {
+    /// fifo → container, until containerd closes its end, CloseIO, or the Io is dropped.
+    fn copy_stdin(&mut self, fifo: &str) -> Result<(), String> {
         let src = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(fifo)
             .map_err(|e| format!("opening stdin fifo {fifo}: {e}"))?;
         let dst = self.stdin.clone();
+        let (stopped, stop) = pipe()?;
+        self._stop_stdin = Some(stop);
         spawn_copier(move || {
-            let mut buf = vec![0u8; 8192];
+            let mut buf = vec![0u8; COPY_BUF];
             // Before containerd opens its end a read says EOF: wait for data or hang-up.
-            while wait_readable(&src) {
+            while wait_readable(&src, &stopped) {
                 let n = match (&src).read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -132,7 +139,7 @@ impl Io {
         let copying = self.copying.clone();
         *copying.0.lock().unwrap() += 1;
         spawn_copier(move || {
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; COPY_BUF];
             loop {
                 let n = match src.read(&mut buf) {
                     Ok(0) => break,
@@ -191,18 +198,19 @@ fn spawn_copier(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
         .map_err(|e| format!("starting io thread: {e}"))
 }
 
-/// Blocks until `f` has data or its writer hung up; false on error.
-fn wait_readable(f: &File) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: f.as_raw_fd(),
+/// Blocks until `f` has data or its writer hung up; false on error or once `stop`
+/// is readable (its write end was closed).
+fn wait_readable(f: &File, stop: &OwnedFd) -> bool {
+    let mut pfds = [f.as_raw_fd(), stop.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
-    };
+    });
     loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        // SAFETY: two valid pollfds for the duration of the call.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
         if r >= 0 {
-            return true;
+            return pfds[1].revents == 0;
         }
         if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return false;

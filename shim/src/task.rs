@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use runrs_proto::empty::Empty;
 use runrs_proto::protobuf::well_known_types::any::Any;
-use runrs_proto::protobuf::{EnumOrUnknown, Message, MessageFull};
+use runrs_proto::protobuf::{EnumOrUnknown, Message};
 use runrs_proto::runc_options::ProcessDetails;
 use runrs_proto::shim::*;
 use runrs_proto::shim_ttrpc::Task;
@@ -131,6 +131,10 @@ impl TaskService {
         init.pid = pid;
         init.mark = mark;
         init.io = Some(io);
+        // Without OOM events the container still runs: note it and go on.
+        if let Err(e) = shim.oom.watch(&req.id, pid) {
+            log(&format!("no OOM events for {}: {e}", req.id));
+        }
         let mut containers = shim.lock();
         if let Some(e) = shim.reaper.take(pid, mark) {
             shim.record_exit(&req.id, "", &mut init, e);
@@ -268,6 +272,7 @@ impl TaskService {
             }
             (c.runtime.clone(), c.bundle.clone(), c.rootfs_mounted)
         };
+        shim.oom.forget(id);
         if let Err(e) = runtime.call(&["delete", "--force", id], None) {
             log(&format!("delete {id}: {e}"));
         }
@@ -414,7 +419,7 @@ impl Task for TaskService {
                 let mut d = ProcessDetails::new();
                 d.exec_id = exec_id.clone();
                 let mut any = Any::new();
-                any.type_url = ProcessDetails::descriptor().full_name().to_string();
+                any.type_url = "containerd.runc.v1.ProcessDetails".into();
                 any.value = d.write_to_bytes().map_err(|e| unknown(e.to_string()))?;
                 info.info = Some(any).into();
             }

@@ -1,8 +1,9 @@
 //! End-to-end: a private containerd (Debian's, config under a temp dir) runs containers
 //! through this shim (`io.containerd.runrs.v2`), driven with `ctr`.
 //!
-//! The runtime binary is `/usr/sbin/runc` until runrs works; `RUNRS_TEST_RUNTIME` picks
-//! another. Tests skip (with a note) when not root or containerd/ctr are missing.
+//! The runtime binary is `RUNRS_TEST_RUNTIME`, else the workspace's `target/debug/runrs`
+//! (Debian's `runc` only if that was not built); one test drives `runc` explicitly.
+//! Tests skip (with a note) when not root or containerd/ctr are missing.
 //! Everything a test starts is cleaned up by `Env`'s Drop, by pid and path only.
 
 use std::fs;
@@ -12,11 +13,23 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use runrs_proto::shim::{CloseIORequest, ResizePtyRequest};
+use runrs_proto::shim_ttrpc::TaskClient;
+use runrs_proto::ttrpc;
+
 const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-runrs-v2");
 const RUNTIME_TYPE: &str = "io.containerd.runrs.v2";
+const RUNC: &str = "/usr/sbin/runc";
 
 fn runtime_binary() -> String {
-    std::env::var("RUNRS_TEST_RUNTIME").unwrap_or_else(|_| "/usr/sbin/runc".into())
+    if let Ok(r) = std::env::var("RUNRS_TEST_RUNTIME") {
+        return r;
+    }
+    let runrs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/runrs");
+    match runrs.canonicalize() {
+        Ok(p) => p.to_string_lossy().into_owned(),
+        Err(_) => RUNC.into(),
+    }
 }
 
 fn can_run() -> bool {
@@ -42,8 +55,39 @@ struct Env {
     containerd: Option<Child>,
 }
 
+/// A process a test started in the background (`ctr run`, `ctr events`, `script`): killed
+/// (by pid) and reaped when the test ends, whatever happened.
+struct Background(Child);
+
+impl Background {
+    /// Its exit status within `timeout`, or None if it is still running.
+    fn wait_for(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Env {
     fn new(name: &str) -> Env {
+        Env::with_runtime(name, &runtime_binary())
+    }
+
+    fn with_runtime(name: &str, runtime: &str) -> Env {
         // Short path: shim sockets live in <dir>/s/ and must fit in sun_path.
         let dir = tempfile::Builder::new()
             .prefix("rs")
@@ -73,7 +117,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             d.join("runtime.toml"),
             format!(
                 "binary_name = \"{}\"\nroot = \"{}/runtime-root\"\n",
-                runtime_binary(),
+                runtime,
                 d.display()
             ),
         )
@@ -83,7 +127,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         fs::create_dir_all(&bin).unwrap();
         fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
         for applet in [
-            "sh", "echo", "cat", "head", "sleep", "true", "ps", "id", "printf",
+            "sh", "echo", "cat", "head", "sleep", "true", "ps", "id", "printf", "stty", "dd",
         ] {
             symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -151,11 +195,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         self.ctr_with_input(args, None)
     }
 
-    fn ctr_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+    /// `timeout 60 ctr --address .. -n NS args...`, stdio left to the caller.
+    fn ctr_command(&self, args: &[String]) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.args(["60", "/usr/bin/ctr", "--address"])
             .arg(self.path().join("c.sock"));
         cmd.args(["-n", &self.namespace]).args(args);
+        cmd
+    }
+
+    fn ctr_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut cmd = self.ctr_command(&args);
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -185,26 +236,40 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         cmd: &[&str],
         input: Option<&[u8]>,
     ) -> Output {
-        let fifo = self.path().join("fifo");
-        let config = self.path().join("runtime.toml");
-        let rootfs = self.path().join("rootfs");
-        let mut args = vec![
-            "run",
-            "--fifo-dir",
-            fifo.to_str().unwrap(),
-            "--runtime",
-            RUNTIME_TYPE,
-        ];
-        args.extend([
-            "--runtime-config-path",
-            config.to_str().unwrap(),
-            "--env",
-            "PATH=/bin",
-        ]);
-        args.extend(extra);
-        args.extend(["--rootfs", rootfs.to_str().unwrap(), id]);
-        args.extend(cmd);
+        let args = self.run_args(extra, id, cmd);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.ctr_with_input(&args, input)
+    }
+
+    /// The arguments of `ctr run` (after the global flags).
+    fn run_args(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Vec<String> {
+        let d = self.path().display();
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--fifo-dir".into(),
+            format!("{d}/fifo"),
+            "--runtime".into(),
+            RUNTIME_TYPE.into(),
+            "--runtime-config-path".into(),
+            format!("{d}/runtime.toml"),
+            "--env".into(),
+            "PATH=/bin".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(["--rootfs".into(), format!("{d}/rootfs"), id.into()]);
+        args.extend(cmd.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// Our own ttrpc Task client on the socket of the shim serving `id`.
+    fn task_client(&self, id: &str) -> TaskClient {
+        let bundle = self
+            .path()
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace)
+            .join(id);
+        let address = fs::read_to_string(bundle.join("address")).expect("the shim's address");
+        TaskClient::new(ttrpc::Client::connect(&address).expect("connecting to the shim"))
     }
 
     fn task_status(&self, id: &str) -> Option<String> {
@@ -628,4 +693,387 @@ fn imported_image_runs_on_overlayfs() {
         !mounts.contains(&*d.join("state").to_string_lossy()),
         "rootfs still mounted"
     );
+}
+
+fn rpc_context() -> ttrpc::context::Context {
+    ttrpc::context::with_duration(Duration::from_secs(10))
+}
+
+/// Reads `r` to its end on a thread; what arrived so far is in the returned buffer.
+fn collect(
+    mut r: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            out.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+fn text(buf: &std::sync::Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+#[test]
+fn close_io_gives_a_running_task_eof_on_stdin() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("closeio");
+    let args = env.run_args(&["--rm"], "cat1", &["cat"]);
+    let mut child = env
+        .ctr_command(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr run");
+    let mut stdin = child.stdin.take().unwrap();
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    let mut ctr = Background(child);
+    {
+        use std::io::Write;
+        stdin.write_all(b"hello\n").unwrap();
+    }
+    // Only once cat has echoed the line is it certain the shim copied it in.
+    env.wait_until("cat's echo", || text(&out) == "hello\n");
+    let client = env.task_client("cat1");
+    let mut req = CloseIORequest::new();
+    req.id = "cat1".into();
+    req.stdin = true;
+    client.close_io(rpc_context(), &req).expect("CloseIO");
+    // ctr's own stdin stays open: only CloseIO can have ended cat.
+    let status = ctr.wait_for(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "cat did not exit 0 after CloseIO: {status:?}\nstdout: {}\nstderr: {}",
+        text(&out),
+        text(&err)
+    );
+    assert_eq!(text(&out), "hello\n");
+    drop(stdin);
+}
+
+fn shell_quote(args: &[String]) -> String {
+    args.iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn tty_run_prints_output_and_resize_reaches_the_container() {
+    if !can_run() || !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipping: needs script (util-linux)");
+        return;
+    }
+    let env = Env::new("tty");
+    let args = env.run_args(
+        &["--rm", "-t"],
+        "tty1",
+        &["sh", "-c", "echo tty-ok; sleep 2; stty size"],
+    );
+    let mut ctr = vec!["timeout".to_string(), "60".into(), "/usr/bin/ctr".into()];
+    ctr.extend([
+        "--address".into(),
+        env.path().join("c.sock").to_string_lossy().into_owned(),
+        "-n".into(),
+        env.namespace.clone(),
+    ]);
+    ctr.extend(args);
+    // `script` gives ctr the terminal it needs for -t.
+    let mut child = Command::new("/usr/bin/script")
+        .args(["-q", "-f", "-e", "-c", &shell_quote(&ctr), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let stdin = child.stdin.take().unwrap();
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    let mut script = Background(child);
+    env.wait_until("output through the pty", || text(&out).contains("tty-ok"));
+    // After ctr's own initial resize (right after start).
+    sleep(Duration::from_millis(300));
+    let mut req = ResizePtyRequest::new();
+    req.id = "tty1".into();
+    req.width = 77;
+    req.height = 33;
+    env.task_client("tty1")
+        .resize_pty(rpc_context(), &req)
+        .expect("ResizePty");
+    let status = script.wait_for(Duration::from_secs(20));
+    let shown = text(&out);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tty run failed: {status:?}\nstdout: {shown:?}\nstderr: {}",
+        text(&err)
+    );
+    assert!(shown.contains("33 77"), "stty size saw: {shown:?}");
+    drop(stdin);
+}
+
+#[test]
+fn shim_drives_debian_runc() {
+    if !can_run() || !Path::new(RUNC).exists() {
+        eprintln!("skipping: needs {RUNC}");
+        return;
+    }
+    let env = Env::with_runtime("runc", RUNC);
+    let out = env.run(&["--rm"], "echo", &["echo", "hi"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hi\n");
+    let out = env.run(&["--rm"], "exit3", &["sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let out = env.run(&["-d"], "d1", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = env.ctr(&["task", "ps", "d1"]);
+    assert!(stdout(&out).lines().count() >= 2, "{}", describe(&out));
+    assert!(env
+        .ctr(&["task", "kill", "-s", "KILL", "d1"])
+        .status
+        .success());
+    env.wait_until("d1 stopped", || {
+        env.task_status("d1").as_deref() == Some("STOPPED")
+    });
+    assert!(env.ctr(&["task", "delete", "d1"]).status.success());
+    env.wait_until("no shim left", || env.shim_pids().is_empty());
+}
+
+#[test]
+fn memory_limit_overrun_publishes_an_oom_event() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("oom");
+    let mut child = env
+        .ctr_command(&["events".to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr events");
+    let events = collect(child.stdout.take().unwrap());
+    let _events_ctr = Background(child);
+    sleep(Duration::from_millis(300));
+    // dd's 64 MiB block is filled by read(2): the kernel charges it to the cgroup.
+    let out = env.run(
+        &["--rm", "--memory-limit", "33554432"],
+        "oom1",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    env.wait_until("/tasks/oom event", || {
+        text(&events)
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains("oom1"))
+    });
+}
+
+#[test]
+fn containers_of_one_sandbox_share_its_shim() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("group");
+    let annotation = "io.kubernetes.cri.sandbox-id=pod1";
+    for id in ["pod1", "app1", "app2"] {
+        let out = env.run(&["-d", "--annotation", annotation], id, &["sleep", "1000"]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let out = env.run(&["-d"], "alone", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        env.shim_pids().len(),
+        2,
+        "one shim for pod1's group, one for alone"
+    );
+    let bundles = env
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&env.namespace);
+    let address = |id: &str| fs::read_to_string(bundles.join(id).join("address")).unwrap();
+    assert_eq!(address("app1"), address("pod1"));
+    assert_eq!(address("app2"), address("pod1"));
+    assert_ne!(address("alone"), address("pod1"));
+
+    let stop = |id: &str| {
+        assert!(env
+            .ctr(&["task", "kill", "-s", "KILL", id])
+            .status
+            .success());
+        env.wait_until("stopped", || {
+            env.task_status(id).as_deref() == Some("STOPPED")
+        });
+        let out = env.ctr(&["task", "delete", id]);
+        assert!(out.status.success(), "{}", describe(&out));
+    };
+    // Shutdown after a delete leaves the shim running while it serves other tasks...
+    stop("app1");
+    stop("pod1");
+    sleep(Duration::from_millis(300));
+    assert_eq!(env.shim_pids().len(), 2);
+    assert_eq!(env.task_status("app2").as_deref(), Some("RUNNING"));
+    let out = env.ctr(&[
+        "task",
+        "exec",
+        "--fifo-dir",
+        &format!("{}/fifo", env.path().display()),
+        "--exec-id",
+        "e1",
+        "app2",
+        "echo",
+        "still-served",
+    ]);
+    assert_eq!(stdout(&out), "still-served\n", "{}", describe(&out));
+    // ...and exits with its last one.
+    stop("app2");
+    stop("alone");
+    env.wait_until("no shim left", || env.shim_pids().is_empty());
+    let sockets: Vec<_> = fs::read_dir(env.path().join("s"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(sockets.is_empty(), "sockets left: {sockets:?}");
+}
+
+/// `Name:  value kB` fields of a /proc status-like file, in kB.
+fn proc_kb(path: &str, field: &str) -> u64 {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Memory of shims: four containers with a shim each, then one shim serving a pod of
+/// three. `cargo test --release -p containerd-shim-runrs-v2 --test containerd --
+/// --ignored --nocapture shim_memory` (numbers in docs/shim.md; RUNRS_SMAPS=1 shows
+/// resident memory per mapping).
+#[test]
+#[ignore]
+fn shim_memory() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("mem");
+    let report = |what: &str, containers: usize| {
+        // Idle, as shims mostly are: the events connection has closed by then.
+        sleep(Duration::from_secs(3));
+        let shims = env.shim_pids();
+        let mut total = [0u64; 4];
+        for &pid in &shims {
+            let status = format!("/proc/{pid}/status");
+            let rollup = format!("/proc/{pid}/smaps_rollup");
+            let private = proc_kb(&rollup, "Private_Clean") + proc_kb(&rollup, "Private_Dirty");
+            let m = [
+                proc_kb(&status, "VmRSS"),
+                proc_kb(&status, "RssAnon"),
+                proc_kb(&rollup, "Pss"),
+                private,
+            ];
+            eprintln!(
+                "{what}: shim {pid}: {} threads, VmRSS {} kB (anon {}), Pss {} kB, private {} kB",
+                proc_kb(&status, "Threads"),
+                m[0],
+                m[1],
+                m[2],
+                m[3]
+            );
+            for (t, v) in total.iter_mut().zip(m) {
+                *t += v;
+            }
+            if std::env::var_os("RUNRS_SMAPS").is_some() {
+                print_smaps(pid);
+            }
+        }
+        let per = |v: u64| v / containers as u64;
+        eprintln!(
+            "{what}: per container: VmRSS {} kB (anon {}), Pss {} kB, private {} kB",
+            per(total[0]),
+            per(total[1]),
+            per(total[2]),
+            per(total[3])
+        );
+    };
+    let fifo = format!("{}/fifo", env.path().display());
+    let singles = ["s1", "s2", "s3", "s4"];
+    for id in singles {
+        let out = env.run(&["-d"], id, &["sleep", "1000"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let exec = [
+            "task",
+            "exec",
+            "--fifo-dir",
+            &fifo,
+            "--exec-id",
+            "e1",
+            id,
+            "true",
+        ];
+        let out = env.ctr(&exec);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    report("one shim per container", singles.len());
+    for id in singles {
+        let _ = env.ctr(&["task", "kill", "-s", "KILL", id]);
+        env.wait_until("stopped", || {
+            env.task_status(id).as_deref() == Some("STOPPED")
+        });
+        let _ = env.ctr(&["task", "delete", id]);
+    }
+    let annotation = "io.kubernetes.cri.sandbox-id=pod";
+    for id in ["pod", "a", "b"] {
+        let out = env.run(&["-d", "--annotation", annotation], id, &["sleep", "1000"]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    env.wait_until("single shims gone", || env.shim_pids().len() == 1);
+    report("pod of three", 3);
+}
+
+/// Resident kB per mapping name, for finding what a shim's memory is made of.
+fn print_smaps(pid: i32) {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by_name: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut name = String::new();
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            name = line
+                .split_whitespace()
+                .nth(5)
+                .unwrap_or("[anon]")
+                .to_string();
+        } else if let Some(v) = line.strip_prefix("Rss:") {
+            let kb: u64 = v
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let e = by_name.entry(name.clone()).or_default();
+            e.0 += kb;
+            e.1 += 1;
+        }
+    }
+    for (n, (kb, maps)) in by_name {
+        eprintln!("  {kb:6} kB in {maps:3} mappings: {n}");
+    }
+    let mut threads: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|t| fs::read_to_string(t.path().join("comm")).unwrap_or_default())
+        .map(|c| c.trim().to_string())
+        .collect();
+    threads.sort();
+    eprintln!("  threads: {}", threads.join(" "));
 }
