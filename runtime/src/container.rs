@@ -70,8 +70,10 @@ pub fn create_cmd(o: &CreateOpts) -> Result<()> {
 
 /// Create the container. `console` replaces `--console-socket` (used by a foreground `run`).
 pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Result<Created> {
+    crate::logging::mark("create: begin");
     spec::validate_id(o.id)?;
     let bundle = spec::load(o.bundle)?;
+    crate::logging::mark("create: spec loaded");
     let spec = &bundle.spec;
     let process = spec
         .process()
@@ -128,7 +130,9 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
     )
     .with_context(|| format!("chmod {}", fifo_path.display()))?;
+    crate::logging::mark("create: state dir");
     guard.cgroups = cgroups::create(&cgroups_path)?;
+    crate::logging::mark("create: cgroups made");
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
         cgroups::apply(&guard.cgroups, r)?;
     }
@@ -159,7 +163,12 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let listen = socket_activation_fds();
-    let pid = process::clone_process(plan.clone_flags)?;
+    crate::logging::mark("create: clone");
+    let unified = cgroups::unified_dir_fd(&guard.cgroups);
+    let (pid, in_unified) = process::clone_into(
+        plan.clone_flags,
+        unified.as_ref().map(|(_, fd)| fd.as_raw_fd()),
+    )?;
     if pid == 0 {
         drop(parent_chan);
         let mut spec = bundle.spec.clone();
@@ -203,11 +212,19 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
             )
         })?;
     }
-    cgroups::join(&guard.cgroups, pid)?;
     saved.pid = pid;
     saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     let creating = saved.hook_state(Status::Creating);
     parent_chan.send(msg::GO, &creating)?;
+    // Join while the child mounts; it waits for CGROUPS_DONE before anything that needs them.
+    crate::logging::mark("create: cgroup join");
+    let skip = unified
+        .as_ref()
+        .filter(|_| in_unified)
+        .map(|(d, _)| d.as_path());
+    cgroups::join_single_threaded(&guard.cgroups, pid, skip)?;
+    parent_chan.send(msg::CGROUPS_DONE, &[])?;
+    crate::logging::mark("create: cgroup joined");
 
     loop {
         match parent_chan.recv()? {
@@ -225,7 +242,10 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
             Some((msg::SECCOMP_FD, fd)) => {
                 process::forward_seccomp_fd(pid, &fd, spec, &creating, &parent_chan)?
             }
-            Some((msg::READY, _)) => break,
+            Some((msg::READY, _)) => {
+                crate::logging::mark("create: ready");
+                break;
+            }
             Some((msg::ERROR, e)) => bail!(
                 "runrs create failed: unable to start container process: {}",
                 String::from_utf8_lossy(&e)
@@ -242,6 +262,7 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
         write_pid_file(p, pid)?;
     }
     guard.disarm();
+    crate::logging::mark("create: done");
     Ok(Created { pid, dir, saved })
 }
 

@@ -227,7 +227,8 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     let (parent_chan, child_chan) = Channel::pair()?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let pid = process::clone_process(0)?;
+    let unified = cgroups::unified_dir_fd(&c.saved.cgroup_paths);
+    let (pid, in_unified) = process::clone_into(0, unified.as_ref().map(|(_, fd)| fd.as_raw_fd()))?;
     if pid == 0 {
         drop(parent_chan);
         exec_child(
@@ -245,7 +246,11 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     drop(console_theirs);
     drop(ns_files);
     let guard = KillOnDrop(Some(pid));
-    cgroups::join(&c.saved.cgroup_paths, pid)?;
+    let skip = unified
+        .as_ref()
+        .filter(|_| in_unified)
+        .map(|(d, _)| d.as_path());
+    cgroups::join_single_threaded(&c.saved.cgroup_paths, pid, skip)?;
     parent_chan.send(msg::GO, &[])?;
     let master = match &console_ours {
         Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),

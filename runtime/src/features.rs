@@ -19,7 +19,7 @@ struct Linux {
     namespaces: &'static [&'static str],
     capabilities: &'static [&'static str],
     cgroup: Cgroup,
-    seccomp: Enabled,
+    seccomp: Seccomp,
     apparmor: Enabled,
     selinux: Enabled,
 }
@@ -31,6 +31,18 @@ struct Cgroup {
     v2: bool,
     systemd: bool,
     systemd_user: bool,
+    rdma: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Seccomp {
+    enabled: bool,
+    actions: &'static [&'static str],
+    operators: &'static [&'static str],
+    archs: Vec<String>,
+    known_flags: &'static [&'static str],
+    supported_flags: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -48,9 +60,11 @@ pub const HOOKS: [&str; 6] = [
     "poststop",
 ];
 
-/// Mount options understood in `mounts[].options` (flags, propagation and recursive
-/// variants; anything else is passed to the filesystem as data). Sorted, as runc prints them.
-pub const MOUNT_OPTIONS: [&str; 62] = [
+/// Mount options understood in `mounts[].options`: the flags, propagation and recursive
+/// (`mount_setattr`) vocabulary of `rootfs/options.rs`; anything else is passed to the
+/// filesystem as data. runc's `tmpcopyup` is left out (ignored there). Sorted, as runc
+/// prints them.
+pub const MOUNT_OPTIONS: [&str; 61] = [
     "acl",
     "async",
     "atime",
@@ -111,12 +125,39 @@ pub const MOUNT_OPTIONS: [&str; 62] = [
     "suid",
     "symfollow",
     "sync",
-    "tmpcopyup",
     "unbindable",
 ];
 
 /// Namespace types runrs creates or joins.
 pub const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+
+/// Filter flags a `config.json` can ask for: the ones oci-spec parses. The kernel's
+/// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, which seccomp.rs would honour, has no name
+/// in oci-spec 0.7 (nor in runc 1.1), so no profile can carry it.
+pub const SECCOMP_KNOWN_FLAGS: [&str; 3] = [
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+];
+
+/// The seccomp part: what `seccomp::compile` understands, the architectures it accepts on
+/// this machine and the known flags this kernel has (others are dropped when loading).
+fn seccomp() -> Seccomp {
+    let mut archs = crate::seccomp::accepted_architectures();
+    archs.sort();
+    let supported = crate::seccomp::supported_flags();
+    Seccomp {
+        enabled: true,
+        actions: crate::seccomp::ACTIONS,
+        operators: crate::seccomp::OPERATORS,
+        archs,
+        known_flags: &SECCOMP_KNOWN_FLAGS,
+        supported_flags: SECCOMP_KNOWN_FLAGS
+            .into_iter()
+            .filter(|flag| supported.contains(flag))
+            .collect(),
+    }
+}
 
 /// The features JSON, pretty-printed as runc prints it (four-space indent, no final newline).
 pub fn json() -> String {
@@ -133,8 +174,9 @@ pub fn json() -> String {
                 v2: true,
                 systemd: false,
                 systemd_user: false,
+                rdma: true,
             },
-            seccomp: Enabled { enabled: false },
+            seccomp: seccomp(),
             apparmor: Enabled { enabled: false },
             selinux: Enabled { enabled: false },
         },
@@ -153,24 +195,112 @@ pub fn json() -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
+    fn features() -> Value {
+        serde_json::from_str(&super::json()).unwrap()
+    }
+
+    fn strings(v: &Value) -> Vec<&str> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect()
+    }
+
+    fn assert_sorted_unique(list: &[&str]) {
+        let mut sorted = list.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(list, sorted);
+    }
+
+    /// Whether `seccomp::check_supported` takes this profile.
+    fn accepted(profile: Value) -> bool {
+        let seccomp: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(profile).unwrap();
+        crate::seccomp::check_supported(Some(&seccomp)).is_ok()
+    }
+
     #[test]
     fn shape_follows_runc() {
         let text = super::json();
         assert!(text.starts_with("{\n    \"ociVersionMin\": \"1.0.0\",\n    \"ociVersionMax\""));
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let v = features();
         assert_eq!(v["hooks"].as_array().unwrap().len(), 6);
         assert_eq!(v["linux"]["capabilities"][0], "CAP_CHOWN");
         assert_eq!(v["linux"]["capabilities"][40], "CAP_CHECKPOINT_RESTORE");
-        assert_eq!(v["linux"]["cgroup"]["systemd"], false);
-        assert_eq!(v["linux"]["seccomp"]["enabled"], false);
-        let opts: Vec<&str> = v["mountOptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o.as_str().unwrap())
-            .collect();
-        let mut sorted = opts.clone();
-        sorted.sort();
-        assert_eq!(opts, sorted);
+        assert_eq!(
+            v["linux"]["cgroup"],
+            json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
+        );
+        assert_eq!(v["linux"]["apparmor"], json!({"enabled": false}));
+        assert_eq!(v["linux"]["selinux"], json!({"enabled": false}));
+        let opts = strings(&v["mountOptions"]);
+        assert_sorted_unique(&opts);
+        assert!(opts.contains(&"rbind") && opts.contains(&"rro") && opts.contains(&"rslave"));
+        // Ignored or refused by rootfs/options.rs, so not advertised.
+        for absent in ["tmpcopyup", "idmap", "ridmap"] {
+            assert!(!opts.contains(&absent), "{absent}");
+        }
+    }
+
+    #[test]
+    fn seccomp_lists_what_compile_accepts() {
+        let v = features();
+        let sc = &v["linux"]["seccomp"];
+        assert_eq!(sc["enabled"], true);
+        let actions = strings(&sc["actions"]);
+        assert_eq!(actions.len(), 9);
+        assert_sorted_unique(&actions);
+        for action in actions {
+            let profile = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["getppid"], "action": action}]});
+            assert!(accepted(profile), "{action}");
+        }
+        let operators = strings(&sc["operators"]);
+        assert_eq!(operators.len(), 7);
+        assert_sorted_unique(&operators);
+        for op in operators {
+            let args = json!([{"index": 0, "value": 1, "valueTwo": 1, "op": op}]);
+            let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "args": args}]});
+            let seccomp = serde_json::from_value(profile).unwrap();
+            assert!(crate::seccomp::compile(&seccomp).is_ok(), "{op}");
+        }
+        let archs = strings(&sc["archs"]);
+        assert_sorted_unique(&archs);
+        assert!(!archs.is_empty());
+        for arch in &archs {
+            assert!(
+                accepted(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [arch]})),
+                "{arch}"
+            );
+        }
+        if cfg!(target_arch = "x86_64") {
+            assert!(archs.contains(&"SCMP_ARCH_X86_64") && archs.contains(&"SCMP_ARCH_X86"));
+        }
+    }
+
+    #[test]
+    fn seccomp_flags_are_known_and_supported_by_this_kernel() {
+        let v = features();
+        let sc = &v["linux"]["seccomp"];
+        let known = strings(&sc["knownFlags"]);
+        assert_sorted_unique(&known);
+        for flag in &known {
+            let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag]});
+            assert!(accepted(profile), "{flag}");
+        }
+        // A flag oci-spec cannot parse cannot be in a config.json.
+        let unparsed: Result<oci_spec::runtime::LinuxSeccompFilterFlag, _> =
+            serde_json::from_value(json!("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"));
+        if unparsed.is_err() {
+            assert!(!known.contains(&"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"));
+        }
+        let supported = strings(&sc["supportedFlags"]);
+        assert!(supported.iter().all(|f| known.contains(f)), "{supported:?}");
+        // TSYNC is as old as seccomp filters' threads support (Linux 3.17).
+        assert!(supported.contains(&"SECCOMP_FILTER_FLAG_TSYNC"));
     }
 }

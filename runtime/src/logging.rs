@@ -154,6 +154,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// `RUNRS_TIMING=1`: print microseconds since the process started at named points, to find
+/// where the time of a command goes (used by hack/bench's profiling, never by tests).
+pub fn mark(what: &str) {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("RUNRS_TIMING").is_some()) {
+        return;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now_us = ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000;
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    eprintln!("[timing] {now_us} pid={pid} {what}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub mod msg {
     /// parent → child: ids mapped, cgroups joined; payload: the state JSON for hooks.
     pub const GO: u8 = b'G';
+    /// parent → child: the child is in its cgroups.
+    pub const CGROUPS_DONE: u8 = b'C';
     /// child → parent: mounts done, run prestart/createRuntime hooks now.
     pub const HOOKS: u8 = b'H';
     /// parent → child: hooks done.
@@ -127,6 +129,35 @@ struct CloneArgs {
 /// Fork into new namespaces with `clone3` (falling back to `clone` where the kernel lacks it).
 /// Returns the child's pid in the parent and 0 in the child, like `fork`.
 pub fn clone_process(flags: libc::c_int) -> Result<i32> {
+    clone_into(flags, None).map(|(pid, _)| pid)
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone_process`, starting the child in the cgroup2 directory `cgroup` when given (no
+/// migration afterwards). Returns the pid and whether the child landed in `cgroup`; when the
+/// kernel refuses (old kernel, a cgroup with controllers in its subtree), the clone is retried
+/// without it and the caller joins the cgroup itself.
+pub fn clone_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<(i32, bool)> {
+    if let Some(fd) = cgroup {
+        let mut args = CloneArgs {
+            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd as u64,
+            ..Default::default()
+        };
+        // SAFETY: as in the plain case below: a fork-like clone3 of a single-threaded process.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if r >= 0 {
+            return Ok((r as i32, true));
+        }
+    }
     let mut args = CloneArgs {
         flags: flags as u32 as u64,
         exit_signal: libc::SIGCHLD as u64,
@@ -142,7 +173,7 @@ pub fn clone_process(flags: libc::c_int) -> Result<i32> {
         )
     };
     if r >= 0 {
-        return Ok(r as i32);
+        return Ok((r as i32, false));
     }
     let e = std::io::Error::last_os_error();
     if e.raw_os_error() != Some(libc::ENOSYS) {
@@ -163,7 +194,7 @@ pub fn clone_process(flags: libc::c_int) -> Result<i32> {
         return Err(std::io::Error::last_os_error())
             .context("clone into the container's namespaces");
     }
-    Ok(r as i32)
+    Ok((r as i32, false))
 }
 
 /// In a fresh child: die with the parent until we are set up, and hide our memory and
@@ -521,9 +552,10 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     for (t, path) in &a.plan.join {
         namespaces::join(*t, path)?;
     }
-    if a.plan.unshare_flags != 0 {
+    let early = a.plan.unshare_flags & !libc::CLONE_NEWCGROUP;
+    if early != 0 {
         // SAFETY: unshare with namespace flags only.
-        if unsafe { libc::unshare(a.plan.unshare_flags) } != 0 {
+        if unsafe { libc::unshare(early) } != 0 {
             return Err(errno_err("unshare namespaces"));
         }
     }
@@ -556,7 +588,22 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     if !has_mnt_ns {
         bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
     }
-    crate::rootfs::prepare(spec, &a.rootfs)?;
+    crate::logging::mark("init: mounts");
+    // The parent joins us to the cgroups meanwhile (a v1 migration waits for an RCU grace
+    // period): wait for it only where it matters, then make the cgroup namespace.
+    let cgroup_ns = a.plan.unshare_flags & libc::CLONE_NEWCGROUP;
+    crate::rootfs::prepare_with(spec, &a.rootfs, &mut || {
+        match a.chan.recv()? {
+            Some((msg::CGROUPS_DONE, _)) => {}
+            _ => bail!("runtime went away while joining cgroups"),
+        }
+        // SAFETY: unshare with a namespace flag only.
+        if cgroup_ns != 0 && unsafe { libc::unshare(cgroup_ns) } != 0 {
+            return Err(errno_err("unshare cgroup namespace"));
+        }
+        Ok(())
+    })?;
+    crate::logging::mark("init: mounted");
     let hooks = spec.hooks().as_ref();
     let has_parent_hooks = hooks.is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -573,6 +620,7 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         crate::hooks::run("createContainer", h, &state)?;
     }
     crate::rootfs::enter(&a.rootfs, a.no_pivot)?;
+    crate::logging::mark("init: pivoted");
     let process = spec
         .process()
         .as_ref()
@@ -596,7 +644,9 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     if !a.no_new_keyring {
         join_session_keyring(&a.id);
     }
+    crate::logging::mark("init: finalize");
     let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
+    crate::logging::mark("init: finalized");
     Ok((target, state))
 }
 

@@ -316,6 +316,41 @@ pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// Move a process that has exactly one thread (our clone child, before it runs anything) into
+/// every directory except `skip`. On v1 it goes through `tasks`: moving one thread needs no
+/// write lock on the global threadgroup rwsem, whose RCU grace period cost 10-20 ms per
+/// container through `cgroup.procs`. A single-threaded process moves whole either way.
+pub fn join_single_threaded(paths: &[PathBuf], pid: i32, skip: Option<&Path>) -> Result<()> {
+    let pid = pid.to_string();
+    for dir in paths.iter().filter(|d| Some(d.as_path()) != skip) {
+        let r = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("tasks"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()));
+        match r {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => fs::write(dir.join("cgroup.procs"), &pid)
+                .with_context(|| format!("join cgroup {}", dir.display()))?,
+            Err(e) => return Err(e).with_context(|| format!("join cgroup {}", dir.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The cgroup2 directory among `paths`, opened for `clone3(CLONE_INTO_CGROUP)`.
+pub fn unified_dir_fd(paths: &[PathBuf]) -> Option<(PathBuf, std::os::fd::OwnedFd)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = paths
+        .iter()
+        .find(|d| d.join("cgroup.controllers").exists())?;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .ok()?;
+    Some((dir.clone(), f.into()))
+}
+
 /// The pids in the container's cgroup (read from the first hierarchy that answers).
 pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
     // The freezer or pids hierarchy is the most likely to hold every process; any will do.
