@@ -450,9 +450,13 @@ pub fn forward_seccomp_fd(
     // SAFETY: the fd was just created and is owned here.
     let notify = unsafe { OwnedFd::from_raw_fd(got as i32) };
     match sc.listener_path() {
-        Some(path) => {
-            crate::seccomp::send_listener(path, notify, state, sc.listener_metadata().as_deref())?
-        }
+        Some(path) => crate::seccomp::send_listener(
+            path,
+            notify,
+            pid,
+            state,
+            sc.listener_metadata().as_deref(),
+        )?,
         None => drop(notify),
     }
     chan.send(msg::SECCOMP_DONE, &[])

@@ -250,10 +250,11 @@ pub fn apply(compiled: &Compiled) -> Result<Option<OwnedFd>> {
 pub fn send_listener(
     listener_path: &Path,
     notify_fd: OwnedFd,
+    pid: i32,
     state_json: &[u8],
     metadata: Option<&str>,
 ) -> Result<()> {
-    let payload = process_state(state_json, metadata)?;
+    let payload = process_state(pid, state_json, metadata)?;
     let stream = UnixStream::connect(listener_path).with_context(|| {
         format!(
             "cannot connect to the seccomp agent at {} (linux.seccomp.listenerPath)",
@@ -276,7 +277,8 @@ pub fn send_listener(
 }
 
 /// The OCI `ContainerProcessState` message (runtime spec, config-linux.md "listenerPath").
-fn process_state(state_json: &[u8], metadata: Option<&str>) -> Result<Vec<u8>> {
+/// `pid` is the filtered process (the init, or an exec'd process), as runc sends it.
+fn process_state(pid: i32, state_json: &[u8], metadata: Option<&str>) -> Result<Vec<u8>> {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct ContainerProcessState<'a> {
@@ -289,10 +291,7 @@ fn process_state(state_json: &[u8], metadata: Option<&str>) -> Result<Vec<u8>> {
     }
     let state: serde_json::Value =
         serde_json::from_slice(state_json).context("the container state is not valid JSON")?;
-    let pid = state
-        .get("pid")
-        .and_then(serde_json::Value::as_i64)
-        .context("the container state has no pid")?;
+    let pid = i64::from(pid);
     let oci_version = state
         .get("ociVersion")
         .and_then(serde_json::Value::as_str)

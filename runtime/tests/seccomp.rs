@@ -348,6 +348,7 @@ fn notify_hands_the_fd_to_the_listener_and_the_agent_answers() {
     seccomp::send_listener(
         &socket_path,
         notify_fd,
+        pid,
         state.to_string().as_bytes(),
         seccomp_profile.listener_metadata().as_deref(),
     )
