@@ -1,6 +1,6 @@
 //! The container lifecycle from the host: create/start/state/kill/delete/run/list.
 
-use runrs_integration::procfs::pid_alive;
+use runrs_integration::procfs::{self, pid_alive};
 use runrs_integration::*;
 use serde_json::json;
 use std::time::Duration;
@@ -395,4 +395,45 @@ fn state_survives_in_the_root_dir_across_commands() {
         env.rt.status(&ids[0]).as_deref() == Some("stopped")
     });
     assert_eq!(env.rt.status(&ids[1]).as_deref(), Some("running"));
+}
+
+/// The state records the init's start time: once the pid belongs to another process (here:
+/// the recorded start time no longer matches), the container reads as stopped and `kill`
+/// does not signal that process.
+#[test]
+fn a_reused_pid_reads_as_stopped_and_is_not_signalled() {
+    let env = TestEnv::new("pid_reuse");
+    let mut b = env.bundle();
+    b.set_args(&["sleep", "60"]);
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    env.rt
+        .run(["run", "-d", "--bundle", &arg(b.path()), &id])
+        .ok();
+    let pid = pid_of(&env.rt.state(&id));
+    guard.record(pid);
+    let state_file = env.rt.root.join(&id).join("state.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    // runrs keeps `start_time`, runc `init_process_start`.
+    let key = ["start_time", "init_process_start"]
+        .into_iter()
+        .find(|k| saved.get(*k).is_some())
+        .unwrap_or_else(|| panic!("no start time in {saved}"));
+    let start = saved[key].as_u64().expect("numeric start time");
+    saved[key] = json!(start + 1);
+    std::fs::write(&state_file, serde_json::to_vec(&saved).unwrap()).unwrap();
+
+    assert_eq!(env.rt.state(&id)["status"], "stopped");
+    let kill = env.rt.run(["kill", &id, "KILL"]);
+    assert_ne!(kill.code, Some(0), "kill signalled a reused pid");
+    assert!(
+        pid_alive(pid),
+        "kill signalled a process that is not the container's"
+    );
+    // End the process first, so that delete can remove the cgroups with either runtime.
+    procfs::ProcRef::of(pid).expect("still alive").kill();
+    wait_until("the process is gone", WAIT, || !pid_alive(pid));
+    env.rt.run(["delete", "--force", &id]).ok();
+    env.assert_no_trace(&id, &b);
 }

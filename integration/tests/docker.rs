@@ -1,0 +1,417 @@
+//! Docker runs containers with the runtime: a private dockerd + containerd (hack/docker-env:
+//! own PID, mount and network namespaces under a temp dir) with the runtime under test
+//! registered as `runrs`, and `docker import`ed busybox as `bb:1`. dockerd 20.10 drives it
+//! through Debian's containerd-shim-runc-v2 with `binary_name` set to the runtime.
+//!
+//! Every check runs with `--runtime runrs` and with docker's own `runc`, and expects the
+//! same result from both.
+
+#[path = "fixtures/clients.rs"]
+mod clients;
+
+use clients::*;
+use runrs_integration::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// dockerd and the client from the same Debian package (another `docker` may come first
+/// on PATH).
+const DOCKER: &str = "/usr/bin/docker";
+
+/// The runtimes each check runs with: the one under test, and docker's default.
+const RUNTIMES: [&str; 2] = ["runrs", "runc"];
+
+struct Docker {
+    // Dropped first: stops the daemons before the temp dir goes.
+    daemon: ClientEnv,
+    env: TestEnv,
+}
+
+impl Docker {
+    /// A private dockerd with `bb:1` imported, or `None` (test skipped) when docker.io
+    /// is not installed.
+    fn start(test: &str) -> Option<Docker> {
+        if !installed(
+            test,
+            &[
+                DOCKER,
+                "dockerd",
+                "containerd",
+                "containerd-shim-runc-v2",
+                "unshare",
+                "script",
+            ],
+        ) {
+            return None;
+        }
+        let env = TestEnv::new(test);
+        let daemon = ClientEnv::start("docker-env", env.dir(), &env.rt.bin);
+        let docker = Docker { daemon, env };
+        let tar = busybox_tar(&docker.env);
+        docker.run(&["import", &arg(&tar), "bb:1"]).ok();
+        Some(docker)
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.daemon.dir.join("docker.sock").display())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(DOCKER);
+        command.arg("-H").arg(self.host()).args(args);
+        command
+    }
+
+    /// `docker <args>` with a timeout.
+    fn run(&self, args: &[&str]) -> Out {
+        let out = run_in(self.env.dir(), self.command(args), None, CLIENT_TIMEOUT);
+        if out.code == Some(125) {
+            eprintln!("{out}\n{}", self.daemon.logs());
+        }
+        out
+    }
+
+    /// `docker run --rm --runtime <rt> <flags> bb:1 sh -c <script>`, which must exit 0.
+    #[track_caller]
+    fn sh(&self, rt: &str, flags: &[&str], script: &str) -> String {
+        let mut args = vec!["run", "--rm", "--runtime", rt];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let out = self.run(&args);
+        assert_eq!(out.code, Some(0), "with --runtime {rt}: {out}");
+        out.stdout
+    }
+
+    /// A docker command line for `script -c`.
+    fn line(&self, args: &str) -> String {
+        format!("{DOCKER} -H {} {args}", self.host())
+    }
+}
+
+/// A script printing the container's memory limit, pids limit and CPU quota/period
+/// (cgroup v1 or v2 files), one per line.
+const RESOURCE_FILES: &str = "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then \
+     cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max; \
+     else cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes pids/pids.max \
+     cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us; fi";
+
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn docker_run_prints_output_and_exit_code_and_tty() {
+    let Some(docker) = Docker::start("docker_run") else {
+        return;
+    };
+    for rt in RUNTIMES {
+        let out = docker.run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "bb:1",
+            "sh",
+            "-c",
+            "echo hi; exit 3",
+        ]);
+        out.code(3);
+        assert_eq!(out.stdout, "hi\n", "--runtime {rt}: {out}");
+
+        // -t: the process gets a terminal as stdin, stdout and stderr.
+        let out = under_script(
+            docker.env.dir(),
+            &docker.line(&format!(
+                "run --rm -t --runtime {rt} bb:1 sh -c 'tty; test -t 0 && test -t 1 && echo term-ok; exit 4'"
+            )),
+            None,
+        );
+        out.code(4);
+        assert_contains(&out.stdout, "/dev/pts/0");
+        assert_contains(&out.stdout, "term-ok");
+
+        // -it: what is typed reaches the shell through the terminal.
+        let out = under_script(
+            docker.env.dir(),
+            &docker.line(&format!("run --rm -it --runtime {rt} bb:1 sh")),
+            Some("echo typed-$((6*7)); exit 6\n"),
+        );
+        out.code(6);
+        assert_contains(&out.stdout, "typed-42");
+    }
+    // The runtime ran the container: create/start/delete went through it.
+    let calls = docker.daemon.runtime_log();
+    assert_contains(&calls, " create --bundle ");
+    assert_contains(&calls, " start ");
+}
+
+#[test]
+fn docker_detached_container_lifecycle() {
+    let Some(docker) = Docker::start("docker_life") else {
+        return;
+    };
+    for rt in RUNTIMES {
+        let name = format!("life-{rt}");
+        let id = docker
+            .run(&[
+                "run",
+                "-d",
+                "--runtime",
+                rt,
+                "--name",
+                &name,
+                "bb:1",
+                "sh",
+                "-c",
+                "trap 'echo got-TERM; exit 0' TERM; while :; do sleep 0.1; done",
+            ])
+            .ok()
+            .trim()
+            .to_owned();
+        assert_eq!(id.len(), 64, "docker run -d printed {id:?}");
+
+        let out = docker.run(&["exec", &name, "sh", "-c", "echo exec-$(id -u); exit 7"]);
+        out.code(7);
+        assert_eq!(out.stdout, "exec-0\n", "--runtime {rt}");
+        let out = docker.run(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "V=x",
+            &name,
+            "sh",
+            "-c",
+            "echo $(id -u) $(pwd) $V",
+        ]);
+        assert_eq!(out.ok(), "1000 /tmp x\n", "--runtime {rt}");
+        assert_eq!(docker.run(&["exec", "-i", &name, "cat"]).ok(), "");
+
+        let top = docker.run(&["top", &name]);
+        assert_contains(top.ok(), "while :; do sleep 0.1; done");
+
+        let stats = docker.run(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            &name,
+        ]);
+        let stats = stats.ok().trim().to_owned();
+        let fields: Vec<&str> = stats.split_whitespace().collect();
+        assert_eq!(fields.first(), Some(&name.as_str()), "stats: {stats}");
+        assert!(
+            !stats.contains(" 0B /"),
+            "no memory usage in stats: {stats}"
+        );
+        let pids: u32 = fields.last().and_then(|p| p.parse().ok()).unwrap_or(0);
+        assert!(pids >= 1, "no pids in stats: {stats}");
+
+        docker.run(&["pause", &name]).ok();
+        let status = docker.run(&["inspect", "-f", "{{.State.Status}}", &name]);
+        assert_eq!(status.ok().trim(), "paused", "--runtime {rt}");
+        docker.run(&["unpause", &name]).ok();
+        let status = docker.run(&["inspect", "-f", "{{.State.Status}}", &name]);
+        assert_eq!(status.ok().trim(), "running", "--runtime {rt}");
+        docker.run(&["exec", &name, "true"]).ok();
+
+        // update: `update --resources - <id>` with the new limits on stdin.
+        docker
+            .run(&[
+                "update",
+                "--memory",
+                "64m",
+                "--memory-swap",
+                "128m",
+                "--pids-limit",
+                "33",
+                &name,
+            ])
+            .ok();
+        let limits = docker.run(&["exec", &name, "sh", "-c", RESOURCE_FILES]);
+        let limits = lines(limits.ok());
+        assert_eq!(
+            limits.first(),
+            Some(&"67108864"),
+            "--runtime {rt}: {limits:?}"
+        );
+        assert_eq!(limits.get(1), Some(&"33"), "--runtime {rt}: {limits:?}");
+
+        // stop, graceful: SIGTERM and the trap exits 0.
+        let started = Instant::now();
+        docker.run(&["stop", "-t", "20", &name]).ok();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "stop waited for the timeout: SIGTERM did not reach the container"
+        );
+        let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
+        assert_eq!(code.ok().trim(), "0", "--runtime {rt}");
+        assert_contains(docker.run(&["logs", &name]).ok(), "got-TERM");
+        docker.run(&["rm", &name]).ok();
+        assert_eq!(
+            docker.run(&["ps", "-aq"]).ok().trim(),
+            "",
+            "rm left a container"
+        );
+
+        // stop, forced: SIGTERM is ignored, SIGKILL after the timeout.
+        let name = format!("stubborn-{rt}");
+        docker
+            .run(&[
+                "run",
+                "-d",
+                "--runtime",
+                rt,
+                "--name",
+                &name,
+                "bb:1",
+                "sh",
+                "-c",
+                "trap '' TERM; while :; do sleep 0.1; done",
+            ])
+            .ok();
+        docker.run(&["stop", "-t", "1", &name]).ok();
+        let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
+        assert_eq!(code.ok().trim(), "137", "--runtime {rt}");
+        docker.run(&["rm", &name]).ok();
+    }
+    let calls = docker.daemon.runtime_log();
+    for call in [
+        " pause ",
+        " resume ",
+        " update --resources - ",
+        " kill ",
+        " exec ",
+    ] {
+        assert_contains(&calls, call);
+    }
+}
+
+#[test]
+fn docker_run_flags_behave_as_with_runc() {
+    let Some(docker) = Docker::start("docker_flags") else {
+        return;
+    };
+    let shared = docker.env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("f"), "from-host\n").unwrap();
+    let volume = format!("{}:/vol:ro", shared.display());
+    let volume_flags = ["-v", volume.as_str()];
+    let resources = if cgroup_v2() {
+        "67108864\n50\n50000 100000\n"
+    } else {
+        "67108864\n50\n50000\n100000\n"
+    };
+    let cases: Vec<(&[&str], &str, &str)> = vec![
+        (
+            &["--read-only"],
+            "touch /x 2>&1; touch /tmp/y 2>&1; true",
+            "touch: /x: Read-only file system\ntouch: /tmp/y: Read-only file system\n",
+        ),
+        (
+            &["--user", "1000:1000"],
+            "id",
+            "uid=1000(user) gid=1000(user) groups=1000(user)\n",
+        ),
+        (
+            &["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"],
+            "grep -E '^Cap(Prm|Eff|Bnd|Amb)' /proc/self/status",
+            "CapPrm:\t0000000000000400\nCapEff:\t0000000000000400\n\
+             CapBnd:\t0000000000000400\nCapAmb:\t0000000000000000\n",
+        ),
+        (
+            &["--memory", "64m", "--pids-limit", "50", "--cpus", "0.5"],
+            RESOURCE_FILES,
+            resources,
+        ),
+        (
+            &volume_flags,
+            "cat /vol/f; (echo x >/vol/g) 2>/dev/null || echo write-refused",
+            "from-host\nwrite-refused\n",
+        ),
+        (
+            &["--tmpfs", "/scratch:size=1m"],
+            "grep ' /scratch ' /proc/mounts | cut -d' ' -f1-3; \
+             grep ' /scratch ' /proc/mounts | grep -o size=1024k",
+            "tmpfs /scratch tmpfs\nsize=1024k\n",
+        ),
+        (
+            &["--security-opt", "no-new-privileges"],
+            "grep NoNewPrivs /proc/self/status",
+            "NoNewPrivs:\t1\n",
+        ),
+        (
+            &[
+                "--sysctl",
+                "net.ipv4.ip_forward=1",
+                "--sysctl",
+                "kernel.shmmax=12345678",
+            ],
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax",
+            "1\n12345678\n",
+        ),
+        (
+            &["--ulimit", "nofile=512:512", "--ulimit", "nproc=100:200"],
+            "ulimit -n; ulimit -Hn; ulimit -u; ulimit -Hu",
+            "512\n512\n100\n200\n",
+        ),
+        (
+            &["--device", "/dev/null:/dev/mynull"],
+            "stat -c '%F %t:%T' /dev/mynull; echo x >/dev/mynull && echo written",
+            "character special file 1:3\nwritten\n",
+        ),
+        (&["--init"], "cat /proc/1/comm", "docker-init\n"),
+    ];
+    for rt in RUNTIMES {
+        for (flags, script, expected) in &cases {
+            let got = docker.sh(rt, flags, script);
+            assert_eq!(
+                got, *expected,
+                "docker run --runtime {rt} {flags:?} bb:1 sh -c {script:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn docker_user_network_containers_reach_each_other_by_name() {
+    let Some(docker) = Docker::start("docker_net") else {
+        return;
+    };
+    docker.run(&["network", "create", "itnet"]).ok();
+    for name in ["alpha", "beta"] {
+        docker
+            .run(&[
+                "run",
+                "-d",
+                "--runtime",
+                "runrs",
+                "--network",
+                "itnet",
+                "--name",
+                name,
+                "bb:1",
+                "sleep",
+                "600",
+            ])
+            .ok();
+    }
+    for (from, to) in [("alpha", "beta"), ("beta", "alpha")] {
+        let out = docker.run(&["exec", from, "ping", "-c", "1", "-W", "5", to]);
+        assert_contains(out.ok(), "1 packets received");
+    }
+    // The name resolves through docker's embedded DNS, set up by the prestart hook.
+    let resolv = docker.run(&["exec", "alpha", "cat", "/etc/resolv.conf"]);
+    assert_contains(resolv.ok(), "nameserver 127.0.0.11");
+    let id = docker.run(&["inspect", "-f", "{{.Id}}", "alpha"]);
+    let config = docker.daemon.config_of(id.ok().trim());
+    let hook = &config["hooks"]["prestart"][0]["args"];
+    assert!(
+        hook.to_string().contains("libnetwork-setkey"),
+        "no libnetwork-setkey prestart hook in {config}"
+    );
+    docker.run(&["rm", "-f", "alpha", "beta"]).ok();
+}

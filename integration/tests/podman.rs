@@ -1,0 +1,178 @@
+//! Podman runs containers with the runtime: a private podman configuration
+//! (hack/podman-env: storage, state, locks and events under a temp dir, inside own PID,
+//! mount and network namespaces), `--runtime` = a wrapper that adds a private `--root`,
+//! and `podman import`ed busybox as `bb:1`. conmon calls `create`, `exec --detach
+//! [--tty --console-socket]`; podman calls `start`, `pause`, `resume`, `kill`, `delete`.
+//!
+//! Each check runs with the runtime under test and with runc, expecting the same result.
+
+#[path = "fixtures/clients.rs"]
+mod clients;
+
+use clients::*;
+use runrs_integration::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUNC: &str = "/usr/sbin/runc";
+
+struct Podman {
+    // Dropped first: kills conmon and the containers before the temp dir goes.
+    world: ClientEnv,
+    env: TestEnv,
+    cgroup_parent: String,
+}
+
+impl Podman {
+    fn start(test: &str) -> Option<Podman> {
+        if !installed(test, &["podman", "conmon", "unshare", "nsenter", "script"]) {
+            return None;
+        }
+        let env = TestEnv::new(test);
+        let world = ClientEnv::start("podman-env", env.dir(), &env.rt.bin);
+        let cgroup_parent = std::fs::read_to_string(env.dir().join("cgroup-parent"))
+            .expect("podman-env wrote cgroup-parent")
+            .trim()
+            .to_owned();
+        let podman = Podman {
+            world,
+            env,
+            cgroup_parent,
+        };
+        let tar = busybox_tar(&podman.env);
+        podman.run(&["import", "--quiet", &arg(&tar), "bb:1"]).ok();
+        Some(podman)
+    }
+
+    fn wrapper(&self) -> String {
+        arg(&self.world.dir.join("podman"))
+    }
+
+    /// The `--runtime` values to check: the runtime under test (its logging wrapper),
+    /// and runc when installed.
+    fn runtimes(&self) -> Vec<String> {
+        let mut runtimes = vec![arg(&self.world.dir.join("runtime-wrapper"))];
+        if std::path::Path::new(RUNC).is_file() {
+            runtimes.push(RUNC.to_owned());
+        }
+        runtimes
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let mut command = Command::new(self.wrapper());
+        command.args(args);
+        run_in(self.env.dir(), command, None, CLIENT_TIMEOUT)
+    }
+
+    /// `podman run` flags common to every container: the runtime and the private cgroup
+    /// parent.
+    fn run_flags<'a>(&'a self, rt: &'a str) -> Vec<&'a str> {
+        vec!["--runtime", rt, "--cgroup-parent", &self.cgroup_parent]
+    }
+}
+
+#[test]
+fn podman_runs_execs_pauses_and_stops_containers() {
+    let Some(podman) = Podman::start("podman") else {
+        return;
+    };
+    for rt in podman.runtimes() {
+        let rt = rt.as_str();
+        // run --rm: output and exit code.
+        let mut args = vec!["run", "--rm"];
+        args.extend(podman.run_flags(rt));
+        args.extend(["bb:1", "sh", "-c", "echo hi; exit 3"]);
+        let out = podman.run(&args);
+        out.code(3);
+        assert_eq!(out.stdout, "hi\n", "--runtime {rt}: {out}");
+
+        // run -d, then exec, exec -t, top, pause/unpause, stop, rm.
+        let name = "life";
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend(podman.run_flags(rt));
+        args.extend([
+            "bb:1",
+            "sh",
+            "-c",
+            "trap 'echo got-TERM; exit 0' TERM; while :; do sleep 0.1; done",
+        ]);
+        podman.run(&args).ok();
+
+        let out = podman.run(&["exec", name, "sh", "-c", "echo exec-$(id -u); exit 4"]);
+        out.code(4);
+        assert_eq!(out.stdout, "exec-0\n", "--runtime {rt}: {out}");
+
+        let out = under_script(
+            podman.env.dir(),
+            &format!(
+                "{} exec -t {name} sh -c 'tty; test -t 0 && test -t 1 && echo term-ok'",
+                podman.wrapper()
+            ),
+            None,
+        );
+        assert_eq!(out.code, Some(0), "--runtime {rt}: {out}");
+        assert_contains(&out.stdout, "/dev/pts/");
+        assert_contains(&out.stdout, "term-ok");
+        let out = under_script(
+            podman.env.dir(),
+            &format!("{} exec -it {name} sh", podman.wrapper()),
+            Some("echo typed-$((6*7)); exit 6\n"),
+        );
+        assert_eq!(out.code, Some(6), "--runtime {rt}: {out}");
+        assert_contains(&out.stdout, "typed-42");
+
+        let top = podman.run(&["top", name]);
+        assert_contains(top.ok(), "while :; do sleep 0.1; done");
+
+        podman.run(&["pause", name]).ok();
+        let status = podman.run(&["inspect", "-f", "{{.State.Status}}", name]);
+        assert_eq!(status.ok().trim(), "paused", "--runtime {rt}");
+        podman.run(&["unpause", name]).ok();
+        let status = podman.run(&["inspect", "-f", "{{.State.Status}}", name]);
+        assert_eq!(status.ok().trim(), "running", "--runtime {rt}");
+        podman.run(&["exec", name, "true"]).ok();
+
+        let started = Instant::now();
+        podman.run(&["stop", "-t", "20", name]).ok();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "--runtime {rt}: stop waited for the timeout: SIGTERM did not reach the container"
+        );
+        let code = podman.run(&["inspect", "-f", "{{.State.ExitCode}}", name]);
+        assert_eq!(code.ok().trim(), "0", "--runtime {rt}");
+        assert_contains(podman.run(&["logs", name]).ok(), "got-TERM");
+        podman.run(&["rm", name]).ok();
+
+        // stop, forced: SIGTERM ignored, SIGKILL after the timeout.
+        let mut args = vec!["run", "-d", "--name", "stubborn"];
+        args.extend(podman.run_flags(rt));
+        args.extend([
+            "bb:1",
+            "sh",
+            "-c",
+            "trap '' TERM; while :; do sleep 0.1; done",
+        ]);
+        podman.run(&args).ok();
+        podman.run(&["stop", "-t", "1", "stubborn"]).ok();
+        let code = podman.run(&["inspect", "-f", "{{.State.ExitCode}}", "stubborn"]);
+        assert_eq!(code.ok().trim(), "137", "--runtime {rt}");
+        podman.run(&["rm", "stubborn"]).ok();
+        assert_eq!(
+            podman.run(&["ps", "-aq"]).ok().trim(),
+            "",
+            "rm left a container"
+        );
+    }
+    let calls = podman.world.runtime_log();
+    for call in [
+        "create --bundle ",
+        "exec --pid-file ",
+        "--tty --console-socket ",
+        "pause ",
+        "resume ",
+        "kill ",
+        "delete --force ",
+    ] {
+        assert_contains(&calls, call);
+    }
+}
