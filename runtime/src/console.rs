@@ -226,8 +226,7 @@ impl Drop for RawMode {
 /// its own wake-up fds (a signalfd, a pidfd); `pump` copies whatever is ready and reports
 /// which of those fds are readable. On `SIGWINCH` the caller calls [`Relay::resize`]. When the
 /// container process has exited the caller calls [`Relay::finish`] to copy the output left in
-/// the pty. Dropping the relay restores the host terminal. [`relay`] is the whole loop for
-/// callers that need nothing else.
+/// the pty. Dropping the relay restores the host terminal. `signals::Forwarder` is the caller.
 pub struct Relay {
     master: OwnedFd,
     input: Option<RawFd>,
@@ -412,74 +411,6 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
                 let _ = poll(&mut p, PollTimeout::NONE);
             }
             Err(_) => return,
-        }
-    }
-}
-
-/// The whole foreground loop for a terminal: relay our stdio to `master` until `child_pid`
-/// (a child of ours) exits, forwarding `SIGWINCH` as a resize and `SIGHUP`, `SIGINT`,
-/// `SIGQUIT`, `SIGTERM`, `SIGUSR1`, `SIGUSR2` to the child. Reaps the child and returns its
-/// exit code as runc reports it (the status, or 128 + the signal). The signal mask is
-/// restored on return.
-pub fn relay(master: OwnedFd, child_pid: i32) -> Result<i32> {
-    use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    use nix::unistd::Pid;
-
-    const FORWARDED: [Signal; 6] = [
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTERM,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ];
-    let mut set = SigSet::empty();
-    for s in FORWARDED.iter().chain(&[Signal::SIGWINCH, Signal::SIGCHLD]) {
-        set.add(*s);
-    }
-    let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))?;
-    struct Restore(SigSet);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
-        }
-    }
-    let _restore = Restore(old);
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-    let pid = Pid::from_raw(child_pid);
-    let mut relay = Relay::new(master)?;
-    // SIGCHLD wakes us, but a short tick also covers a SIGCHLD taken by another thread.
-    let tick = PollTimeout::from(250u16);
-    loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => {
-                relay.finish()?;
-                return Ok(code);
-            }
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                relay.finish()?;
-                return Ok(128 + sig as i32);
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => bail!("wait for the container process {child_pid}: {e}"),
-        }
-        let ready = relay.pump(tick, &[sfd.as_fd()])?;
-        if ready[0] {
-            while let Ok(Some(info)) = sfd.read_signal() {
-                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                    continue;
-                };
-                match sig {
-                    Signal::SIGWINCH => relay.resize(),
-                    Signal::SIGCHLD => {}
-                    other => {
-                        let _ = kill(pid, other);
-                    }
-                }
-            }
         }
     }
 }
