@@ -134,33 +134,12 @@ pub fn clone_process(flags: libc::c_int) -> Result<i32> {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// `clone_process`, starting the child in the cgroup2 directory `cgroup` when given (no
-/// migration afterwards). Returns the pid and whether the child landed in `cgroup`; when the
-/// kernel refuses (old kernel, a cgroup with controllers in its subtree), the clone is retried
-/// without it and the caller joins the cgroup itself.
-pub fn clone_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<(i32, bool)> {
-    if let Some(fd) = cgroup {
-        let mut args = CloneArgs {
-            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: fd as u64,
-            ..Default::default()
-        };
-        // SAFETY: as in the plain case below: a fork-like clone3 of a single-threaded process.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if r >= 0 {
-            return Ok((r as i32, true));
-        }
-    }
+/// A fork-like `clone3`: pid in the parent, 0 in the child, or the errno.
+fn clone3(flags: u64, cgroup: u64) -> std::io::Result<i32> {
     let mut args = CloneArgs {
-        flags: flags as u32 as u64,
+        flags,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup,
         ..Default::default()
     };
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child continues on a copy of
@@ -172,14 +151,31 @@ pub fn clone_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<(i32, boo
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    if r >= 0 {
-        return Ok((r as i32, false));
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::ENOSYS) {
-        return Err(e).context("clone3 into the container's namespaces");
+    Ok(r as i32)
+}
+
+/// `clone_process`, starting the child in the cgroup2 directory `cgroup` when given (no
+/// migration afterwards). Returns the pid and whether the child landed in `cgroup`; when the
+/// kernel refuses (old kernel, a cgroup with controllers in its subtree), the clone is retried
+/// without it and the caller joins the cgroup itself.
+pub fn clone_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<(i32, bool)> {
+    if let Some(fd) = cgroup {
+        if let Ok(pid) = clone3(flags as u32 as u64 | CLONE_INTO_CGROUP, fd as u64) {
+            return Ok((pid, true));
+        }
     }
-    // SAFETY: as above, with the legacy clone syscall and a null stack (fork semantics).
+    match clone3(flags as u32 as u64, 0) {
+        Ok(pid) => return Ok((pid, false)),
+        Err(e) if e.raw_os_error() != Some(libc::ENOSYS) => {
+            return Err(e).context("clone3 into the container's namespaces")
+        }
+        Err(_) => {}
+    }
+    // SAFETY: clone3 is missing: the legacy clone with a null stack (fork semantics), as
+    // single-threaded as above.
     let r = unsafe {
         libc::syscall(
             libc::SYS_clone,
