@@ -306,7 +306,7 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::List { format, quiet } => {
-            print!("{}", container::list(&g.root, &format, quiet)?);
+            print!("{}", crate::list::list(&g.root, &format, quiet)?);
             Ok(0)
         }
         // runc prefixes every exec error and exits 255 for it.

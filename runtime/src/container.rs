@@ -297,7 +297,7 @@ pub fn describe_status(st: i32) -> String {
     } else if libc::WIFSIGNALED(st) {
         format!(
             "signal: {}",
-            signal_name(libc::WTERMSIG(st)).unwrap_or("unknown")
+            crate::signals::signal_name(libc::WTERMSIG(st)).unwrap_or("unknown")
         )
     } else {
         format!("status {st}")
@@ -510,80 +510,9 @@ pub fn state_json(root: &Path, id: &str) -> Result<String> {
     Ok(serde_json::to_string_pretty(&c.saved.oci(st))?)
 }
 
-/// Parse a signal by name (`KILL`, `SIGKILL`) or number.
-pub fn parse_signal(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-        bail!("unknown signal {s:?}");
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    for n in 1..=31 {
-        if signal_name(n).and_then(|x| x.strip_prefix("SIG")) == Some(name) {
-            return Ok(n);
-        }
-    }
-    if name == "IOT" {
-        return Ok(libc::SIGABRT);
-    }
-    if name == "CLD" {
-        return Ok(libc::SIGCHLD);
-    }
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            rest.trim_start_matches('+').parse().unwrap_or(-1)
-        };
-        if (0..=30).contains(&off) {
-            return Ok(libc::SIGRTMIN() + off);
-        }
-    }
-    bail!("unknown signal {s:?}")
-}
-
-pub fn signal_name(n: i32) -> Option<&'static str> {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    NAMES.get((n - 1) as usize).copied()
-}
-
 /// `runrs kill`.
 pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
-    let sig = parse_signal(sig)?;
+    let sig = crate::signals::parse_signal(sig)?;
     let c = state::load(root, id)?;
     if c.status() == Status::Stopped {
         bail!("container not running");
@@ -702,78 +631,6 @@ fn wait_gone(pid: i32, start_time: u64, timeout: Duration) {
     }
 }
 
-/// `runrs list`.
-pub fn list(root: &Path, format: &str, quiet: bool) -> Result<String> {
-    let mut rows = Vec::new();
-    for id in state::list(root)? {
-        if let Ok(c) = state::load(root, &id) {
-            let st = c.status();
-            rows.push((c, st));
-        }
-    }
-    if quiet {
-        return Ok(rows
-            .iter()
-            .map(|(c, _)| format!("{}\n", c.saved.id))
-            .collect());
-    }
-    match format {
-        "json" => {
-            if rows.is_empty() {
-                return Ok("null\n".into());
-            }
-            let v: Vec<_> = rows.iter().map(|(c, st)| c.saved.oci(*st)).collect();
-            Ok(format!("{}\n", serde_json::to_string(&v)?))
-        }
-        "table" => {
-            let mut table = vec![vec![
-                "ID".to_string(),
-                "PID".into(),
-                "STATUS".into(),
-                "BUNDLE".into(),
-                "CREATED".into(),
-                "OWNER".into(),
-            ]];
-            for (c, st) in &rows {
-                let s = &c.saved;
-                table.push(vec![
-                    s.id.clone(),
-                    if *st == Status::Stopped { 0 } else { s.pid }.to_string(),
-                    st.as_str().into(),
-                    s.bundle.display().to_string(),
-                    s.created.clone(),
-                    s.owner.clone(),
-                ]);
-            }
-            Ok(tabulate(&table))
-        }
-        other => bail!("invalid format option {other:?}"),
-    }
-}
-
-/// Go's tabwriter as runc configures it (minwidth 12, padding 3); the last cell is unpadded.
-fn tabulate(rows: &[Vec<String>]) -> String {
-    let cols = rows[0].len();
-    let mut widths = vec![12usize; cols];
-    for r in rows {
-        for (i, cell) in r.iter().enumerate().take(cols - 1) {
-            widths[i] = widths[i].max(cell.chars().count() + 3);
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == cols {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}", w = widths[i]));
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
 /// `runrs spec`: write a default config.json; never overwrite one.
 pub fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
     let path = dir.join("config.json");
@@ -783,31 +640,4 @@ pub fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
     std::fs::write(&path, crate::default_spec::default_spec(rootless))
         .with_context(|| format!("write {}", path.display()))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_parse_by_name_and_number() {
-        assert_eq!(parse_signal("KILL").unwrap(), 9);
-        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
-        assert_eq!(parse_signal("sigusr1").unwrap(), 10);
-        assert_eq!(parse_signal("9").unwrap(), 9);
-        assert!(parse_signal("FOO").is_err());
-        assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn table_matches_runc_layout() {
-        let t = tabulate(&[
-            vec!["ID".into(), "PID".into(), "OWNER".into()],
-            vec!["a-long-container-id".into(), "1".into(), "root".into()],
-        ]);
-        assert_eq!(
-            t,
-            "ID                    PID         OWNER\na-long-container-id   1           root\n"
-        );
-    }
 }

@@ -1,7 +1,7 @@
 //! The foreground `run` and `exec`: forward signals to the container process, relay a
 //! terminal, and wait for the exit status.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::poll::PollTimeout;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
@@ -118,4 +118,90 @@ fn try_reap(pid: i32) -> Option<i32> {
     // SAFETY: non-blocking wait for our own child.
     let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
     (r == pid).then_some(st)
+}
+
+/// Parse a signal by name (`KILL`, `SIGKILL`) or number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("unknown signal {s:?}");
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    for n in 1..=31 {
+        if signal_name(n).and_then(|x| x.strip_prefix("SIG")) == Some(name) {
+            return Ok(n);
+        }
+    }
+    if name == "IOT" {
+        return Ok(libc::SIGABRT);
+    }
+    if name == "CLD" {
+        return Ok(libc::SIGCHLD);
+    }
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+').parse().unwrap_or(-1)
+        };
+        if (0..=30).contains(&off) {
+            return Ok(libc::SIGRTMIN() + off);
+        }
+    }
+    bail!("unknown signal {s:?}")
+}
+
+pub fn signal_name(n: i32) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES.get((n - 1) as usize).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("sigusr1").unwrap(), 10);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("FOO").is_err());
+        assert!(parse_signal("0").is_err());
+    }
 }
