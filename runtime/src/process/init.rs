@@ -1,0 +1,234 @@
+//! The container's init: the clone child of `create`, from namespaces to `exec.fifo`.
+
+use super::finalize::{errno_err, finalize, io_msg, ExecTarget};
+use super::{child_detach, child_guard, reset_signals};
+use super::{msg, Channel};
+use crate::namespaces::{self, Plan};
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Spec;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Everything the container's init needs; built by `create` before the clone.
+pub struct InitArgs {
+    pub id: String,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    pub plan: Plan,
+    pub chan: Channel,
+    /// `O_PATH` fd of `exec.fifo`.
+    pub fifo: RawFd,
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    pub parent: i32,
+    pub seccomp: Option<crate::seccomp::Compiled>,
+}
+
+/// The container's init: never returns. Errors before `READY` go to the parent over the
+/// channel; later ones (startContainer hooks, exec) into `exec.fifo` for `start` to report.
+pub fn init(args: InitArgs) -> ! {
+    child_guard(args.parent);
+    let code = match init_setup(&args) {
+        Ok((target, state)) => {
+            let _ = wait_start_and_exec(&args, &target, &state);
+            1
+        }
+        Err(e) => {
+            let _ = args.chan.send(msg::ERROR, format!("{e:#}").as_bytes());
+            1
+        }
+    };
+    // SAFETY: leave without running atexit handlers or destructors of the parent's state.
+    unsafe { libc::_exit(code) }
+}
+
+fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
+    let spec = &a.spec;
+    let state = match a.chan.recv()? {
+        Some((msg::GO, state)) => state,
+        _ => bail!("runtime went away during create"),
+    };
+    for (t, path) in &a.plan.join {
+        namespaces::join(*t, path)?;
+    }
+    let early = a.plan.unshare_flags & !libc::CLONE_NEWCGROUP;
+    if early != 0 {
+        // SAFETY: unshare with namespace flags only.
+        if unsafe { libc::unshare(early) } != 0 {
+            return Err(errno_err("unshare namespaces"));
+        }
+    }
+    if a.plan.any_user {
+        // Become root of the user namespace (the creator's ids may be unmapped in it).
+        // SAFETY: plain integer syscalls.
+        unsafe {
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                return Err(errno_err(
+                    "become root in the user namespace (is uid/gid 0 mapped?)",
+                ));
+            }
+        }
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| anyhow::anyhow!("sethostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: d is valid for d.len() bytes.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(errno_err(&format!("setdomainname {d:?}")));
+        }
+    }
+    let has_mnt_ns = a.plan.clone_flags & libc::CLONE_NEWNS != 0
+        || a.plan.unshare_flags & libc::CLONE_NEWNS != 0
+        || a.plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::Mount);
+    if !has_mnt_ns {
+        bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
+    }
+    crate::logging::mark("init: mounts");
+    // The parent joins us to the cgroups meanwhile (a v1 migration waits for an RCU grace
+    // period): wait for it only where it matters, then make the cgroup namespace.
+    let cgroup_ns = a.plan.unshare_flags & libc::CLONE_NEWCGROUP;
+    crate::rootfs::prepare_with(spec, &a.rootfs, &mut || {
+        match a.chan.recv()? {
+            Some((msg::CGROUPS_DONE, _)) => {}
+            _ => bail!("runtime went away while joining cgroups"),
+        }
+        // SAFETY: unshare with a namespace flag only.
+        if cgroup_ns != 0 && unsafe { libc::unshare(cgroup_ns) } != 0 {
+            return Err(errno_err("unshare cgroup namespace"));
+        }
+        Ok(())
+    })?;
+    crate::logging::mark("init: mounted");
+    let hooks = spec.hooks().as_ref();
+    let has_parent_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if has_parent_hooks {
+        a.chan.send(msg::HOOKS, &[])?;
+        match a.chan.recv()? {
+            Some((msg::HOOKS_DONE, _)) => {}
+            _ => bail!("runtime went away while running hooks"),
+        }
+    }
+    if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
+        crate::hooks::run("createContainer", h, &state)?;
+    }
+    crate::rootfs::enter(&a.rootfs, a.no_pivot)?;
+    crate::logging::mark("init: pivoted");
+    let process = spec
+        .process()
+        .as_ref()
+        .context("process must be specified")?;
+    if process.terminal() == Some(true) {
+        let sock = a
+            .console
+            .as_ref()
+            .context("cannot allocate tty if runc will detach without setting console socket")?;
+        setup_terminal(sock.as_raw_fd())?;
+    }
+    // Sysctls before readonlyPaths (which usually hold /proc/sys), as runc does.
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (k, v) in sysctl {
+            let p = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&p, v)
+                .map_err(|e| anyhow::anyhow!("write sysctl {k}={v}: {}", io_msg(&e)))?;
+        }
+    }
+    crate::rootfs::finish(spec)?;
+    if !a.no_new_keyring {
+        join_session_keyring(&a.id);
+    }
+    crate::logging::mark("init: finalize");
+    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
+    crate::logging::mark("init: finalized");
+    Ok((target, state))
+}
+
+/// Open a pty inside the container, send its master to the console socket, make the slave
+/// `/dev/console` and our controlling terminal.
+pub fn setup_terminal(socket: RawFd) -> Result<()> {
+    let (master, slave) = crate::console::open_pty()?;
+    let name = crate::console::pty_name(&master)?;
+    crate::console::send_master(socket, &master)?;
+    drop(master);
+    crate::rootfs::mount_console(&name)?;
+    crate::console::set_controlling_tty(&slave)?;
+    Ok(())
+}
+
+/// A session keyring named after the container, so containers do not share the host's.
+fn join_session_keyring(id: &str) {
+    let Ok(name) = CString::new(id) else { return };
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) takes a NUL-terminated name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+    if r < 0 {
+        crate::logging::debug(&format!(
+            "join session keyring: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
+/// Tell the parent we are ready, block until `start` opens `exec.fifo`, run the
+/// startContainer hooks, exec. Returns only on failure (already reported into the fifo).
+fn wait_start_and_exec(a: &InitArgs, target: &ExecTarget, state: &[u8]) -> anyhow::Error {
+    child_detach();
+    if let Err(e) = a.chan.send(msg::READY, &[]) {
+        return e;
+    }
+    let path = CString::new(format!("/proc/self/fd/{}", a.fifo)).expect("no NUL");
+    // SAFETY: open on a NUL-terminated path; blocks until `start` opens the read end.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return errno_err("open exec fifo");
+    }
+    // SAFETY: fd was just opened and is owned here.
+    let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
+    let report = |e: &anyhow::Error| {
+        let m = format!("{e:#}");
+        // SAFETY: m is valid for m.len() bytes.
+        unsafe { libc::write(fifo.as_raw_fd(), m.as_ptr().cast(), m.len()) };
+    };
+    // SAFETY: writing one byte from a static buffer.
+    if unsafe { libc::write(fifo.as_raw_fd(), b"0".as_ptr().cast(), 1) } != 1 {
+        return errno_err("write exec fifo");
+    }
+    // SAFETY: close the O_PATH fd, so the container never sees it.
+    unsafe { libc::close(a.fifo) };
+    if let Some(h) = a
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
+        let state = with_status(state, "created");
+        if let Err(e) = crate::hooks::run("startContainer", h, &state) {
+            report(&e);
+            return e;
+        }
+    }
+    reset_signals();
+    let e = target.exec();
+    let err = anyhow::anyhow!("exec {:?}: {}", target.path.to_string_lossy(), io_msg(&e));
+    report(&err);
+    err
+}
+
+/// The state JSON with another `status`.
+pub fn with_status(state: &[u8], status: &str) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = serde_json::Value::from(status);
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        Err(_) => state.to_vec(),
+    }
+}
