@@ -2,8 +2,11 @@
 //! the fifos containerd gives, copied by the shim so the container never writes into a
 //! fifo directly: it gets no SIGPIPE and keeps running while containerd is away.
 //!
-//! Output fifos are opened read-write, so they always have a reader (this shim) and a
-//! write never fails when containerd is gone; the data waits in the fifo.
+//! Output goes to a fifo only while someone (ctr, a client of containerd) has its read end
+//! open: then a slow reader slows the container down, as with runc's shim. When the reader
+//! is gone (it died with containerd, or `ctr run -d` exited) the write fails with EPIPE and
+//! the output is dropped, so the container never blocks on a fifo nobody will drain; a new
+//! reader (`ctr task attach`) gets the output from then on.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -131,11 +134,7 @@ impl Io {
 
     /// container → fifo, until the container side closes (EOF, or EIO on a pty).
     fn copy_output(&self, mut src: File, fifo: &str) -> Result<(), String> {
-        let mut dst = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(fifo)
-            .map_err(|e| format!("opening output fifo {fifo}: {e}"))?;
+        let mut dst = OutputFifo::open(fifo)?;
         let copying = self.copying.clone();
         *copying.0.lock().unwrap() += 1;
         spawn_copier(move || {
@@ -147,9 +146,7 @@ impl Io {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 };
-                if dst.write_all(&buf[..n]).is_err() {
-                    break;
-                }
+                dst.write(&buf[..n]);
             }
             drop(dst);
             let (count, cv) = &*copying;
@@ -187,6 +184,62 @@ impl Io {
         let guard = count.lock().unwrap();
         let _ = cv.wait_timeout_while(guard, timeout, |n| *n > 0);
     }
+}
+
+/// The write end of an output fifo, opened once a reader is there.
+struct OutputFifo {
+    path: String,
+    file: Option<File>,
+}
+
+impl OutputFifo {
+    /// Fails only if `path` cannot be a fifo for us; no reader yet is fine.
+    fn open(path: &str) -> Result<OutputFifo, String> {
+        let mut fifo = OutputFifo {
+            path: path.to_string(),
+            file: None,
+        };
+        fifo.try_open()
+            .map_err(|e| format!("opening output fifo {path}: {e}"))?;
+        Ok(fifo)
+    }
+
+    /// Opens the write end if a reader has the fifo open (ENXIO: none yet, not an error).
+    fn try_open(&mut self) -> std::io::Result<()> {
+        // O_NONBLOCK so the open does not wait for a reader; writes then block again.
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)
+        {
+            Ok(f) => {
+                set_blocking(&f)?;
+                self.file = Some(f);
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `data` if someone reads the fifo, else drops it. The fd is kept after EPIPE:
+    /// it works again as soon as a new reader opens the fifo.
+    fn write(&mut self, data: &[u8]) {
+        if self.file.is_none() && self.try_open().is_err() {
+            return;
+        }
+        if let Some(f) = &mut self.file {
+            // EPIPE (SIGPIPE is ignored in the shim) means no reader: the output is dropped.
+            let _ = f.write_all(data);
+        }
+    }
+}
+
+fn set_blocking(f: &File) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 fn spawn_copier(f: impl FnOnce() + Send + 'static) -> Result<(), String> {

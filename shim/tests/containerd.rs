@@ -128,6 +128,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
         for applet in [
             "sh", "echo", "cat", "head", "sleep", "true", "ps", "id", "printf", "stty", "dd",
+            "usleep",
         ] {
             symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -200,6 +201,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         let mut cmd = Command::new("timeout");
         cmd.args(["60", "/usr/bin/ctr", "--address"])
             .arg(self.path().join("c.sock"));
+        cmd.args(["-n", &self.namespace]).args(args);
+        cmd
+    }
+
+    /// `ctr --address .. -n NS args...` without `timeout`, for a process the test kills
+    /// itself (by its pid: killing `timeout` would leave ctr running, and an orphaned
+    /// `ctr run`/`ctr task attach` deletes its task when the task exits).
+    fn ctr_process(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new("/usr/bin/ctr");
+        cmd.arg("--address").arg(self.path().join("c.sock"));
         cmd.args(["-n", &self.namespace]).args(args);
         cmd
     }
@@ -360,6 +371,26 @@ impl Drop for Env {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+        // Any process still in our namespace's cgroups (cgroupsPath /<ns>/<id>; v1 or v2).
+        let hierarchies = fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path());
+        for ctrl in hierarchies.chain([Path::new("/sys/fs/cgroup").to_path_buf()]) {
+            let ns_dir = ctrl.join(&self.namespace);
+            for child in fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
+                let procs = fs::read_to_string(child.path().join("cgroup.procs"));
+                for pid in procs
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.parse().ok())
+                {
+                    // SAFETY: kill(2) of a process in a cgroup of this test's namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         sleep(Duration::from_millis(200));
         // Mounts under our temp dir, deepest first.
         let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -392,9 +423,13 @@ impl Drop for Env {
     }
 }
 
-/// `"init_process_pid":N` from a runc state.json, without a JSON dependency.
+/// The init's pid from a runtime's state.json (runc: `"init_process_pid":N`, runrs:
+/// `"pid":N`), without a JSON dependency.
 fn serde_json_pid(state: &str) -> Option<i32> {
-    let rest = state.split("\"init_process_pid\":").nth(1)?;
+    let rest = state
+        .split("\"init_process_pid\":")
+        .nth(1)
+        .or_else(|| state.split("\"pid\":").nth(1))?;
     rest.trim_start()
         .split(|c: char| !c.is_ascii_digit())
         .next()?
@@ -526,33 +561,155 @@ fn detached_task_lifecycle() {
     assert!(state.is_empty(), "runtime state left: {state:?}");
 }
 
+/// The counter a chatty container appends to `<dir>/count`, one number a line.
+fn last_count(dir: &Path) -> i64 {
+    fs::read_to_string(dir.join("count"))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+/// The highest `line N` in a chatty container's output.
+fn last_line(out: &str) -> i64 {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("line ")?.split(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(-1)
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with(|c| c != 'Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn task_pid(env: &Env, id: &str) -> i32 {
+    stdout(&env.ctr(&["task", "ls"]))
+        .lines()
+        .find(|l| l.starts_with(&format!("{id} ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{id} listed with its pid"))
+}
+
+/// Appends a counter to `/out/count` and writes `line N` plus 8 KiB to stdout 20 times a
+/// second: with nobody reading, the fifo and the pipe behind it are full within a second.
+const CHATTY: &str = "p=x; for k in 1 2 3 4 5 6 7 8 9 10 11 12 13; do p=$p$p; done; i=0; \
+                      while :; do echo $i >> /out/count; echo \"line $i $p\"; \
+                      i=$((i+1)); usleep 50000; done";
+
+/// `ctr run` flags binding a new host dir `<tmp>/<id>` on `/out`; returns the flags and dir.
+fn out_mount(env: &Env, id: &str) -> (String, std::path::PathBuf) {
+    let dir = env.path().join(id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(env.path().join("rootfs/out")).unwrap();
+    let flag = format!("type=bind,src={},dst=/out,options=rbind:rw", dir.display());
+    (flag, dir)
+}
+
 #[test]
 fn containers_survive_a_containerd_restart() {
     if !can_run() {
         return;
     }
     let mut env = Env::new("restart");
-    for id in ["r1", "r2"] {
-        let out = env.run(&["-d"], id, &["sleep", "1000"]);
-        assert!(out.status.success(), "{}", describe(&out));
-    }
-    let out = env.run(&["-d"], "r3", &["sh", "-c", "sleep 3; exit 7"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    // r1's output is read by a foreground `ctr run`, which dies with containerd (and takes
+    // its fifos with it); r2 is detached (its `ctr run -d` left at once, the fifos stay).
+    let (mount1, out1) = out_mount(&env, "out1");
+    let args = env.run_args(&["--mount", &mount1], "r1", &["sh", "-c", CHATTY]);
+    let mut child = env
+        .ctr_process(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr run r1");
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    let mut ctr_run = Background(child);
+    env.wait_until("r1's output through ctr", || last_line(&text(&out)) >= 5);
+    let (mount2, out2) = out_mount(&env, "out2");
+    let run2 = env.run(&["-d", "--mount", &mount2], "r2", &["sh", "-c", CHATTY]);
+    assert!(run2.status.success(), "{}", describe(&run2));
+    let run3 = env.run(&["-d"], "r3", &["sh", "-c", "sleep 3; exit 7"]);
+    assert!(run3.status.success(), "{}", describe(&run3));
     let shims: Vec<i32> = env.shim_pids();
     assert_eq!(shims.len(), 3, "one shim per container");
+    let pids = [task_pid(&env, "r1"), task_pid(&env, "r2")];
 
     env.kill_containerd();
+    // ctr run loses containerd and exits (killed if it lingers): nobody reads r1's fifo.
+    if ctr_run.wait_for(Duration::from_secs(3)).is_none() {
+        eprintln!("ctr run outlived containerd; killing it");
+    }
+    drop(ctr_run);
+    let before = [last_count(&out1), last_count(&out2)];
     // r3 exits while containerd is away; its exit event waits in the shim's queue.
     sleep(Duration::from_secs(4));
-    let mut alive = env.shim_pids();
-    alive.sort();
-    let mut before = shims.clone();
-    before.sort();
-    assert_eq!(alive, before, "shims must outlive containerd");
+    let during = [last_count(&out1), last_count(&out2)];
+    for i in 0..2 {
+        assert!(
+            during[i] >= before[i] + 20,
+            "r{} stopped writing while containerd was down: counter {} -> {}\n\
+             ctr run r1 stderr: {}",
+            i + 1,
+            before[i],
+            during[i],
+            text(&err)
+        );
+        assert!(alive(pids[i]), "r{} died while containerd was down", i + 1);
+    }
+    let mut alive_shims = env.shim_pids();
+    alive_shims.sort();
+    let mut started = shims.clone();
+    started.sort();
+    assert_eq!(alive_shims, started, "shims must outlive containerd");
 
     env.start_containerd();
     assert_eq!(env.task_status("r1").as_deref(), Some("RUNNING"));
     assert_eq!(env.task_status("r2").as_deref(), Some("RUNNING"));
+    // Still writing with containerd back and nobody reading...
+    let back = last_count(&out1);
+    env.wait_until("r1 writing after the restart", || {
+        last_count(&out1) >= back + 10
+    });
+    // ...and a new reader of r2's fifos gets new lines.
+    let attach: Vec<String> = ["task", "attach", "r2"].map(String::from).to_vec();
+    let mut child = env
+        .ctr_process(&attach)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr task attach r2");
+    let attached = collect(child.stdout.take().unwrap());
+    let attach_err = collect(child.stderr.take().unwrap());
+    let attach = Background(child);
+    let now = last_count(&out2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = last_line(&text(&attached));
+        if seen > now {
+            break;
+        }
+        let (bytes, stderr) = (attached.lock().unwrap().len(), text(&attach_err));
+        assert!(
+            Instant::now() < deadline,
+            "no line after {now} through ctr task attach r2 ({bytes} bytes, last line \
+             {seen}, counter {}); stderr: {stderr}",
+            last_count(&out2)
+        );
+        sleep(Duration::from_millis(100));
+    }
+    drop(attach);
+
     env.wait_until("r3 stopped", || {
         env.task_status("r3").as_deref() == Some("STOPPED")
     });
@@ -568,11 +725,23 @@ fn containers_survive_a_containerd_restart() {
             .ctr(&["task", "kill", "-s", "KILL", id])
             .status
             .success());
-        env.wait_until("stopped", || {
-            env.task_status(id).as_deref() == Some("STOPPED")
-        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while env.task_status(id).as_deref() != Some("STOPPED") {
+            assert!(
+                Instant::now() < deadline,
+                "{id} not stopped: {}",
+                stdout(&env.ctr(&["task", "ls"]))
+            );
+            sleep(Duration::from_millis(100));
+        }
         let out = env.ctr(&["task", "delete", id]);
         assert!(out.status.success(), "{}", describe(&out));
+        // Killed by our SIGKILL (128+9), not by a SIGPIPE (141) on the way.
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exit code 137"),
+            "{id}: {}",
+            describe(&out)
+        );
     }
     env.wait_until("no shim left", || env.shim_pids().is_empty());
 }
