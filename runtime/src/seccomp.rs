@@ -289,8 +289,17 @@ fn process_state(pid: i32, state_json: &[u8], metadata: Option<&str>) -> Result<
         metadata: Option<&'a str>,
         state: &'a serde_json::Value,
     }
-    let state: serde_json::Value =
+    let mut state: serde_json::Value =
         serde_json::from_slice(state_json).context("the container state is not valid JSON")?;
+    // The agent gets the bare OCI state, as runc sends it.
+    if let Some(o) = state.as_object_mut() {
+        o.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "ociVersion" | "id" | "status" | "pid" | "bundle" | "annotations"
+            )
+        });
+    }
     let pid = i64::from(pid);
     let oci_version = state
         .get("ociVersion")
