@@ -165,7 +165,9 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
         .map(crate::seccomp::compile)
         .transpose()?;
     // The exec'd process is visible inside the container while it runs runtime code.
+    crate::logging::mark("exec: sealing");
     crate::selfexe::ensure_sealed()?;
+    crate::logging::mark("exec: sealed");
 
     let init = c.saved.pid;
     let types: Vec<LinuxNamespaceType> = spec
@@ -274,6 +276,7 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
         crate::container::write_pid_file(p, pid)?;
     }
     guard.disarm();
+    crate::logging::mark("exec: started");
     if f.detach {
         return Ok(0);
     }
