@@ -74,10 +74,16 @@ enum Cmd {
     Create {
         #[command(flatten)]
         flags: CreateFlags,
+        /// the container id
+        #[arg(value_name = "CONTAINER_ID")]
         id: Vec<String>,
     },
     /// executes the user defined process in a created container
-    Start { id: Vec<String> },
+    Start {
+        /// the container id
+        #[arg(value_name = "CONTAINER_ID")]
+        id: Vec<String>,
+    },
     /// create and run a container
     Run {
         #[command(flatten)]
@@ -91,15 +97,23 @@ enum Cmd {
         /// disable the use of the subreaper used to reap reparented processes
         #[arg(long = "no-subreaper")]
         no_subreaper: bool,
+        /// the container id
+        #[arg(value_name = "CONTAINER_ID")]
         id: Vec<String>,
     },
     /// output the state of a container
-    State { id: Vec<String> },
+    State {
+        /// the container id
+        #[arg(value_name = "CONTAINER_ID")]
+        id: Vec<String>,
+    },
     /// kill sends the specified signal (default: SIGTERM) to the container's init process
     Kill {
         /// send the specified signal to all processes inside the container
         #[arg(short = 'a', long)]
         all: bool,
+        /// <container-id> [signal]: a name (KILL, SIGKILL) or number; default SIGTERM
+        #[arg(value_name = "ARGS")]
         args: Vec<String>,
     },
     /// delete any resources held by the container often used with detached container
@@ -107,6 +121,8 @@ enum Cmd {
         /// Forcibly deletes the container if it is still running (uses SIGKILL)
         #[arg(short = 'f', long)]
         force: bool,
+        /// the container id
+        #[arg(value_name = "CONTAINER_ID")]
         id: Vec<String>,
     },
     /// lists containers started by runrs with the given root
@@ -155,6 +171,8 @@ enum Cmd {
         /// display the container's stats then exit
         #[arg(long)]
         stats: bool,
+        /// the container id
+        #[arg(value_name = "CONTAINER_ID")]
         id: Vec<String>,
     },
 }
