@@ -354,12 +354,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         _ => bail!("cannot start an already running container"),
     }
     release_init(&c)?;
-    if let Some(h) = c
-        .spec()?
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.poststart().clone())
-    {
+    if let Some(h) = c.hooks("poststart")? {
         if let Err(e) = crate::hooks::run("poststart", &h, &c.saved.hook_state(Status::Running)) {
             crate::logging::warn(&format!("{e:#}"));
         }
@@ -581,12 +576,9 @@ pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
         }
     }
     cgroups::remove(paths);
-    if let Ok(spec) = c.spec() {
-        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().clone()) {
-            if let Err(e) = crate::hooks::run("poststop", &h, &c.saved.hook_state(Status::Stopped))
-            {
-                crate::logging::warn(&format!("{e:#}"));
-            }
+    if let Ok(Some(h)) = c.hooks("poststop") {
+        if let Err(e) = crate::hooks::run("poststop", &h, &c.saved.hook_state(Status::Stopped)) {
+            crate::logging::warn(&format!("{e:#}"));
         }
     }
     std::fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;

@@ -231,6 +231,17 @@ impl Container {
         Status::Running
     }
 
+    /// One kind of hooks from the saved config, without deserializing all of it (`start` and
+    /// `delete` need nothing else).
+    pub fn hooks(&self, kind: &str) -> Result<Option<Vec<oci_spec::runtime::Hook>>> {
+        match self.saved.config.get("hooks").and_then(|h| h.get(kind)) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .with_context(|| format!("{kind} hooks in state.json are corrupt")),
+        }
+    }
+
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
         serde_json::from_value(self.saved.config.clone()).context("config in state.json is corrupt")
     }
