@@ -73,6 +73,16 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
     crate::logging::mark("create: begin");
     spec::validate_id(o.id)?;
     let bundle = spec::load(o.bundle)?;
+    create_from(o, bundle, console, detached)
+}
+
+/// `create` with the bundle already loaded (`run` looks at it first).
+fn create_from(
+    o: &CreateOpts,
+    bundle: spec::Bundle,
+    console: Option<OwnedFd>,
+    detached: bool,
+) -> Result<Created> {
     crate::logging::mark("create: spec loaded");
     let spec = &bundle.spec;
     let process = spec
@@ -453,10 +463,9 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 
 /// `runrs run`: create, start, and (unless detached) wait and delete.
 pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
-    let bundle_terminal = spec::load(o.bundle)
-        .ok()
-        .and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal()))
-        == Some(true);
+    spec::validate_id(o.id)?;
+    let bundle = spec::load(o.bundle)?;
+    let bundle_terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let relay = bundle_terminal && !detach && o.console_socket.is_none();
     let (console_ours, console_theirs) = if relay {
         let (a, b) = nix::sys::socket::socketpair(
@@ -474,7 +483,7 @@ pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     } else {
         Some(crate::signals::Forwarder::block()?)
     };
-    let created = create(o, console_theirs, detach)?;
+    let created = create_from(o, bundle, console_theirs, detach)?;
     let master = match &console_ours {
         Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
         None => None,
