@@ -11,6 +11,7 @@ mod mount;
 mod oom;
 mod reaper;
 mod runtime;
+mod server;
 mod service;
 mod start;
 mod stats;

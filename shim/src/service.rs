@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use runrs_proto::protobuf::Message;
 use runrs_proto::shim::DeleteResponse;
 use runrs_proto::task_events::{TaskExit, TaskOOM};
@@ -77,9 +79,12 @@ pub struct Shim {
     pub publisher: Publisher,
     pub oom: OomWatcher,
     pub containers: Mutex<HashMap<String, Container>>,
-    /// Signalled on every exit (Wait).
+    /// Signalled on every exit (Delete waiting for a killed init).
     pub changed: Condvar,
-    pub shutdown: Mutex<Option<mpsc::Sender<()>>>,
+    /// Written on every exit: wakes the server to answer parked Waits.
+    pub waker: EventFd,
+    /// Shutdown was accepted: the server exits once its reply is out.
+    pub shutdown: AtomicBool,
 }
 
 impl Shim {
@@ -124,6 +129,7 @@ impl Shim {
             self.publish_exit(container_id, exec_id, p);
         }
         self.changed.notify_all();
+        let _ = self.waker.write(1);
     }
 
     pub fn publish_exit(&self, container_id: &str, exec_id: &str, p: &Proc) {
@@ -166,7 +172,6 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
         flags.namespace.clone(),
     )?;
-    let (tx, rx) = mpsc::channel();
     let shim = Arc::new(Shim {
         namespace: flags.namespace.clone(),
         reaper: reaper.clone(),
@@ -174,7 +179,9 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         oom: OomWatcher::new()?,
         containers: Mutex::new(HashMap::new()),
         changed: Condvar::new(),
-        shutdown: Mutex::new(Some(tx)),
+        waker: EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| format!("eventfd: {e}"))?,
+        shutdown: AtomicBool::new(false),
     });
     let looper = shim.clone();
     std::thread::Builder::new()
@@ -186,30 +193,20 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
         })
         .map_err(|e| format!("starting reaper: {e}"))?;
 
-    let service: Box<dyn runrs_proto::shim_ttrpc::Task + Send + Sync> =
-        Box::new(crate::task::TaskService(shim));
-    let mut server = ttrpc::Server::new()
-        .add_listener(3)
-        .map_err(|e| format!("using the task socket on fd 3: {e}"))?
-        .register_service(runrs_proto::shim_ttrpc::create_task(Arc::new(service)))
-        // Wait blocks a worker per process: let the pool grow rather than starve.
-        .set_thread_count_min(1)
-        .set_thread_count_default(2)
-        .set_thread_count_max(64);
-    server
-        .start()
-        .map_err(|e| format!("starting ttrpc server: {e}"))?;
+    // SAFETY: fd 3 is the listening socket `start` passed; nothing else owns it.
+    let listener = unsafe { UnixListener::from_raw_fd(3) };
     log(&format!(
         "serving {} (pid {})",
         flags.id,
         std::process::id()
     ));
+    // RPCs run on this thread; runtime calls they make are reaped by the reaper thread.
+    crate::server::serve(listener, &crate::task::TaskService(shim))?;
 
-    let _ = rx.recv();
     publisher.flush(Duration::from_secs(3));
     let group = start::group_id(&bundle, &flags.id);
     let _ = std::fs::remove_file(start::socket_path(&flags.address, &flags.namespace, &group));
-    // Worker threads may still be blocked (Wait, io): exiting the process ends them.
+    // Copier threads may still be blocked: exiting the process ends them.
     std::process::exit(0);
 }
 

@@ -14,7 +14,8 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -43,7 +44,7 @@ pub struct Io {
     /// Dropped with the Io: ends the stdin copier, which may wait forever for a writer.
     _stop_stdin: Option<OwnedFd>,
     /// Output copiers still running.
-    copying: Arc<(Mutex<usize>, Condvar)>,
+    copying: Arc<AtomicUsize>,
 }
 
 impl Io {
@@ -96,7 +97,7 @@ impl Io {
             stdin: Arc::new(Mutex::new(None)),
             console: None,
             _stop_stdin: None,
-            copying: Arc::new((Mutex::new(0), Condvar::new())),
+            copying: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -136,7 +137,7 @@ impl Io {
     fn copy_output(&self, mut src: File, fifo: &str) -> Result<(), String> {
         let mut dst = OutputFifo::open(fifo)?;
         let copying = self.copying.clone();
-        *copying.0.lock().unwrap() += 1;
+        copying.fetch_add(1, Ordering::SeqCst);
         spawn_copier(move || {
             let mut buf = vec![0u8; COPY_BUF];
             loop {
@@ -149,9 +150,7 @@ impl Io {
                 dst.write(&buf[..n]);
             }
             drop(dst);
-            let (count, cv) = &*copying;
-            *count.lock().unwrap() -= 1;
-            cv.notify_all();
+            copying.fetch_sub(1, Ordering::SeqCst);
         })
     }
 
@@ -178,11 +177,9 @@ impl Io {
         Ok(())
     }
 
-    /// Waits (bounded) until the output has been copied out, so a waiter sees it all.
-    pub fn wait_output(&self, timeout: Duration) {
-        let (count, cv) = &*self.copying;
-        let guard = count.lock().unwrap();
-        let _ = cv.wait_timeout_while(guard, timeout, |n| *n > 0);
+    /// Whether all output has been copied out (Wait answers after that, bounded).
+    pub fn output_done(&self) -> bool {
+        self.copying.load(Ordering::SeqCst) == 0
     }
 }
 

@@ -3,18 +3,18 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use runrs_proto::empty::Empty;
 use runrs_proto::protobuf::well_known_types::any::Any;
 use runrs_proto::protobuf::{EnumOrUnknown, Message};
 use runrs_proto::runc_options::ProcessDetails;
 use runrs_proto::shim::*;
-use runrs_proto::shim_ttrpc::Task;
 use runrs_proto::task::{ProcessInfo, Status};
 use runrs_proto::task_events::*;
-use runrs_proto::ttrpc::{self, Code, TtrpcContext};
+use runrs_proto::ttrpc::{self, Code};
 
 use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of};
@@ -311,8 +311,43 @@ impl TaskService {
     }
 }
 
-impl Task for TaskService {
-    fn create(&self, _ctx: &TtrpcContext, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
+/// The Task RPCs; `call` decodes a request and encodes the reply (Wait: `poll_wait`).
+impl TaskService {
+    /// Runs RPC `method` of `containerd.task.v2.Task` on an encoded request.
+    pub fn call(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>> {
+        macro_rules! rpc {
+            ($f:ident) => {{
+                let req = Message::parse_from_bytes(payload)
+                    .map_err(|e| rpc_error(Code::INVALID_ARGUMENT, e))?;
+                let resp = self.$f(req)?;
+                resp.write_to_bytes().map_err(|e| unknown(e.to_string()))
+            }};
+        }
+        match method {
+            "Create" => rpc!(create),
+            "Start" => rpc!(start),
+            "State" => rpc!(state),
+            "Delete" => rpc!(delete),
+            "Pids" => rpc!(pids),
+            "Pause" => rpc!(pause),
+            "Resume" => rpc!(resume),
+            "Checkpoint" => rpc!(checkpoint),
+            "Kill" => rpc!(kill),
+            "Exec" => rpc!(exec),
+            "ResizePty" => rpc!(resize_pty),
+            "CloseIO" => rpc!(close_io),
+            "Update" => rpc!(update),
+            "Stats" => rpc!(stats),
+            "Connect" => rpc!(connect),
+            "Shutdown" => rpc!(shutdown),
+            _ => Err(rpc_error(
+                Code::UNIMPLEMENTED,
+                format!("/containerd.task.v2.Task/{method} is not implemented"),
+            )),
+        }
+    }
+
+    fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
         if !req.checkpoint.is_empty() {
             return Err(rpc_error(
                 Code::UNIMPLEMENTED,
@@ -322,7 +357,7 @@ impl Task for TaskService {
         self.do_create(req)
     }
 
-    fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> Result<StartResponse> {
+    fn start(&self, req: StartRequest) -> Result<StartResponse> {
         if req.exec_id.is_empty() {
             self.start_init(&req.id)
         } else {
@@ -330,7 +365,7 @@ impl Task for TaskService {
         }
     }
 
-    fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> Result<StateResponse> {
+    fn state(&self, req: StateRequest) -> Result<StateResponse> {
         let containers = self.0.lock();
         let c = containers
             .get(&req.id)
@@ -364,7 +399,7 @@ impl Task for TaskService {
         Ok(resp)
     }
 
-    fn delete(&self, _ctx: &TtrpcContext, req: DeleteRequest) -> Result<DeleteResponse> {
+    fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
         if req.exec_id.is_empty() {
             return self.delete_init(&req.id);
         }
@@ -392,7 +427,7 @@ impl Task for TaskService {
         Ok(resp)
     }
 
-    fn pids(&self, _ctx: &TtrpcContext, req: PidsRequest) -> Result<PidsResponse> {
+    fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
         let runtime = self.runtime_of(&req.id)?;
         let out = runtime
             .call(&["ps", "--format", "json", &req.id], None)
@@ -428,7 +463,7 @@ impl Task for TaskService {
         Ok(resp)
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> Result<Empty> {
+    fn pause(&self, req: PauseRequest) -> Result<Empty> {
         let runtime = self.runtime_of(&req.id)?;
         runtime.call(&["pause", &req.id], None).map_err(unknown)?;
         if let Some(c) = self.0.lock().get_mut(&req.id) {
@@ -440,7 +475,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> Result<Empty> {
+    fn resume(&self, req: ResumeRequest) -> Result<Empty> {
         let runtime = self.runtime_of(&req.id)?;
         runtime.call(&["resume", &req.id], None).map_err(unknown)?;
         if let Some(c) = self.0.lock().get_mut(&req.id) {
@@ -452,14 +487,14 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> Result<Empty> {
+    fn checkpoint(&self, _req: CheckpointTaskRequest) -> Result<Empty> {
         Err(rpc_error(
             Code::UNIMPLEMENTED,
             "checkpoint is not supported by runrs yet (no CRIU support)",
         ))
     }
 
-    fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> Result<Empty> {
+    fn kill(&self, req: KillRequest) -> Result<Empty> {
         let (runtime, pid, exited) = {
             let c = self.0.lock();
             let c = c.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
@@ -500,7 +535,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> Result<Empty> {
+    fn exec(&self, req: ExecProcessRequest) -> Result<Empty> {
         let mut containers = self.0.lock();
         let c = containers
             .get_mut(&req.id)
@@ -530,7 +565,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> Result<Empty> {
+    fn resize_pty(&self, req: ResizePtyRequest) -> Result<Empty> {
         let io = {
             let c = self.0.lock();
             let c = c.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
@@ -545,7 +580,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> Result<Empty> {
+    fn close_io(&self, req: CloseIORequest) -> Result<Empty> {
         let c = self.0.lock();
         let c = c.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
         let p = c
@@ -557,7 +592,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> Result<Empty> {
+    fn update(&self, req: UpdateTaskRequest) -> Result<Empty> {
         let runtime = self.runtime_of(&req.id)?;
         let resources = req
             .resources
@@ -570,35 +605,33 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> Result<WaitResponse> {
-        let shim = &self.0;
-        let mut containers = shim.lock();
-        let (code, at, io) = loop {
-            let c = containers
-                .get(&req.id)
-                .ok_or_else(|| not_found(&req.id, ""))?;
-            let p = c
-                .proc(&req.exec_id)
-                .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
-            if let Some((code, at)) = p.exit {
-                break (code, at, p.io.clone());
-            }
-            containers = shim
-                .changed
-                .wait(containers)
-                .unwrap_or_else(|p| p.into_inner());
+    /// Wait without blocking: the reply once the process has exited and its output has
+    /// been copied out (or OUTPUT_DRAIN after the exit was first seen), None until then.
+    pub fn poll_wait(
+        &self,
+        req: &WaitRequest,
+        exited: &mut Option<Instant>,
+    ) -> Option<Result<WaitResponse>> {
+        let containers = self.0.lock();
+        let Some(c) = containers.get(&req.id) else {
+            return Some(Err(not_found(&req.id, "")));
         };
-        drop(containers);
-        if let Some(io) = io {
-            io.wait_output(OUTPUT_DRAIN);
+        let Some(p) = c.proc(&req.exec_id) else {
+            return Some(Err(not_found(&req.id, &req.exec_id)));
+        };
+        let (code, at) = p.exit?;
+        let since = *exited.get_or_insert_with(Instant::now);
+        let drained = p.io.as_ref().is_none_or(|io| io.output_done());
+        if !drained && since.elapsed() < OUTPUT_DRAIN {
+            return None;
         }
         let mut resp = WaitResponse::new();
         resp.exit_status = code;
         resp.exited_at = Some(timestamp(at)).into();
-        Ok(resp)
+        Some(Ok(resp))
     }
 
-    fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> Result<StatsResponse> {
+    fn stats(&self, req: StatsRequest) -> Result<StatsResponse> {
         let pid = {
             let c = self.0.lock();
             c.get(&req.id)
@@ -611,7 +644,7 @@ impl Task for TaskService {
         Ok(resp)
     }
 
-    fn connect(&self, _ctx: &TtrpcContext, req: ConnectRequest) -> Result<ConnectResponse> {
+    fn connect(&self, req: ConnectRequest) -> Result<ConnectResponse> {
         let c = self.0.lock();
         let mut resp = ConnectResponse::new();
         resp.shim_pid = std::process::id();
@@ -620,21 +653,10 @@ impl Task for TaskService {
         Ok(resp)
     }
 
-    fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> Result<Empty> {
+    fn shutdown(&self, _req: ShutdownRequest) -> Result<Empty> {
+        // The server exits once this reply is out.
         if self.0.lock().is_empty() {
-            if let Some(tx) = self
-                .0
-                .shutdown
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
-                // Give the response a moment to go out before the process exits.
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    let _ = tx.send(());
-                });
-            }
+            self.0.shutdown.store(true, Ordering::SeqCst);
         }
         Ok(Empty::new())
     }

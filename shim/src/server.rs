@@ -1,0 +1,316 @@
+//! The ttrpc server: one thread (the shim's main thread) serves every connection from
+//! one poll loop, instead of ttrpc-rust's threads per connection and worker pool.
+//!
+//! Wire format (ttrpc): a 10-byte header (payload length u32 BE, stream id u32 BE, type
+//! u8: 1 request, 2 response; flags u8), then the payload, a protobuf `ttrpc.Request`
+//! (service, method, payload, ...) answered by a `ttrpc.Response` (status, payload) on the
+//! same stream id. RPCs run one at a time in the loop, except Wait: it is parked and
+//! answered when the reaper records the exit (it wakes the loop through an eventfd) and
+//! the process's output has been copied out.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use runrs_proto::protobuf::Message;
+use runrs_proto::shim::WaitRequest;
+use runrs_proto::ttrpc::{self, Code, Request, Response};
+
+use crate::service::{log, rpc_error};
+use crate::task::TaskService;
+
+const HEADER_LEN: usize = 10;
+/// ttrpc's limit for one message.
+const MESSAGE_MAX: usize = 4 << 20;
+const TYPE_REQUEST: u8 = 1;
+const TYPE_RESPONSE: u8 = 2;
+const SERVICE: &str = "containerd.task.v2.Task";
+/// How often parked Waits whose process exited look again at its output copying.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+struct Conn {
+    stream: UnixStream,
+    /// Received bytes not yet a whole message.
+    input: Vec<u8>,
+    /// Encoded responses not yet written.
+    output: Vec<u8>,
+    closed: bool,
+}
+
+/// A Wait not answered yet.
+struct Parked {
+    conn: u64,
+    stream_id: u32,
+    req: WaitRequest,
+    /// When the process was first seen exited (output copying gets a bounded time).
+    exited: Option<Instant>,
+}
+
+struct Server<'a> {
+    task: &'a TaskService,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    parked: Vec<Parked>,
+}
+
+/// Serves the Task API on `listener` until Shutdown is accepted and answered.
+pub fn serve(listener: UnixListener, task: &TaskService) -> Result<(), String> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("task socket: {e}"))?;
+    let mut server = Server {
+        task,
+        conns: HashMap::new(),
+        next_conn: 0,
+        parked: Vec::new(),
+    };
+    let shim = &task.0;
+    loop {
+        let timeout = if server.parked.iter().any(|p| p.exited.is_some()) {
+            PollTimeout::from(DRAIN_POLL.as_millis() as u16)
+        } else {
+            PollTimeout::NONE
+        };
+        let ids: Vec<u64> = server.conns.keys().copied().collect();
+        let ready: Vec<bool> = {
+            let mut fds = vec![
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(shim.waker.as_fd(), PollFlags::POLLIN),
+            ];
+            for id in &ids {
+                let c = &server.conns[id];
+                let mut flags = PollFlags::POLLIN;
+                if !c.output.is_empty() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(c.stream.as_fd(), flags));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                    .collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+        };
+        if ready[0] {
+            server.accept(&listener);
+        }
+        if ready[1] {
+            let _ = shim.waker.read();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if ready[i + 2] {
+                server.receive(*id);
+            }
+        }
+        server.answer_waits();
+        server.flush_all();
+        if shim.shutdown.load(Ordering::SeqCst)
+            && server.conns.values().all(|c| c.output.is_empty())
+        {
+            return Ok(());
+        }
+    }
+}
+
+impl Server<'_> {
+    fn accept(&mut self, listener: &UnixListener) {
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.next_conn += 1;
+                    self.conns.insert(
+                        self.next_conn,
+                        Conn {
+                            stream,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            closed: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if e.kind() != ErrorKind::WouldBlock {
+                        log(&format!("accept: {e}"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what `id` sent and handles every whole message in it.
+    fn receive(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    c.closed = true;
+                    break;
+                }
+                Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    c.closed = true;
+                    break;
+                }
+            }
+        }
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if c.input.len() < HEADER_LEN {
+                break;
+            }
+            let len = u32::from_be_bytes(c.input[0..4].try_into().expect("4 bytes")) as usize;
+            let stream_id = u32::from_be_bytes(c.input[4..8].try_into().expect("4 bytes"));
+            let kind = c.input[8];
+            if len > MESSAGE_MAX {
+                log(&format!(
+                    "ttrpc message of {len} bytes: closing the connection"
+                ));
+                c.closed = true;
+                break;
+            }
+            if c.input.len() < HEADER_LEN + len {
+                break;
+            }
+            let payload: Vec<u8> = c.input.drain(..HEADER_LEN + len).skip(HEADER_LEN).collect();
+            if kind == TYPE_REQUEST {
+                self.request(id, stream_id, &payload);
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.input.is_empty() {
+                c.input = Vec::new();
+            }
+        }
+        self.flush(id);
+    }
+
+    fn request(&mut self, conn: u64, stream_id: u32, payload: &[u8]) {
+        let req = match Request::parse_from_bytes(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = rpc_error(Code::INVALID_ARGUMENT, e);
+                return self.respond(conn, stream_id, Err(e));
+            }
+        };
+        if req.service == SERVICE && req.method == "Wait" {
+            match WaitRequest::parse_from_bytes(&req.payload) {
+                Ok(req) => self.parked.push(Parked {
+                    conn,
+                    stream_id,
+                    req,
+                    exited: None,
+                }),
+                Err(e) => self.respond(conn, stream_id, Err(rpc_error(Code::INVALID_ARGUMENT, e))),
+            }
+            return;
+        }
+        let result = if req.service == SERVICE {
+            self.task.call(&req.method, &req.payload)
+        } else {
+            Err(rpc_error(
+                Code::UNIMPLEMENTED,
+                format!("/{}/{} is not implemented", req.service, req.method),
+            ))
+        };
+        self.respond(conn, stream_id, result);
+    }
+
+    /// Answers the parked Waits whose process has exited and whose output is out.
+    fn answer_waits(&mut self) {
+        let mut i = 0;
+        while i < self.parked.len() {
+            let p = &mut self.parked[i];
+            let gone = self.conns.get(&p.conn).is_none_or(|c| c.closed);
+            if gone {
+                self.parked.swap_remove(i);
+                continue;
+            }
+            match self.task.poll_wait(&p.req, &mut p.exited) {
+                None => i += 1,
+                Some(result) => {
+                    let p = self.parked.swap_remove(i);
+                    let result = result
+                        .and_then(|r| r.write_to_bytes().map_err(|e| rpc_error(Code::UNKNOWN, e)));
+                    self.respond(p.conn, p.stream_id, result);
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, conn: u64, stream_id: u32, result: ttrpc::Result<Vec<u8>>) {
+        let mut res = Response::new();
+        match result {
+            Ok(payload) => {
+                res.set_status(ttrpc::get_status(Code::OK, ""));
+                res.payload = payload;
+            }
+            Err(ttrpc::Error::RpcStatus(s)) => res.set_status(s),
+            Err(e) => res.set_status(ttrpc::get_status(Code::UNKNOWN, format!("{e:?}"))),
+        }
+        let body = match res.write_to_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                log(&format!("encoding a ttrpc response: {e}"));
+                return;
+            }
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.output
+            .extend_from_slice(&(body.len() as u32).to_be_bytes());
+        c.output.extend_from_slice(&stream_id.to_be_bytes());
+        c.output.extend_from_slice(&[TYPE_RESPONSE, 0]);
+        c.output.extend_from_slice(&body);
+    }
+
+    /// Writes what `id` has pending without blocking.
+    fn flush(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while !c.output.is_empty() && !c.closed {
+            match c.stream.write(&c.output) {
+                Ok(n) => {
+                    c.output.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => c.closed = true,
+            }
+        }
+        if c.output.is_empty() {
+            c.output = Vec::new();
+        }
+    }
+
+    /// Flushes every connection and forgets the closed ones (and their Waits).
+    fn flush_all(&mut self) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.flush(id);
+        }
+        self.conns.retain(|_, c| !c.closed);
+        let conns = &self.conns;
+        self.parked.retain(|p| conns.contains_key(&p.conn));
+    }
+}
