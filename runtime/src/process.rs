@@ -127,12 +127,6 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Fork into new namespaces with `clone3` (falling back to `clone` where the kernel lacks it).
-/// Returns the child's pid in the parent and 0 in the child, like `fork`.
-pub fn clone_process(flags: libc::c_int) -> Result<i32> {
-    clone_into(flags, None).map(|(pid, _)| pid)
-}
-
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// A fork-like `clone3`: pid in the parent, 0 in the child, or the errno.
@@ -158,10 +152,11 @@ fn clone3(flags: u64, cgroup: u64) -> std::io::Result<i32> {
     Ok(r as i32)
 }
 
-/// `clone_process`, starting the child in the cgroup2 directory `cgroup` when given (no
-/// migration afterwards). Returns the pid and whether the child landed in `cgroup`; when the
-/// kernel refuses (old kernel, a cgroup with controllers in its subtree), the clone is retried
-/// without it and the caller joins the cgroup itself.
+/// Fork into new namespaces with `clone3` (falling back to `clone` where the kernel lacks it),
+/// starting the child in the cgroup2 directory `cgroup` when given (no migration afterwards).
+/// Returns the pid (0 in the child, like `fork`) and whether the child landed in `cgroup`;
+/// when the kernel refuses (old kernel, a cgroup with controllers in its subtree), the clone
+/// is retried without it and the caller joins the cgroup itself.
 pub fn clone_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<(i32, bool)> {
     if let Some(fd) = cgroup {
         if let Ok(pid) = clone3(flags as u32 as u64 | CLONE_INTO_CGROUP, fd as u64) {

@@ -306,16 +306,6 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()
     Ok(())
 }
 
-/// Move `pid` into every directory.
-pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
-    let pid = pid.to_string();
-    for dir in paths {
-        let f = dir.join("cgroup.procs");
-        fs::write(&f, &pid).with_context(|| format!("join cgroup {}", dir.display()))?;
-    }
-    Ok(())
-}
-
 /// Move a process that has exactly one thread (our clone child, before it runs anything) into
 /// every directory except `skip`. On v1 it goes through `tasks`: moving one thread needs no
 /// write lock on the global threadgroup rwsem, whose RCU grace period cost 10-20 ms per
@@ -391,11 +381,6 @@ pub fn is_frozen(paths: &[PathBuf]) -> bool {
     paths
         .iter()
         .any(|d| fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
-}
-
-/// Does `dir` exist (used by tests and `delete` to tell a removed cgroup).
-pub fn exists(dir: &Path) -> bool {
-    dir.exists()
 }
 
 #[cfg(test)]
