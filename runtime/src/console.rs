@@ -122,6 +122,19 @@ pub fn send_master(socket: RawFd, master: &OwnedFd) -> Result<()> {
     }
 }
 
+/// A connected socket pair standing in for `--console-socket` when a foreground `run` or
+/// `exec` relays the terminal itself: the init sends the master on one end, we receive it on
+/// the other.
+pub fn local_pair() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
+}
+
 /// Connect to the console socket at `path` (the `--console-socket` flag).
 pub fn connect_socket(path: &Path) -> Result<OwnedFd> {
     let sock = socket(

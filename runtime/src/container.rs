@@ -28,8 +28,7 @@ pub struct CreateOpts<'a> {
 /// A container just created: its init waits on `exec.fifo`.
 pub struct Created {
     pub pid: i32,
-    pub dir: PathBuf,
-    pub saved: Saved,
+    pub container: Container,
 }
 
 /// Undoes a half-made create: kills the init, removes cgroups and the state directory.
@@ -79,7 +78,7 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
 /// `create` with the bundle already loaded (`run` looks at it first).
 fn create_from(
     o: &CreateOpts,
-    bundle: spec::Bundle,
+    mut bundle: spec::Bundle,
     console: Option<OwnedFd>,
     detached: bool,
 ) -> Result<Created> {
@@ -167,7 +166,7 @@ fn create_from(
             .collect(),
         owner: String::new(),
         cgroup_paths: guard.cgroups.clone(),
-        config: serde_json::to_value(spec).context("serialize config")?,
+        config: std::mem::take(&mut bundle.config),
     };
 
     // SAFETY: getpid has no preconditions.
@@ -225,7 +224,13 @@ fn create_from(
     saved.pid = pid;
     saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     let creating = saved.hook_state(Status::Creating);
-    parent_chan.send(msg::GO, &creating)?;
+    if parent_chan.send(msg::GO, &creating).is_err() {
+        guard.pid = None;
+        bail!(
+            "container init exited before it was set up ({})",
+            reap_status(pid)
+        );
+    }
     // Join while the child mounts; it waits for CGROUPS_DONE before anything that needs them.
     crate::logging::mark("create: cgroup join");
     let skip = unified
@@ -273,7 +278,10 @@ fn create_from(
     }
     guard.disarm();
     crate::logging::mark("create: done");
-    Ok(Created { pid, dir, saved })
+    Ok(Created {
+        pid,
+        container: Container { dir, saved },
+    })
 }
 
 /// `$LISTEN_FDS` when `$LISTEN_PID` is us (systemd socket activation), else 0.
@@ -461,20 +469,16 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// `runrs run`: create, start, and (unless detached) wait and delete.
+/// `runrs run`: create, start, and (unless detached) wait and delete. Whatever fails after
+/// create, the container is destroyed rather than left behind.
 pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     spec::validate_id(o.id)?;
     let bundle = spec::load(o.bundle)?;
     let bundle_terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    let relay = bundle_terminal && !detach && o.console_socket.is_none();
-    let (console_ours, console_theirs) = if relay {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )?;
-        (Some(a), Some(b))
+    let (console_ours, console_theirs) = if bundle_terminal && !detach && o.console_socket.is_none()
+    {
+        let (ours, theirs) = crate::console::local_pair()?;
+        (Some(ours), Some(theirs))
     } else {
         (None, None)
     };
@@ -484,27 +488,31 @@ pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
         Some(crate::signals::Forwarder::block()?)
     };
     let created = create_from(o, bundle, console_theirs, detach)?;
-    let master = match &console_ours {
-        Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
-        None => None,
-    };
-    let c = Container {
-        dir: created.dir.clone(),
-        saved: created.saved.clone(),
-    };
-    if let Err(e) = start(o.root, o.id) {
-        let _ = destroy(&c, true);
-        return Err(e);
+    let c = &created.container;
+    let status = (|| -> Result<Option<i32>> {
+        let master = match &console_ours {
+            Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
+            None => None,
+        };
+        start(o.root, o.id)?;
+        match forwarder {
+            Some(fwd) => fwd.wait_child(created.pid, master).map(Some),
+            None => Ok(None),
+        }
+    })();
+    match status {
+        Err(e) => {
+            let _ = destroy(c, true);
+            Err(e)
+        }
+        Ok(None) => Ok(0),
+        Ok(Some(st)) => {
+            if !keep {
+                destroy(c, true)?;
+            }
+            Ok(exit_code(st))
+        }
     }
-    if detach {
-        return Ok(0);
-    }
-    let fwd = forwarder.expect("foreground run has a forwarder");
-    let status = fwd.wait_child(created.pid, master)?;
-    if !keep {
-        destroy(&c, true)?;
-    }
-    Ok(exit_code(status))
 }
 
 /// `runrs state`: the OCI state, pretty-printed as runc prints it.

@@ -208,13 +208,8 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     } else if let Some(p) = &f.console_socket {
         (None, Some(crate::console::connect_socket(p)?))
     } else {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )?;
-        (Some(a), Some(b))
+        let (ours, theirs) = crate::console::local_pair()?;
+        (Some(ours), Some(theirs))
     };
     for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
         if types.contains(&t) {

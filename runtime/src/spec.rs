@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 /// A validated bundle: the spec and the absolute bundle and rootfs paths.
 pub struct Bundle {
     pub spec: Spec,
+    /// `config.json` as read (less unknown capabilities): what `state.json` keeps.
+    pub config: serde_json::Value,
     pub path: PathBuf,
     pub rootfs: PathBuf,
 }
@@ -42,10 +44,15 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         ));
     }
     crate::rlimits::check_names(&raw)?;
-    let spec: Spec =
-        serde_json::from_value(raw).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
+    let spec = <Spec as serde::Deserialize>::deserialize(&raw)
+        .map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
     let rootfs = validate(&spec, &path)?;
-    Ok(Bundle { spec, path, rootfs })
+    Ok(Bundle {
+        spec,
+        config: raw,
+        path,
+        rootfs,
+    })
 }
 
 /// Check what runc checks before creating anything; return the absolute rootfs path.
