@@ -342,7 +342,15 @@ fn accept_within(
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     && std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(5));
+                // Sleep until the runtime connects (or the deadline), not in a polling loop.
+                use std::os::fd::AsFd;
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                let mut fds = [nix::poll::PollFd::new(
+                    l.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
             }
             Err(e) => {
                 return Err(format!(
