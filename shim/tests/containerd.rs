@@ -931,6 +931,22 @@ fn close_io_gives_a_running_task_eof_on_stdin() {
     drop(stdin);
 }
 
+/// `ps` lines (pid, pgid, terminal's foreground group, state, wait channel) of the
+/// processes whose command line names this test's namespace or directory.
+fn processes_mentioning(namespace: &str, dir: &Path) -> String {
+    let out = Command::new("ps")
+        .args(["-e", "-o", "pid,ppid,pgid,tpgid,stat,wchan:30,args"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let dir = dir.to_string_lossy();
+    out.lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || l.contains(namespace) || l.contains(dir.as_ref()))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect()
+}
+
 fn shell_quote(args: &[String]) -> String {
     args.iter()
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
@@ -970,7 +986,20 @@ fn tty_run_prints_output_and_resize_reaches_the_container() {
     let out = collect(child.stdout.take().unwrap());
     let err = collect(child.stderr.take().unwrap());
     let mut script = Background(child);
-    env.wait_until("output through the pty", || text(&out).contains("tty-ok"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(&out).contains("tty-ok") {
+        // Say where it hangs: the processes of this test (state, wait channel) and ctr's output.
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for output through the pty\nstdout: {:?}\nstderr: {:?}\n\
+             processes:\n{}\ncontainerd log:\n{}",
+            text(&out),
+            text(&err),
+            processes_mentioning(&env.namespace, env.path()),
+            env.containerd_log()
+        );
+        sleep(Duration::from_millis(100));
+    }
     // After ctr's own initial resize (right after start).
     sleep(Duration::from_millis(300));
     let mut req = ResizePtyRequest::new();
