@@ -385,3 +385,62 @@ fn events_stream_stats_and_oom() {
         out.stdout
     );
 }
+
+/// `/proc/<pid>/cgroup` without the cgroup2 line of a hybrid host (`0::`), sorted.
+fn v1_cgroups(pid: i32) -> Vec<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let mut v: Vec<String> = s
+        .lines()
+        .filter(|l| !l.starts_with("0::"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn init_and_exec_enter_every_cgroup_of_the_container() {
+    let env = TestEnv::new("res_join");
+    let mut b = env.bundle();
+    let name = format!("runrs-it-join-{}", std::process::id());
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    alive_loop(&mut b);
+    let (g, pid) = start(&env, &b);
+    let init = v1_cgroups(pid);
+    // Every hierarchy (not only the ones with limits): the container's cgroup, not ours.
+    assert!(!init.is_empty());
+    for line in &init {
+        assert!(line.ends_with(&format!("/{name}")), "{line} in {init:?}");
+    }
+    let out = env.rt.cmd(["exec", "-d", g.id(), "sleep", "300"]).run();
+    out.ok();
+    let exec_pid = procs_of(&cgroup_dir(pid, "pids"))
+        .into_iter()
+        .find(|p| *p != pid)
+        .expect("the exec'd process is in the container's pids cgroup");
+    assert_eq!(v1_cgroups(exec_pid), init);
+}
+
+fn procs_of(dir: &std::path::Path) -> Vec<i32> {
+    lines(&read(dir, "cgroup.procs"))
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+#[test]
+fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
+    let env = TestEnv::new("res_cgns");
+    let mut b = env.bundle();
+    b.namespace("cgroup", None);
+    b.sh("cat /proc/self/cgroup");
+    let out = env.run_ok(&b);
+    let v1: Vec<&str> = lines(&out)
+        .into_iter()
+        .filter(|l| !l.starts_with("0::"))
+        .collect();
+    assert!(!v1.is_empty(), "{out}");
+    for l in v1 {
+        assert!(l.ends_with(":/"), "not at the namespace root: {l}\n{out}");
+    }
+}

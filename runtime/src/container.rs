@@ -174,6 +174,7 @@ fn create_from(
     let listen = socket_activation_fds();
     crate::logging::mark("create: clone");
     let unified = cgroups::unified_dir_fd(&guard.cgroups);
+    let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
     let (pid, in_unified) = process::clone_into(
         plan.clone_flags,
         unified.as_ref().map(|(_, fd)| fd.as_raw_fd()),
@@ -203,8 +204,11 @@ fn create_from(
             preserve_fds: o.preserve_fds + listen,
             parent,
             seccomp,
+            cgroup_join: Some(cgroup_join),
+            joined_unified: unified.filter(|_| in_unified).map(|(d, _)| d),
         });
     }
+    drop(cgroup_join);
     guard.pid = Some(pid);
     drop(child_chan);
     drop(console);
@@ -231,16 +235,6 @@ fn create_from(
             reap_status(pid)
         );
     }
-    // Join while the child mounts; it waits for CGROUPS_DONE before anything that needs them.
-    crate::logging::mark("create: cgroup join");
-    let skip = unified
-        .as_ref()
-        .filter(|_| in_unified)
-        .map(|(d, _)| d.as_path());
-    cgroups::join_single_threaded(&guard.cgroups, pid, skip)?;
-    parent_chan.send(msg::CGROUPS_DONE, &[])?;
-    crate::logging::mark("create: cgroup joined");
-
     loop {
         match parent_chan.recv()? {
             Some((msg::HOOKS, _)) => {

@@ -225,12 +225,15 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let unified = cgroups::unified_dir_fd(&c.saved.cgroup_paths);
+    let cgroup_join = cgroups::SelfJoin::open(&c.saved.cgroup_paths)?;
     let (pid, in_unified) = process::clone_into(0, unified.as_ref().map(|(_, fd)| fd.as_raw_fd()))?;
     if pid == 0 {
         drop(parent_chan);
+        let skip = unified.filter(|_| in_unified).map(|(d, _)| d);
         exec_child(
             &child_chan,
             parent,
+            (cgroup_join, skip),
             &ns_files,
             in_user,
             &process,
@@ -242,12 +245,8 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     drop(child_chan);
     drop(console_theirs);
     drop(ns_files);
+    drop(cgroup_join);
     let guard = KillOnDrop(Some(pid));
-    let skip = unified
-        .as_ref()
-        .filter(|_| in_unified)
-        .map(|(d, _)| d.as_path());
-    cgroups::join_single_threaded(&c.saved.cgroup_paths, pid, skip)?;
     parent_chan.send(msg::GO, &[])?;
     let master = match &console_ours {
         Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
@@ -305,6 +304,7 @@ impl Drop for KillOnDrop {
 fn exec_child(
     chan: &Channel,
     parent: i32,
+    (cgroups, joined_unified): (cgroups::SelfJoin, Option<PathBuf>),
     ns: &[(LinuxNamespaceType, std::fs::File)],
     in_user: bool,
     process: &Process,
@@ -318,6 +318,8 @@ fn exec_child(
             Some((msg::GO, _)) => {}
             _ => bail!("runtime went away during exec"),
         }
+        // Into the container's cgroups before entering anything of the container.
+        cgroups.join(joined_unified.as_deref())?;
         for (t, file) in ns {
             // SAFETY: setns on an fd we hold, restricted to its namespace type.
             if unsafe { libc::setns(file.as_raw_fd(), namespaces::clone_flag(*t)) } != 0 {

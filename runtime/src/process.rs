@@ -14,10 +14,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Message kinds on the sync channel.
 pub mod msg {
-    /// parent → child: ids mapped, cgroups joined; payload: the state JSON for hooks.
+    /// parent → child: ids mapped, enter the cgroups and go on; payload: the state JSON for hooks.
     pub const GO: u8 = b'G';
-    /// parent → child: the child is in its cgroups.
-    pub const CGROUPS_DONE: u8 = b'C';
     /// child → parent: mounts done, run prestart/createRuntime hooks now.
     pub const HOOKS: u8 = b'H';
     /// parent → child: hooks done.

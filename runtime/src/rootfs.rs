@@ -29,18 +29,6 @@ use std::path::Path;
 /// the rootfs onto itself, perform every `mounts` entry in order, create default devices and
 /// `linux.devices`, and the `/dev` symlinks. `rootfs` is absolute (on the host).
 pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
-    prepare_with(spec, rootfs, &mut || Ok(()))
-}
-
-/// `prepare`, calling `before_cgroup_mount` once before the first `cgroup`/`cgroup2` mount
-/// (or at the end): the runtime joins the container's cgroups while the mounts before it are
-/// made, and a cgroup mount must see the final cgroups.
-pub fn prepare_with(
-    spec: &Spec,
-    rootfs: &Path,
-    before_cgroup_mount: &mut dyn FnMut() -> Result<()>,
-) -> Result<()> {
-    let mut cgroups_ready = false;
     let linux = spec.linux().as_ref();
     let propagation = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     set_propagation("/", propagation).context("set the propagation of / in the container")?;
@@ -76,10 +64,6 @@ pub fn prepare_with(
     let mut dev_is_bind = false;
     let mut devpts = false;
     for entry in spec.mounts().as_deref().unwrap_or(&[]) {
-        if !cgroups_ready && matches!(entry.typ().as_deref(), Some("cgroup" | "cgroup2")) {
-            before_cgroup_mount()?;
-            cgroups_ready = true;
-        }
         mounter.mount_entry(entry)?;
         let dest = lexical_clean(entry.destination());
         if dest == Path::new("/dev") {
@@ -96,9 +80,6 @@ pub fn prepare_with(
         let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
         devices::create(&root, devices, mounter.userns)?;
         devices::create_symlinks(&root, devpts)?;
-    }
-    if !cgroups_ready {
-        before_cgroup_mount()?;
     }
     Ok(())
 }

@@ -306,25 +306,42 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()
     Ok(())
 }
 
-/// Move a process that has exactly one thread (our clone child, before it runs anything) into
-/// every directory except `skip`. On v1 it goes through `tasks`: moving one thread needs no
-/// write lock on the global threadgroup rwsem, whose RCU grace period cost 10-20 ms per
-/// container through `cgroup.procs`. A single-threaded process moves whole either way.
-pub fn join_single_threaded(paths: &[PathBuf], pid: i32, skip: Option<&Path>) -> Result<()> {
-    let pid = pid.to_string();
-    for dir in paths.iter().filter(|d| Some(d.as_path()) != skip) {
-        let r = fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("tasks"))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()));
-        match r {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => fs::write(dir.join("cgroup.procs"), &pid)
-                .with_context(|| format!("join cgroup {}", dir.display()))?,
-            Err(e) => return Err(e).with_context(|| format!("join cgroup {}", dir.display())),
+/// The container's cgroups, opened by the runtime before the clone so that the single-threaded
+/// child moves *itself*: writing `0` to a v1 `tasks` file migrates the calling thread without
+/// the global threadgroup rwsem, whose write side waits for an RCU grace period (0.2-20 ms
+/// per container here) whenever another process writes a pid. Every fd is close-on-exec.
+pub struct SelfJoin(Vec<(PathBuf, fs::File)>);
+
+impl SelfJoin {
+    /// `tasks` in each v1 directory, `cgroup.procs` in a cgroup2 one; the freezer last (a
+    /// thread that enters a frozen cgroup stops there).
+    pub fn open(paths: &[PathBuf]) -> Result<SelfJoin> {
+        let mut files = Vec::with_capacity(paths.len());
+        let (freezer, others): (Vec<&PathBuf>, Vec<&PathBuf>) =
+            paths.iter().partition(|d| d.join("freezer.state").exists());
+        for dir in others.into_iter().chain(freezer) {
+            let open = |name: &str| fs::OpenOptions::new().write(true).open(dir.join(name));
+            let f = match open("tasks") {
+                Err(e) if e.kind() == ErrorKind::NotFound => open("cgroup.procs"),
+                r => r,
+            }
+            .with_context(|| format!("join cgroup {}", dir.display()))?;
+            files.push((dir.clone(), f));
         }
+        Ok(SelfJoin(files))
     }
-    Ok(())
+
+    /// In the clone child, before anything else: move into every cgroup but `skip` (the one
+    /// `CLONE_INTO_CGROUP` already put it in), then close the files.
+    pub fn join(self, skip: Option<&Path>) -> Result<()> {
+        for (dir, mut f) in self.0 {
+            if Some(dir.as_path()) != skip {
+                std::io::Write::write_all(&mut f, b"0")
+                    .with_context(|| format!("join cgroup {}", dir.display()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The cgroup2 directory among `paths`, opened for `clone3(CLONE_INTO_CGROUP)`.

@@ -25,13 +25,17 @@ pub struct InitArgs {
     pub preserve_fds: i32,
     pub parent: i32,
     pub seccomp: Option<crate::seccomp::Compiled>,
+    /// The container's cgroups, which the init enters itself right after `GO`.
+    pub cgroup_join: Option<crate::cgroups::SelfJoin>,
+    /// The cgroup2 directory `CLONE_INTO_CGROUP` already put us in.
+    pub joined_unified: Option<PathBuf>,
 }
 
 /// The container's init: never returns. Errors before `READY` go to the parent over the
 /// channel; later ones (startContainer hooks, exec) into `exec.fifo` for `start` to report.
-pub fn init(args: InitArgs) -> ! {
+pub fn init(mut args: InitArgs) -> ! {
     child_guard(args.parent);
-    let code = match init_setup(&args) {
+    let code = match init_setup(&mut args) {
         Ok((target, state)) => {
             let _ = wait_start_and_exec(&args, &target, &state);
             1
@@ -45,19 +49,24 @@ pub fn init(args: InitArgs) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
-    let spec = &a.spec;
+fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     let state = match a.chan.recv()? {
         Some((msg::GO, state)) => state,
         _ => bail!("runtime went away during create"),
     };
+    if let Some(join) = a.cgroup_join.take() {
+        join.join(a.joined_unified.as_deref())?;
+    }
+    crate::logging::mark("init: in cgroups");
+    let a = &*a;
+    let spec = &a.spec;
     for (t, path) in &a.plan.join {
         namespaces::join(*t, path)?;
     }
-    let early = a.plan.unshare_flags & !libc::CLONE_NEWCGROUP;
-    if early != 0 {
+    // In its cgroups already, so a new cgroup namespace is rooted at the container's cgroup.
+    if a.plan.unshare_flags != 0 {
         // SAFETY: unshare with namespace flags only.
-        if unsafe { libc::unshare(early) } != 0 {
+        if unsafe { libc::unshare(a.plan.unshare_flags) } != 0 {
             return Err(errno_err("unshare namespaces"));
         }
     }
@@ -91,20 +100,7 @@ fn init_setup(a: &InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
     }
     crate::logging::mark("init: mounts");
-    // The parent joins us to the cgroups meanwhile (a v1 migration waits for an RCU grace
-    // period): wait for it only where it matters, then make the cgroup namespace.
-    let cgroup_ns = a.plan.unshare_flags & libc::CLONE_NEWCGROUP;
-    crate::rootfs::prepare_with(spec, &a.rootfs, &mut || {
-        match a.chan.recv()? {
-            Some((msg::CGROUPS_DONE, _)) => {}
-            _ => bail!("runtime went away while joining cgroups"),
-        }
-        // SAFETY: unshare with a namespace flag only.
-        if cgroup_ns != 0 && unsafe { libc::unshare(cgroup_ns) } != 0 {
-            return Err(errno_err("unshare cgroup namespace"));
-        }
-        Ok(())
-    })?;
+    crate::rootfs::prepare(spec, &a.rootfs)?;
     crate::logging::mark("init: mounted");
     let hooks = spec.hooks().as_ref();
     let has_parent_hooks = hooks.is_some_and(|h| {
