@@ -358,14 +358,18 @@ pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
 
 /// `runrs start`: let the init exec the user process, then run poststart hooks.
 pub fn start(root: &Path, id: &str) -> Result<()> {
+    crate::logging::mark("start: begin");
     let c = state::load(root, id)?;
+    crate::logging::mark("start: loaded");
     let _lock = state::lock(&c.dir)?;
     match c.status() {
         Status::Created => {}
         Status::Stopped => bail!("cannot start a container that has stopped"),
         _ => bail!("cannot start an already running container"),
     }
+    crate::logging::mark("start: status");
     release_init(&c)?;
+    crate::logging::mark("start: process executing");
     if let Some(h) = c.hooks("poststart")? {
         if let Err(e) = crate::hooks::run("poststart", &h, &c.saved.hook_state(Status::Running)) {
             crate::logging::warn(&format!("{e:#}"));
@@ -392,6 +396,7 @@ fn release_init(c: &Container) -> Result<()> {
     // SAFETY: fd was just opened and is owned here.
     let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
     let pidfd = pidfd_open(c.saved.pid);
+    crate::logging::mark("start: fifo open");
     loop {
         let mut fds = vec![libc::pollfd {
             fd: fifo.as_raw_fd(),
@@ -422,6 +427,7 @@ fn release_init(c: &Container) -> Result<()> {
             bail!("cannot start a container that has stopped");
         }
     }
+    crate::logging::mark("start: init released");
     let _ = std::fs::remove_file(&fifo_path);
     // Now block: EOF comes when the init execs (CLOEXEC) or exits.
     // SAFETY: fcntl on our own fd.
