@@ -146,7 +146,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     }
 
     fn start_containerd(&mut self) {
-        let shim_dir = Path::new(SHIM).parent().unwrap();
+        // RUNRS_TEST_SHIM_DIR: another build of the shim (e.g. release, for shim_memory).
+        let shim_dir = std::env::var_os("RUNRS_TEST_SHIM_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(SHIM).parent().unwrap().to_path_buf());
         let path = format!(
             "{}:{}",
             shim_dir.display(),
