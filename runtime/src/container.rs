@@ -175,10 +175,12 @@ fn create_from(
     crate::logging::mark("create: clone");
     let unified = cgroups::unified_dir_fd(&guard.cgroups);
     let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
+    crate::logging::mark("create: cgroups opened");
     let (pid, in_unified) = process::clone_into(
         plan.clone_flags,
         unified.as_ref().map(|(_, fd)| fd.as_raw_fd()),
     )?;
+    crate::logging::mark("create: cloned");
     if pid == 0 {
         drop(parent_chan);
         let mut spec = bundle.spec.clone();
@@ -228,6 +230,7 @@ fn create_from(
     saved.pid = pid;
     saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     let creating = saved.hook_state(Status::Creating);
+    crate::logging::mark("create: go");
     if parent_chan.send(msg::GO, &creating).is_err() {
         guard.pid = None;
         bail!(

@@ -83,11 +83,20 @@ impl Channel {
 
     /// The next message, or `None` when the other end is closed.
     pub fn recv(&self) -> Result<Option<(u8, Vec<u8>)>> {
-        let mut buf = vec![0u8; 1 << 16];
+        // Not zeroed: a zeroed 64 KiB buffer per message faulted in 16 pages, in the
+        // runtime and again (copy-on-write) in the container's init; the kernel writes
+        // only the message.
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         loop {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            // SAFETY: buf has buf.capacity() writable bytes.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.capacity(),
+                    0,
+                )
+            };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -98,7 +107,8 @@ impl Channel {
             if n == 0 {
                 return Ok(None);
             }
-            buf.truncate(n as usize);
+            // SAFETY: recv initialised the first n bytes (n <= capacity).
+            unsafe { buf.set_len(n as usize) };
             let kind = buf.remove(0);
             return Ok(Some((kind, buf)));
         }
@@ -203,6 +213,34 @@ pub fn child_detach() {
     // SAFETY: prctl with integer arguments only.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    }
+}
+
+/// What runrs needs of std's start-up, which `main` skips (see main.rs): fds 0, 1 and 2 open
+/// (on /dev/null when closed, so that no file opened later lands on them) and SIGPIPE
+/// ignored. Aborts, as std does, when /dev/null cannot be opened.
+pub fn std_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a local array; open/signal with constant arguments. Opening takes the
+    // lowest free number, which is the closed fd being checked (the lower ones are open).
+    unsafe {
+        while libc::poll(fds.as_mut_ptr(), 3, 0) < 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                libc::abort();
+            }
+        }
+        for p in &fds {
+            if p.revents & libc::POLLNVAL != 0
+                && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) != p.fd
+            {
+                libc::abort();
+            }
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 }
 

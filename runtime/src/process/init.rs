@@ -54,6 +54,7 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         Some((msg::GO, state)) => state,
         _ => bail!("runtime went away during create"),
     };
+    crate::logging::mark("init: go");
     if let Some(join) = a.cgroup_join.take() {
         join.join(a.joined_unified.as_deref())?;
     }
