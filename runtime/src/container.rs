@@ -510,9 +510,11 @@ pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
         }
         Ok(None) => Ok(0),
         Ok(Some(st)) => {
+            crate::logging::mark("run: exited");
             if !keep {
                 destroy(c, true)?;
             }
+            crate::logging::mark("run: destroyed");
             Ok(exit_code(st))
         }
     }
