@@ -4,6 +4,46 @@
 //! containerd runs `<shim> [flags] start` (spawn a detached server, print its address),
 //! `<shim> [flags] delete` (clean up after a dead shim); the server itself is this binary
 //! re-executed without an action, with its listening socket on fd 3.
+#![cfg_attr(not(test), no_main)]
+
+/// Entered from C's `main`, without std's runtime start-up (which reads /proc/self/maps
+/// through glibc's sscanf and sets up a sigaltstack only to name stack overflows): a shim
+/// lives as long as its containers, and every page it touches once stays resident. Kept of
+/// it: fds 0-2 valid and SIGPIPE ignored (a fifo without reader is EPIPE, not death).
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    std_start();
+    std::process::exit(run())
+}
+
+/// fds 0, 1 and 2 open (on /dev/null when closed) and SIGPIPE ignored, as std's start-up
+/// leaves them; aborts, as std does, when /dev/null cannot be opened.
+#[cfg_attr(test, allow(dead_code))]
+fn std_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a local array; open/signal with constant arguments. Opening takes the
+    // lowest free number, which is the closed fd being checked (the lower ones are open).
+    unsafe {
+        while libc::poll(fds.as_mut_ptr(), 3, 0) < 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                libc::abort();
+            }
+        }
+        for p in &fds {
+            if p.revents & libc::POLLNVAL != 0
+                && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) != p.fd
+            {
+                libc::abort();
+            }
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
 
 mod config;
 mod events;
@@ -17,8 +57,6 @@ mod start;
 mod stats;
 mod stdio;
 mod task;
-
-use std::process::ExitCode;
 
 /// The flags containerd passes (Go `flag` syntax: `-name value`, `--name=value`).
 #[derive(Debug, Default, Clone)]
@@ -76,7 +114,8 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
     Ok(flags)
 }
 
-fn main() -> ExitCode {
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> i32 {
     // One malloc arena: glibc otherwise gives each thread that allocates its own (each
     // with resident pages), and the shim's threads are all mostly idle.
     // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
@@ -86,24 +125,24 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => {
             eprintln!("containerd-shim-runrs-v2: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     if flags.version {
         println!("containerd-shim-runrs-v2:");
         println!("  Version:  {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+        return 0;
     }
     if flags.info {
         println!(
             "{{\"name\":\"containerd-shim-runrs-v2\",\"version\":\"{}\",\"runtime_type\":\"io.containerd.runrs.v2\",\"features\":{{\"checkpoint\":false,\"tty\":true,\"exec\":true,\"stats\":[\"cgroup-v1\",\"cgroup-v2\"]}}}}",
             env!("CARGO_PKG_VERSION")
         );
-        return ExitCode::SUCCESS;
+        return 0;
     }
     if flags.namespace.is_empty() || flags.id.is_empty() {
         eprintln!("containerd-shim-runrs-v2: -namespace and -id are required");
-        return ExitCode::from(2);
+        return 2;
     }
     let result = match flags.action.as_deref() {
         Some("start") => start::start(&flags),
@@ -114,10 +153,10 @@ fn main() -> ExitCode {
         )),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("containerd-shim-runrs-v2: {e}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
