@@ -73,6 +73,10 @@ pub fn serve(listener: UnixListener, task: &TaskService) -> Result<(), String> {
         let timeout = if server.parked.iter().any(|p| p.exited.is_some()) {
             PollTimeout::from(DRAIN_POLL.as_millis() as u16)
         } else {
+            // Going idle, maybe for the container's lifetime: hand the heap's free pages
+            // (request buffers, runtime output, parsed config) back to the kernel.
+            // SAFETY: malloc_trim only releases free memory of the allocator.
+            unsafe { libc::malloc_trim(0) };
             PollTimeout::NONE
         };
         let ids: Vec<u64> = server.conns.keys().copied().collect();

@@ -41,9 +41,9 @@ pub struct Io {
     stdin: Arc<Mutex<Option<File>>>,
     /// The pty master, for ResizePty.
     console: Option<File>,
-    /// Dropped with the Io: ends the stdin copier, which may wait forever for a writer.
+    /// Dropped with the Io: ends the copy of stdin, which may wait forever for a writer.
     _stop_stdin: Option<OwnedFd>,
-    /// Output copiers still running.
+    /// Output streams not yet at their end.
     copying: Arc<AtomicUsize>,
 }
 
@@ -52,22 +52,24 @@ impl Io {
     pub fn pipes(paths: &StdioPaths) -> Result<(Io, ProcessStdio), String> {
         let mut io = Io::empty();
         let mut stdio = ProcessStdio::default();
+        let mut streams = Vec::new();
         if !paths.stdin.is_empty() {
             let (r, w) = pipe()?;
             stdio.stdin = Some(r);
             *io.stdin.lock().unwrap() = Some(File::from(w));
-            io.copy_stdin(&paths.stdin)?;
+            streams.push(io.stdin_stream(&paths.stdin)?);
         }
         if !paths.stdout.is_empty() {
             let (r, w) = pipe()?;
             stdio.stdout = Some(w);
-            io.copy_output(File::from(r), &paths.stdout)?;
+            streams.push(io.output_stream(File::from(r), &paths.stdout)?);
         }
         if !paths.stderr.is_empty() {
             let (r, w) = pipe()?;
             stdio.stderr = Some(w);
-            io.copy_output(File::from(r), &paths.stderr)?;
+            streams.push(io.output_stream(File::from(r), &paths.stderr)?);
         }
+        io.start(streams)?;
         Ok((io, stdio))
     }
 
@@ -75,19 +77,21 @@ impl Io {
     pub fn console(socket: &ConsoleSocket, paths: &StdioPaths) -> Result<Io, String> {
         let master = socket.receive()?;
         let mut io = Io::empty();
+        let mut streams = Vec::new();
         if !paths.stdout.is_empty() {
             let reader = master
                 .try_clone()
                 .map_err(|e| format!("dup pty master: {e}"))?;
-            io.copy_output(reader, &paths.stdout)?;
+            streams.push(io.output_stream(reader, &paths.stdout)?);
         }
         if !paths.stdin.is_empty() {
             let writer = master
                 .try_clone()
                 .map_err(|e| format!("dup pty master: {e}"))?;
             *io.stdin.lock().unwrap() = Some(writer);
-            io.copy_stdin(&paths.stdin)?;
+            streams.push(io.stdin_stream(&paths.stdin)?);
         }
+        io.start(streams)?;
         io.console = Some(master);
         Ok(io)
     }
@@ -102,56 +106,42 @@ impl Io {
     }
 
     /// fifo → container, until containerd closes its end, CloseIO, or the Io is dropped.
-    fn copy_stdin(&mut self, fifo: &str) -> Result<(), String> {
+    fn stdin_stream(&self, fifo: &str) -> Result<Stream, String> {
+        // Non-blocking: before containerd opens its end a read says EOF, so the relay
+        // polls it (no POLLHUP until a writer has come and gone).
         let src = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(fifo)
             .map_err(|e| format!("opening stdin fifo {fifo}: {e}"))?;
-        let dst = self.stdin.clone();
-        let (stopped, stop) = pipe()?;
-        self._stop_stdin = Some(stop);
-        spawn_copier(move || {
-            let mut buf = vec![0u8; COPY_BUF];
-            // Before containerd opens its end a read says EOF: wait for data or hang-up.
-            while wait_readable(&src, &stopped) {
-                let n = match (&src).read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                };
-                let mut guard = dst.lock().unwrap();
-                let Some(w) = guard.as_mut() else { return };
-                if w.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-            // containerd closed stdin: so does the container.
-            dst.lock().unwrap().take();
-        })
+        if let Some(w) = self.stdin.lock().unwrap().as_ref() {
+            set_nonblocking(w).map_err(|e| format!("stdin of the container: {e}"))?;
+        }
+        Ok(Stream::new(src, Dest::Container(self.stdin.clone())))
     }
 
     /// container → fifo, until the container side closes (EOF, or EIO on a pty).
-    fn copy_output(&self, mut src: File, fifo: &str) -> Result<(), String> {
-        let mut dst = OutputFifo::open(fifo)?;
+    fn output_stream(&self, src: File, fifo: &str) -> Result<Stream, String> {
+        set_nonblocking(&src).map_err(|e| format!("output of the container: {e}"))?;
+        let dst = OutputFifo::open(fifo)?;
+        self.copying.fetch_add(1, Ordering::SeqCst);
+        Ok(Stream::new(src, Dest::Fifo(dst)))
+    }
+
+    /// One thread relays all of the process's streams (it used to be one per stream).
+    fn start(&mut self, streams: Vec<Stream>) -> Result<(), String> {
+        if streams.is_empty() {
+            return Ok(());
+        }
+        let (stopped, stop) = pipe()?;
+        self._stop_stdin = Some(stop);
         let copying = self.copying.clone();
-        copying.fetch_add(1, Ordering::SeqCst);
-        spawn_copier(move || {
-            let mut buf = vec![0u8; COPY_BUF];
-            loop {
-                let n = match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                };
-                dst.write(&buf[..n]);
-            }
-            drop(dst);
-            copying.fetch_sub(1, Ordering::SeqCst);
-        })
+        std::thread::Builder::new()
+            .name("io".into())
+            .stack_size(COPY_STACK)
+            .spawn(move || relay(streams, stopped, &copying))
+            .map(|_| ())
+            .map_err(|e| format!("starting io thread: {e}"))
     }
 
     /// CloseIO: the container sees EOF on stdin.
@@ -183,7 +173,176 @@ impl Io {
     }
 }
 
-/// The write end of an output fifo, opened once a reader is there.
+enum Dest {
+    /// An output fifo of containerd's.
+    Fifo(OutputFifo),
+    /// The container's stdin (shared with CloseIO, which takes it).
+    Container(Arc<Mutex<Option<File>>>),
+}
+
+/// One direction of copying. Every fd is non-blocking: a stream that cannot write waits
+/// for POLLOUT on its destination and stops reading its source meanwhile, so a slow reader
+/// slows down only the writer feeding it (as with a thread per stream).
+struct Stream {
+    src: File,
+    dst: Dest,
+    buf: Vec<u8>,
+    /// buf[pos..] is still to be written.
+    pos: usize,
+    done: bool,
+}
+
+impl Stream {
+    fn new(src: File, dst: Dest) -> Stream {
+        Stream {
+            src,
+            dst,
+            buf: Vec::with_capacity(COPY_BUF),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    fn is_output(&self) -> bool {
+        matches!(self.dst, Dest::Fifo(_))
+    }
+
+    fn pending(&self) -> bool {
+        self.pos < self.buf.len()
+    }
+
+    /// What to poll for: the source while nothing is pending, else the destination. A
+    /// closed destination (CloseIO) shows as POLLNVAL, and `step` then ends the stream.
+    fn pollfd(&self) -> libc::pollfd {
+        let (fd, events) = if !self.pending() {
+            (self.src.as_raw_fd(), libc::POLLIN)
+        } else {
+            let fd = match &self.dst {
+                Dest::Fifo(f) => f.file.as_ref().map(|f| f.as_raw_fd()),
+                Dest::Container(c) => c.lock().unwrap().as_ref().map(|f| f.as_raw_fd()),
+            };
+            (fd.unwrap_or(-1), libc::POLLOUT)
+        };
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }
+    }
+
+    /// After poll said the fd of `pollfd` is ready: read a chunk, or write what is pending.
+    fn step(&mut self) {
+        if !self.pending() {
+            self.buf.clear();
+            self.pos = 0;
+            self.buf.resize(COPY_BUF, 0);
+            match (&self.src).read(&mut self.buf) {
+                Ok(0) => return self.finish(),
+                Ok(n) => self.buf.truncate(n),
+                Err(e) if is_retry(&e) => return self.buf.clear(),
+                // EIO: the pty's other side is gone.
+                Err(_) => return self.finish(),
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while self.pending() {
+            let data = &self.buf[self.pos..];
+            let r = match &mut self.dst {
+                Dest::Fifo(f) => match f.writer() {
+                    Some(w) => Some(w.write(data)),
+                    // Nobody reads the fifo: the output is dropped.
+                    None => Some(Ok(data.len())),
+                },
+                Dest::Container(c) => c.lock().unwrap().as_mut().map(|w| w.write(data)),
+            };
+            let Some(r) = r else {
+                // CloseIO took the container's stdin.
+                return self.finish();
+            };
+            match r {
+                Ok(n) => self.pos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) if self.is_output() => {
+                    // EPIPE (SIGPIPE is ignored in the shim): the reader is gone, the output
+                    // dropped; the fd works again once a new reader opens the fifo.
+                    self.pos = self.buf.len();
+                }
+                // The container closed its stdin.
+                Err(_) => return self.finish(),
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.buf = Vec::new();
+        self.pos = 0;
+        if let Dest::Container(c) = &self.dst {
+            // containerd closed stdin: so does the container.
+            c.lock().unwrap().take();
+        }
+    }
+}
+
+fn is_retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// The relay thread of one process: until every stream has ended (the copy of stdin also
+/// ends when the Io is dropped: `stopped` becomes readable).
+fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &AtomicUsize) {
+    let mut stop_seen = false;
+    loop {
+        streams.retain(|s| {
+            if s.done && s.is_output() {
+                copying.fetch_sub(1, Ordering::SeqCst);
+            }
+            !s.done
+        });
+        if streams.is_empty() {
+            return;
+        }
+        let mut pfds: Vec<libc::pollfd> = streams.iter().map(Stream::pollfd).collect();
+        if !stop_seen {
+            pfds.push(libc::pollfd {
+                fd: stopped.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // A stream whose destination is gone (-1) is ended by `step` without waiting.
+        let timeout = if pfds.iter().any(|p| p.fd < 0) { 0 } else { -1 };
+        // SAFETY: pfds is a live array of pfds.len() pollfds (a -1 fd is ignored).
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if !stop_seen && pfds.last().is_some_and(|p| p.revents != 0) {
+            // The Io is gone: stop copying stdin; outputs go on until the container's end.
+            stop_seen = true;
+            for s in streams.iter_mut().filter(|s| !s.is_output()) {
+                s.done = true;
+            }
+        }
+        for (s, p) in streams.iter_mut().zip(&pfds) {
+            if !s.done && (p.revents != 0 || p.fd < 0) {
+                s.step();
+            }
+        }
+    }
+}
+
+/// The write end of an output fifo, opened once a reader is there; non-blocking.
 struct OutputFifo {
     path: String,
     file: Option<File>,
@@ -203,14 +362,12 @@ impl OutputFifo {
 
     /// Opens the write end if a reader has the fifo open (ENXIO: none yet, not an error).
     fn try_open(&mut self) -> std::io::Result<()> {
-        // O_NONBLOCK so the open does not wait for a reader; writes then block again.
         match OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&self.path)
         {
             Ok(f) => {
-                set_blocking(&f)?;
                 self.file = Some(f);
                 Ok(())
             }
@@ -219,53 +376,21 @@ impl OutputFifo {
         }
     }
 
-    /// Writes `data` if someone reads the fifo, else drops it. The fd is kept after EPIPE:
-    /// it works again as soon as a new reader opens the fifo.
-    fn write(&mut self, data: &[u8]) {
-        if self.file.is_none() && self.try_open().is_err() {
-            return;
+    /// The fifo to write to, or None while nobody has it open for reading. The fd is kept
+    /// after EPIPE: it works again as soon as a new reader opens the fifo.
+    fn writer(&mut self) -> Option<&mut File> {
+        if self.file.is_none() {
+            let _ = self.try_open();
         }
-        if let Some(f) = &mut self.file {
-            // EPIPE (SIGPIPE is ignored in the shim) means no reader: the output is dropped.
-            let _ = f.write_all(data);
-        }
+        self.file.as_mut()
     }
 }
 
-fn set_blocking(f: &File) -> std::io::Result<()> {
+fn set_nonblocking(f: &File) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
-    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
-}
-
-fn spawn_copier(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
-    std::thread::Builder::new()
-        .name("io".into())
-        .stack_size(COPY_STACK)
-        .spawn(f)
-        .map(|_| ())
-        .map_err(|e| format!("starting io thread: {e}"))
-}
-
-/// Blocks until `f` has data or its writer hung up; false on error or once `stop`
-/// is readable (its write end was closed).
-fn wait_readable(f: &File, stop: &OwnedFd) -> bool {
-    let mut pfds = [f.as_raw_fd(), stop.as_raw_fd()].map(|fd| libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    loop {
-        // SAFETY: two valid pollfds for the duration of the call.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
-        if r >= 0 {
-            return pfds[1].revents == 0;
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return false;
-        }
-    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {

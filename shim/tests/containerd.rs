@@ -470,6 +470,41 @@ fn run_prints_output_propagates_exit_codes_and_stdin() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(stdout(&out), "a\n");
 
+    // Both directions at once, more than any pipe holds: 4 MiB in and out again through
+    // the container while it also writes stderr, read and written concurrently by ctr.
+    // Arrives whole and in order (no stream starves another).
+    let data: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| b"0123456789abcdef\n"[(i % 17) as usize])
+        .collect();
+    let args = env.run_args(
+        &["--rm"],
+        "cat",
+        &["sh", "-c", "echo start >&2; head -c 4194304; echo done >&2"],
+    );
+    let mut cmd = env.ctr_command(&args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running ctr");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+        // Kept open: ctr 1.6 does not forward EOF anyway.
+        std::mem::forget(stdin);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "stdout differs from stdin");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "start\ndone\n");
+
     let out = env.run(&["--rm"], "missing", &["/bin/no-such-binary"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1292,6 +1327,14 @@ fn print_smaps(pid: i32) {
             let e = by_name.entry(name.clone()).or_default();
             e.0 += kb;
             e.1 += 1;
+        }
+    }
+    if std::env::var_os("RUNRS_SMAPS_ALL").is_some() {
+        for line in text.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if (first.contains('-') && !first.ends_with(':')) || line.starts_with("Rss:") {
+                eprintln!("    {line}");
+            }
         }
     }
     for (n, (kb, maps)) in by_name {
