@@ -2,69 +2,131 @@
 //! namespaces (the pid namespace through the parent) and cgroups, then finishes like the init.
 
 use crate::cgroups;
+use crate::cli::parse::{Flag, Kind, Matches};
 use crate::cli::Global;
 use crate::namespaces;
 use crate::process::{self, msg, Channel};
 use crate::state::{self, Status};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
-#[derive(Args, Debug)]
+/// runc's `exec` flags, in its order (the help shows them so).
+pub const EXEC_FLAGS: &[Flag] = &[
+    Flag::new(
+        &["console-socket"],
+        Kind::Str,
+        "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
+    ),
+    Flag::new(&["cwd"], Kind::Str, "current working directory in the container"),
+    Flag::new(&["env", "e"], Kind::StrList, "set environment variables"),
+    Flag::new(&["tty", "t"], Kind::Bool, "allocate a pseudo-TTY"),
+    Flag::new(&["user", "u"], Kind::Str, "UID (format: <uid>[:<gid>])"),
+    Flag::new(&["additional-gids", "g"], Kind::IntList, "additional gids"),
+    Flag::new(&["process", "p"], Kind::Str, "path to the process.json"),
+    Flag::new(
+        &["detach", "d"],
+        Kind::Bool,
+        "detach from the container's process",
+    ),
+    Flag::new(
+        &["pid-file"],
+        Kind::Str,
+        "specify the file to write the process id to",
+    ),
+    Flag::new(
+        &["process-label"],
+        Kind::Str,
+        "set the asm process label for the process commonly used with selinux (not supported)",
+    ),
+    Flag::new(
+        &["apparmor"],
+        Kind::Str,
+        "set the apparmor profile for the process (not supported)",
+    ),
+    Flag::new(
+        &["no-new-privs"],
+        Kind::Bool,
+        "set the no new privileges value for the process",
+    ),
+    Flag::new(
+        &["cap", "c"],
+        Kind::StrList,
+        "add a capability to the bounding set for the process",
+    ),
+    crate::cli::PRESERVE_FDS,
+    Flag::new(
+        &["cgroup"],
+        Kind::Str,
+        "run the process in an (existing) sub-cgroup(s) (not supported yet)",
+    ),
+    Flag::new(
+        &["ignore-paused"],
+        Kind::Bool,
+        "allow exec in a paused container",
+    ),
+];
+
+#[derive(Debug)]
 pub struct ExecFlags {
-    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
-    #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
-    /// current working directory in the container
-    #[arg(long)]
     cwd: Option<String>,
-    /// set environment variables
-    #[arg(short = 'e', long)]
     env: Vec<String>,
-    /// allocate a pseudo-TTY
-    #[arg(short = 't', long)]
     tty: bool,
-    /// UID (format: <uid>[:<gid>])
-    #[arg(short = 'u', long)]
     user: Option<String>,
-    /// additional gids
-    #[arg(short = 'g', long = "additional-gids")]
     additional_gids: Vec<u32>,
-    /// path to the process.json
-    #[arg(short = 'p', long)]
     process: Option<PathBuf>,
-    /// detach from the container's process
-    #[arg(short = 'd', long)]
     detach: bool,
-    /// specify the file to write the process id to
-    #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
-    /// set the asm process label for the process commonly used with selinux (not supported)
-    #[arg(long = "process-label")]
+    /// Accepted as runc does, not applied (no SELinux/AppArmor support).
+    #[allow(dead_code)]
     process_label: Option<String>,
-    /// set the apparmor profile for the process (not supported)
-    #[arg(long)]
+    #[allow(dead_code)]
     apparmor: Option<String>,
-    /// set the no new privileges value for the process
-    #[arg(long = "no-new-privs")]
     no_new_privs: bool,
-    /// add a capability to the bounding set for the process
-    #[arg(short = 'c', long)]
     cap: Vec<String>,
-    /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
-    /// run the process in an (existing) sub-cgroup(s) (not supported yet)
-    #[arg(long)]
     cgroup: Option<String>,
-    /// allow exec in a paused container
-    #[arg(long = "ignore-paused")]
     ignore_paused: bool,
-    /// <container-id> <command> [args...]
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// `<container-id> <command> [args...]`
     args: Vec<String>,
+}
+
+impl ExecFlags {
+    /// From the parsed [`EXEC_FLAGS`]; an empty string counts as not given, as in runc.
+    pub(crate) fn from_matches(m: &Matches) -> Result<ExecFlags, String> {
+        let additional_gids = m
+            .ints("additional-gids")
+            .into_iter()
+            .map(|g| {
+                if g < 0 {
+                    return Err(format!("additional-gids must be a positive number {g}"));
+                }
+                // Go's uint32(g).
+                Ok(g as u32)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ExecFlags {
+            console_socket: m.path("console-socket"),
+            cwd: m.string("cwd"),
+            env: m.strings("env"),
+            tty: m.bool("tty"),
+            user: m.string("user"),
+            additional_gids,
+            process: m.path("process"),
+            detach: m.bool("detach"),
+            pid_file: m.path("pid-file"),
+            process_label: m.string("process-label"),
+            apparmor: m.string("apparmor"),
+            no_new_privs: m.bool("no-new-privs"),
+            cap: m.strings("cap"),
+            preserve_fds: m.int("preserve-fds").unwrap_or(0) as i32,
+            cgroup: m.string("cgroup"),
+            ignore_paused: m.bool("ignore-paused"),
+            args: m.args(),
+        })
+    }
 }
 
 /// Build the process to run from the flags and the container's own `process`, as runc does.

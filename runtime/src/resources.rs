@@ -1,9 +1,9 @@
 //! The commands that act on a container's cgroup: pause, resume, update, ps, events.
 
 use crate::cgroups;
+use crate::cli::parse::{self, Flag, Kind, Matches};
 use crate::state::{self, Status};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -29,64 +29,168 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     cgroups::freeze(&c.saved.cgroup_paths, false)
 }
 
-/// runc's `update` flags; memory sizes take units (`128m`, `1g`) as runc's do.
-#[derive(Args, Debug, Default)]
+/// runc's `update` flags, in its order; memory sizes take units (`128m`, `1g`) as runc's do.
+pub const UPDATE_FLAGS: &[Flag] = &[
+    Flag::new(
+        &["resources", "r"],
+        Kind::Str,
+        "path to the file containing the resources to update or '-' to read from the standard input",
+    ),
+    Flag::new(
+        &["blkio-weight"],
+        Kind::Int64,
+        "Specifies per cgroup weight, range is from 10 to 1000",
+    )
+    .default("0"),
+    Flag::new(
+        &["cpu-period"],
+        Kind::Str,
+        "CPU CFS period to be used for hardcapping (in usecs). 0 to use system default",
+    ),
+    Flag::new(
+        &["cpu-quota"],
+        Kind::Str,
+        "CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period",
+    ),
+    Flag::new(
+        &["cpu-burst"],
+        Kind::Str,
+        "CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period",
+    ),
+    Flag::new(
+        &["cpu-share", "cpu-shares"],
+        Kind::Str,
+        "CPU shares (relative weight vs. other containers)",
+    ),
+    Flag::new(
+        &["cpu-rt-period"],
+        Kind::Str,
+        "CPU realtime period to be used for hardcapping (in usecs). 0 to use system default",
+    ),
+    Flag::new(
+        &["cpu-rt-runtime"],
+        Kind::Str,
+        "CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period",
+    ),
+    Flag::new(&["cpuset-cpus"], Kind::Str, "CPU(s) to use"),
+    Flag::new(&["cpuset-mems"], Kind::Str, "Memory node(s) to use"),
+    Flag::new(
+        &["kernel-memory"],
+        Kind::Str,
+        "Kernel memory limit (in bytes) (deprecated: ignored)",
+    ),
+    Flag::new(
+        &["kernel-memory-tcp"],
+        Kind::Str,
+        "Kernel memory limit (in bytes) for tcp buffer",
+    ),
+    Flag::new(&["memory"], Kind::Str, "Memory limit (in bytes)"),
+    Flag::new(
+        &["memory-reservation"],
+        Kind::Str,
+        "Memory reservation or soft_limit (in bytes)",
+    ),
+    Flag::new(
+        &["memory-swap"],
+        Kind::Str,
+        "Total memory usage (memory + swap); set '-1' to enable unlimited swap",
+    ),
+    Flag::new(
+        &["pids-limit"],
+        Kind::Int64,
+        "Maximum number of pids allowed in the container",
+    )
+    .default("0"),
+    Flag::new(
+        &["l3-cache-schema"],
+        Kind::Str,
+        "The string of Intel RDT/CAT L3 cache schema",
+    ),
+    Flag::new(
+        &["mem-bw-schema"],
+        Kind::Str,
+        "The string of Intel RDT/MBA memory bandwidth schema",
+    ),
+];
+
+/// The parsed `update` flags (see [`UPDATE_FLAGS`]).
+#[derive(Debug, Default)]
 pub struct UpdateFlags {
-    /// path to the file containing the resources to update or '-' to read from the standard input
-    #[arg(short = 'r', long)]
     pub resources: Option<String>,
-    /// Specifies per cgroup weight, range is from 10 to 1000
-    #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
-    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-quota")]
     pub cpu_quota: Option<i64>,
-    /// CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period
-    #[arg(long = "cpu-burst")]
     pub cpu_burst: Option<u64>,
-    /// CPU realtime period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    /// CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-rt-runtime")]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight vs. other containers)
-    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_share: Option<u64>,
-    /// CPU(s) to use
-    #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
-    /// Memory node(s) to use
-    #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    /// Kernel memory limit (in bytes) (deprecated: ignored)
-    #[arg(long = "kernel-memory")]
     pub kernel_memory: Option<String>,
-    /// Kernel memory limit (in bytes) for tcp buffer
-    #[arg(long = "kernel-memory-tcp")]
     pub kernel_memory_tcp: Option<String>,
-    /// Memory limit (in bytes)
-    #[arg(long)]
     pub memory: Option<String>,
-    /// Memory reservation or soft_limit (in bytes)
-    #[arg(long = "memory-reservation")]
     pub memory_reservation: Option<String>,
-    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    /// Maximum number of pids allowed in the container
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// The string of Intel RDT/CAT L3 cache schema
-    #[arg(long = "l3-cache-schema")]
     pub l3_cache_schema: Option<String>,
-    /// The string of Intel RDT/MBA memory bandwidth schema
-    #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
     pub id: Vec<String>,
+}
+
+impl UpdateFlags {
+    /// From the parsed [`UPDATE_FLAGS`] as runc reads them: empty strings and a zero
+    /// blkio weight leave a value unchanged; the CPU numbers are checked here, in runc's
+    /// order and words (`invalid value for cpu-period: strconv.ParseUint: ...`).
+    pub(crate) fn from_matches(m: &Matches) -> std::result::Result<UpdateFlags, String> {
+        let uint = |name: &str| {
+            m.string(name)
+                .map(|v| {
+                    parse::parse_uint(&v, 10, 64).map_err(|e| {
+                        let e = parse::strconv_error("ParseUint", &v, e);
+                        format!("invalid value for {name}: {e}")
+                    })
+                })
+                .transpose()
+        };
+        let int = |name: &str| {
+            m.string(name)
+                .map(|v| {
+                    parse::parse_int(&v, 10, 64).map_err(|e| {
+                        let e = parse::strconv_error("ParseInt", &v, e);
+                        format!("invalid value for {name}: {e}")
+                    })
+                })
+                .transpose()
+        };
+        let cpu_period = uint("cpu-period")?;
+        let cpu_rt_period = uint("cpu-rt-period")?;
+        let cpu_share = uint("cpu-share")?;
+        let cpu_burst = uint("cpu-burst")?;
+        let cpu_quota = int("cpu-quota")?;
+        let cpu_rt_runtime = int("cpu-rt-runtime")?;
+        Ok(UpdateFlags {
+            resources: m.string("resources"),
+            // Go's uint16(int).
+            blkio_weight: m.int("blkio-weight").filter(|&w| w != 0).map(|w| w as u16),
+            cpu_period,
+            cpu_quota,
+            cpu_burst,
+            cpu_rt_period,
+            cpu_rt_runtime,
+            cpu_share,
+            cpuset_cpus: m.string("cpuset-cpus"),
+            cpuset_mems: m.string("cpuset-mems"),
+            kernel_memory: m.string("kernel-memory"),
+            kernel_memory_tcp: m.string("kernel-memory-tcp"),
+            memory: m.string("memory"),
+            memory_reservation: m.string("memory-reservation"),
+            memory_swap: m.string("memory-swap"),
+            pids_limit: m.int("pids-limit"),
+            l3_cache_schema: m.string("l3-cache-schema"),
+            mem_bw_schema: m.string("mem-bw-schema"),
+            id: m.args(),
+        })
+    }
 }
 
 /// Docker's RAMInBytes: `1024`, `512k`, `128m`, `1g`, `1.5GB` (binary units); `-1` is unlimited.
