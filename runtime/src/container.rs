@@ -183,7 +183,8 @@ fn create_from(
     crate::logging::mark("create: cloned");
     if pid == 0 {
         drop(parent_chan);
-        let mut spec = bundle.spec.clone();
+        // The child owns its copy of everything: move, not clone (a clone touched new pages).
+        let mut spec = bundle.spec;
         if listen > 0 {
             // systemd socket activation passes through, as in runc.
             if let Some(p) = spec.process_mut() {
