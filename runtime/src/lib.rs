@@ -23,3 +23,4 @@ pub mod selfexe;
 pub mod signals;
 pub mod spec;
 pub mod state;
+pub mod std_start;

@@ -8,6 +8,6 @@
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    runrs::process::std_start();
+    runrs::std_start::std_start();
     std::process::exit(runrs::cli::main())
 }

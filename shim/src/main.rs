@@ -13,37 +13,14 @@
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    std_start();
+    std_start::std_start();
     std::process::exit(run())
 }
 
-/// fds 0, 1 and 2 open (on /dev/null when closed) and SIGPIPE ignored, as std's start-up
-/// leaves them; aborts, as std does, when /dev/null cannot be opened.
+// The runtime's own copy: this binary does not link the runtime crate.
 #[cfg_attr(test, allow(dead_code))]
-fn std_start() {
-    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    // SAFETY: poll on a local array; open/signal with constant arguments. Opening takes the
-    // lowest free number, which is the closed fd being checked (the lower ones are open).
-    unsafe {
-        while libc::poll(fds.as_mut_ptr(), 3, 0) < 0 {
-            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                libc::abort();
-            }
-        }
-        for p in &fds {
-            if p.revents & libc::POLLNVAL != 0
-                && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) != p.fd
-            {
-                libc::abort();
-            }
-        }
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
+#[path = "../../runtime/src/std_start.rs"]
+mod std_start;
 
 mod config;
 mod events;
