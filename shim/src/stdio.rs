@@ -325,6 +325,9 @@ fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &AtomicUsize) {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
+            // Cannot poll (ENOMEM): give up copying, but let Wait answer.
+            let outputs = streams.iter().filter(|s| s.is_output()).count();
+            copying.fetch_sub(outputs, Ordering::SeqCst);
             return;
         }
         if !stop_seen && pfds.last().is_some_and(|p| p.revents != 0) {
