@@ -173,13 +173,9 @@ fn create_from(
     let parent = unsafe { libc::getpid() };
     let listen = socket_activation_fds();
     crate::logging::mark("create: clone");
-    let unified = cgroups::unified_dir_fd(&guard.cgroups);
     let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
     crate::logging::mark("create: cgroups opened");
-    let (pid, in_unified) = process::clone_into(
-        plan.clone_flags,
-        unified.as_ref().map(|(_, fd)| fd.as_raw_fd()),
-    )?;
+    let (pid, in_cgroup2) = process::clone_into(plan.clone_flags, cgroup_join.cgroup2_fd())?;
     crate::logging::mark("create: cloned");
     if pid == 0 {
         drop(parent_chan);
@@ -207,8 +203,7 @@ fn create_from(
             preserve_fds: o.preserve_fds + listen,
             parent,
             seccomp,
-            cgroup_join: Some(cgroup_join),
-            joined_unified: unified.filter(|_| in_unified).map(|(d, _)| d),
+            cgroup_join: Some((cgroup_join, in_cgroup2)),
         });
     }
     drop(cgroup_join);

@@ -286,16 +286,14 @@ pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
     let (parent_chan, child_chan) = Channel::pair()?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let unified = cgroups::unified_dir_fd(&c.saved.cgroup_paths);
     let cgroup_join = cgroups::SelfJoin::open(&c.saved.cgroup_paths)?;
-    let (pid, in_unified) = process::clone_into(0, unified.as_ref().map(|(_, fd)| fd.as_raw_fd()))?;
+    let (pid, in_cgroup2) = process::clone_into(0, cgroup_join.cgroup2_fd())?;
     if pid == 0 {
         drop(parent_chan);
-        let skip = unified.filter(|_| in_unified).map(|(d, _)| d);
         exec_child(
             &child_chan,
             parent,
-            (cgroup_join, skip),
+            (cgroup_join, in_cgroup2),
             &ns_files,
             in_user,
             &process,
@@ -366,7 +364,7 @@ impl Drop for KillOnDrop {
 fn exec_child(
     chan: &Channel,
     parent: i32,
-    (cgroups, joined_unified): (cgroups::SelfJoin, Option<PathBuf>),
+    (cgroups, in_cgroup2): (cgroups::SelfJoin, bool),
     ns: &[(LinuxNamespaceType, std::fs::File)],
     in_user: bool,
     process: &Process,
@@ -381,7 +379,7 @@ fn exec_child(
             _ => bail!("runtime went away during exec"),
         }
         // Into the container's cgroups before entering anything of the container.
-        cgroups.join(joined_unified.as_deref())?;
+        cgroups.join(in_cgroup2)?;
         for (t, file) in ns {
             // SAFETY: setns on an fd we hold, restricted to its namespace type.
             if unsafe { libc::setns(file.as_raw_fd(), namespaces::clone_flag(*t)) } != 0 {

@@ -142,26 +142,24 @@ impl UpdateFlags {
     /// blkio weight leave a value unchanged; the CPU numbers are checked here, in runc's
     /// order and words (`invalid value for cpu-period: strconv.ParseUint: ...`).
     pub(crate) fn from_matches(m: &Matches) -> std::result::Result<UpdateFlags, String> {
-        let uint = |name: &str| {
+        type Parse<T> = fn(&str, u32, u32) -> Result<T, parse::NumError>;
+        fn number<T>(
+            m: &Matches,
+            name: &str,
+            func: &str,
+            parse: Parse<T>,
+        ) -> std::result::Result<Option<T>, String> {
             m.string(name)
                 .map(|v| {
-                    parse::parse_uint(&v, 10, 64).map_err(|e| {
-                        let e = parse::strconv_error("ParseUint", &v, e);
+                    parse(&v, 10, 64).map_err(|e| {
+                        let e = parse::strconv_error(func, &v, e);
                         format!("invalid value for {name}: {e}")
                     })
                 })
                 .transpose()
-        };
-        let int = |name: &str| {
-            m.string(name)
-                .map(|v| {
-                    parse::parse_int(&v, 10, 64).map_err(|e| {
-                        let e = parse::strconv_error("ParseInt", &v, e);
-                        format!("invalid value for {name}: {e}")
-                    })
-                })
-                .transpose()
-        };
+        }
+        let uint = |name| number(m, name, "ParseUint", parse::parse_uint);
+        let int = |name| number(m, name, "ParseInt", parse::parse_int);
         let cpu_period = uint("cpu-period")?;
         let cpu_rt_period = uint("cpu-rt-period")?;
         let cpu_share = uint("cpu-share")?;

@@ -310,52 +310,62 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()
 /// child moves *itself*: writing `0` to a v1 `tasks` file migrates the calling thread without
 /// the global threadgroup rwsem, whose write side waits for an RCU grace period (0.2-20 ms
 /// per container here) whenever another process writes a pid. Every fd is close-on-exec.
-pub struct SelfJoin(Vec<(PathBuf, fs::File)>);
+pub struct SelfJoin {
+    /// (directory, its `tasks` or, in cgroup2, `cgroup.procs`), the freezer last.
+    files: Vec<(PathBuf, fs::File)>,
+    /// The cgroup2 directory, for `clone3(CLONE_INTO_CGROUP)`, and its index in `files`.
+    cgroup2: Option<(usize, fs::File)>,
+}
 
 impl SelfJoin {
-    /// `tasks` in each v1 directory, `cgroup.procs` in a cgroup2 one; the freezer last (a
-    /// thread that enters a frozen cgroup stops there).
+    /// `tasks` in each v1 directory, `cgroup.procs` in a cgroup2 one (it has no `tasks`); the
+    /// freezer last (a thread that enters a frozen cgroup stops there).
     pub fn open(paths: &[PathBuf]) -> Result<SelfJoin> {
-        let mut files = Vec::with_capacity(paths.len());
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut join = SelfJoin {
+            files: Vec::with_capacity(paths.len()),
+            cgroup2: None,
+        };
         let (freezer, others): (Vec<&PathBuf>, Vec<&PathBuf>) =
             paths.iter().partition(|d| d.join("freezer.state").exists());
         for dir in others.into_iter().chain(freezer) {
             let open = |name: &str| fs::OpenOptions::new().write(true).open(dir.join(name));
             let f = match open("tasks") {
-                Err(e) if e.kind() == ErrorKind::NotFound => open("cgroup.procs"),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    let d = fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_DIRECTORY)
+                        .open(dir)
+                        .with_context(|| format!("open cgroup {}", dir.display()))?;
+                    join.cgroup2 = Some((join.files.len(), d));
+                    open("cgroup.procs")
+                }
                 r => r,
             }
             .with_context(|| format!("join cgroup {}", dir.display()))?;
-            files.push((dir.clone(), f));
+            join.files.push((dir.clone(), f));
         }
-        Ok(SelfJoin(files))
+        Ok(join)
     }
 
-    /// In the clone child, before anything else: move into every cgroup but `skip` (the one
-    /// `CLONE_INTO_CGROUP` already put it in), then close the files.
-    pub fn join(self, skip: Option<&Path>) -> Result<()> {
-        for (dir, mut f) in self.0 {
-            if Some(dir.as_path()) != skip {
+    /// The cgroup2 directory to clone into, if there is one.
+    pub fn cgroup2_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.cgroup2.as_ref().map(|(_, d)| d.as_raw_fd())
+    }
+
+    /// In the clone child, before anything else: move into every cgroup but the cgroup2 one
+    /// when `CLONE_INTO_CGROUP` already put it there, then close the files.
+    pub fn join(self, cloned_into_cgroup2: bool) -> Result<()> {
+        let skip = self.cgroup2.filter(|_| cloned_into_cgroup2).map(|(i, _)| i);
+        for (i, (dir, mut f)) in self.files.into_iter().enumerate() {
+            if Some(i) != skip {
                 std::io::Write::write_all(&mut f, b"0")
                     .with_context(|| format!("join cgroup {}", dir.display()))?;
             }
         }
         Ok(())
     }
-}
-
-/// The cgroup2 directory among `paths`, opened for `clone3(CLONE_INTO_CGROUP)`.
-pub fn unified_dir_fd(paths: &[PathBuf]) -> Option<(PathBuf, std::os::fd::OwnedFd)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = paths
-        .iter()
-        .find(|d| d.join("cgroup.controllers").exists())?;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .ok()?;
-    Some((dir.clone(), f.into()))
 }
 
 /// The pids in the container's cgroup (read from the first hierarchy that answers).

@@ -25,10 +25,9 @@ pub struct InitArgs {
     pub preserve_fds: i32,
     pub parent: i32,
     pub seccomp: Option<crate::seccomp::Compiled>,
-    /// The container's cgroups, which the init enters itself right after `GO`.
-    pub cgroup_join: Option<crate::cgroups::SelfJoin>,
-    /// The cgroup2 directory `CLONE_INTO_CGROUP` already put us in.
-    pub joined_unified: Option<PathBuf>,
+    /// The container's cgroups, which the init enters itself right after `GO`, and whether
+    /// `CLONE_INTO_CGROUP` already put it in the cgroup2 one.
+    pub cgroup_join: Option<(crate::cgroups::SelfJoin, bool)>,
 }
 
 /// The container's init: never returns. Errors before `READY` go to the parent over the
@@ -55,8 +54,8 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         _ => bail!("runtime went away during create"),
     };
     crate::logging::mark("init: go");
-    if let Some(join) = a.cgroup_join.take() {
-        join.join(a.joined_unified.as_deref())?;
+    if let Some((join, in_cgroup2)) = a.cgroup_join.take() {
+        join.join(in_cgroup2)?;
     }
     crate::logging::mark("init: in cgroups");
     let a = &*a;
