@@ -186,9 +186,11 @@ enum Dest {
 struct Stream {
     src: File,
     dst: Dest,
+    /// Allocated (and zeroed) once, at the first read.
     buf: Vec<u8>,
-    /// buf[pos..] is still to be written.
+    /// buf[pos..end] is still to be written.
     pos: usize,
+    end: usize,
     done: bool,
 }
 
@@ -197,8 +199,9 @@ impl Stream {
         Stream {
             src,
             dst,
-            buf: Vec::with_capacity(COPY_BUF),
+            buf: Vec::new(),
             pos: 0,
+            end: 0,
             done: false,
         }
     }
@@ -208,7 +211,7 @@ impl Stream {
     }
 
     fn pending(&self) -> bool {
-        self.pos < self.buf.len()
+        self.pos < self.end
     }
 
     /// What to poll for: the source while nothing is pending, else the destination. A
@@ -233,13 +236,14 @@ impl Stream {
     /// After poll said the fd of `pollfd` is ready: read a chunk, or write what is pending.
     fn step(&mut self) {
         if !self.pending() {
-            self.buf.clear();
-            self.pos = 0;
-            self.buf.resize(COPY_BUF, 0);
+            if self.buf.is_empty() {
+                self.buf = vec![0; COPY_BUF];
+            }
+            (self.pos, self.end) = (0, 0);
             match (&self.src).read(&mut self.buf) {
                 Ok(0) => return self.finish(),
-                Ok(n) => self.buf.truncate(n),
-                Err(e) if is_retry(&e) => return self.buf.clear(),
+                Ok(n) => self.end = n,
+                Err(e) if is_retry(&e) => return,
                 // EIO: the pty's other side is gone.
                 Err(_) => return self.finish(),
             }
@@ -249,7 +253,7 @@ impl Stream {
 
     fn flush(&mut self) {
         while self.pending() {
-            let data = &self.buf[self.pos..];
+            let data = &self.buf[self.pos..self.end];
             let r = match &mut self.dst {
                 Dest::Fifo(f) => match f.writer() {
                     Some(w) => Some(w.write(data)),
@@ -269,7 +273,7 @@ impl Stream {
                 Err(_) if self.is_output() => {
                     // EPIPE (SIGPIPE is ignored in the shim): the reader is gone, the output
                     // dropped; the fd works again once a new reader opens the fifo.
-                    self.pos = self.buf.len();
+                    self.pos = self.end;
                 }
                 // The container closed its stdin.
                 Err(_) => return self.finish(),
@@ -280,7 +284,7 @@ impl Stream {
     fn finish(&mut self) {
         self.done = true;
         self.buf = Vec::new();
-        self.pos = 0;
+        (self.pos, self.end) = (0, 0);
         if let Dest::Container(c) = &self.dst {
             // containerd closed stdin: so does the container.
             c.lock().unwrap().take();
