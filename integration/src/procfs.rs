@@ -174,6 +174,8 @@ pub fn host_namespaces() -> HashMap<String, String> {
 /// One line of /proc/<pid>/mountinfo.
 #[derive(Debug, Clone)]
 pub struct MountInfo {
+    /// The directory of the filesystem that is mounted (`/` for all of it).
+    pub root: String,
     pub mount_point: String,
     /// Per-mount options (`rw,nosuid,...`).
     pub options: Vec<String>,
@@ -215,6 +217,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
             }
             let right: Vec<&str> = right.split(' ').collect();
             Some(MountInfo {
+                root: unescape_mount_path(fields[3]),
                 mount_point: unescape_mount_path(fields[4]),
                 options: fields[5].split(',').map(str::to_owned).collect(),
                 optional: fields[6..].iter().map(|s| s.to_string()).collect(),

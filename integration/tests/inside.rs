@@ -162,6 +162,69 @@ fn default_mounts_have_their_types() {
     assert!(!lines(cgroups).is_empty(), "/sys/fs/cgroup is empty");
 }
 
+/// A `cgroup` mount on a v1 host (runc's layout): a tmpfs with one read-only directory per
+/// host hierarchy, each a bind of the container's own cgroup there (not the host's root).
+#[test]
+fn cgroup_v1_mount_shows_the_containers_own_cgroups_read_only() {
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // (name of the mount point, its super options naming the controllers)
+    let host_v1: Vec<(String, Vec<String>)> = parse_mountinfo(&host)
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup")
+        .filter_map(|m| {
+            Some((
+                m.mount_point.rsplit_once('/')?.1.to_string(),
+                m.super_options,
+            ))
+        })
+        .collect();
+    if host_v1.is_empty() {
+        eprintln!("skipping: no cgroup v1 hierarchy on this host");
+        return;
+    }
+    let env = TestEnv::new("cgroup_v1_mount");
+    let mut b = env.bundle();
+    b.sh(
+        "cat /proc/self/mountinfo; echo CGROUP; cat /proc/self/cgroup; echo LS; ls /sys/fs/cgroup; \
+         echo MKDIR; mkdir /sys/fs/cgroup/pids/sub 2>&1 || echo refused",
+    );
+    let out = env.run_ok(&b);
+    let (info, rest) = out.split_once("CGROUP").unwrap();
+    let (own, rest) = rest.split_once("LS").unwrap();
+    let (listed, mkdir) = rest.split_once("MKDIR").unwrap();
+    let mounts = parse_mountinfo(info);
+    assert_eq!(mount_at(&mounts, "/sys/fs/cgroup").fs_type, "tmpfs");
+    let mut names = BTreeSet::new();
+    for line in lines(own) {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        if controllers.is_empty() {
+            continue; // the unified hierarchy of a hybrid host is left out, as runc does
+        }
+        let (name, _) = host_v1
+            .iter()
+            .find(|(_, opts)| controllers.split(',').all(|c| opts.iter().any(|o| o == c)))
+            .unwrap_or_else(|| panic!("no host hierarchy for {line}"));
+        let m = mount_at(&mounts, &format!("/sys/fs/cgroup/{name}"));
+        assert_eq!(m.fs_type, "cgroup", "{line}");
+        assert_eq!(
+            m.root, path,
+            "/sys/fs/cgroup/{name} is not the container's cgroup"
+        );
+        assert_ne!(
+            path, "/",
+            "the container is in the host's root cgroup: {line}"
+        );
+        assert!(m.has_option("ro"), "/sys/fs/cgroup/{name} is writable");
+        names.insert(name.clone());
+    }
+    let host_names: BTreeSet<String> = host_v1.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, host_names, "hierarchies in the container");
+    let shown: BTreeSet<String> = lines(listed).iter().map(|s| s.to_string()).collect();
+    assert!(shown.is_superset(&names), "ls /sys/fs/cgroup: {shown:?}");
+    assert_contains(mkdir, "refused");
+}
+
 #[test]
 fn tmpfs_size_and_mode() {
     let env = TestEnv::new("tmpfs");
