@@ -140,7 +140,8 @@ fn create_from(
     )
     .with_context(|| format!("chmod {}", fifo_path.display()))?;
     crate::logging::mark("create: state dir");
-    guard.cgroups = cgroups::create(&cgroups_path)?;
+    let (dirs, cgroup_view) = cgroups::create(&cgroups_path)?;
+    guard.cgroups = dirs;
     crate::logging::mark("create: cgroups made");
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
         cgroups::apply(&guard.cgroups, r)?;
@@ -204,6 +205,7 @@ fn create_from(
             parent,
             seccomp,
             cgroup_join: Some((cgroup_join, in_cgroup2)),
+            cgroup_view,
         });
     }
     drop(cgroup_join);

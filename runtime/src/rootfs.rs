@@ -27,8 +27,9 @@ use std::path::Path;
 
 /// Before `pivot_root`: set `/` propagation (rslave by default, or `rootfsPropagation`), bind
 /// the rootfs onto itself, perform every `mounts` entry in order, create default devices and
-/// `linux.devices`, and the `/dev` symlinks. `rootfs` is absolute (on the host).
-pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+/// `linux.devices`, and the `/dev` symlinks. `rootfs` is absolute (on the host); `cgroups`
+/// is what a `type: "cgroup"` mount shows.
+pub fn prepare(spec: &Spec, rootfs: &Path, cgroups: &crate::cgroups::MountView) -> Result<()> {
     let linux = spec.linux().as_ref();
     let propagation = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     set_propagation("/", propagation).context("set the propagation of / in the container")?;
@@ -59,6 +60,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         rootfs,
         userns: has_namespace(LinuxNamespaceType::User),
         cgroupns: has_namespace(LinuxNamespaceType::Cgroup),
+        cgroups,
     };
 
     let mut dev_is_bind = false;

@@ -276,7 +276,7 @@ fn deny_openat2() -> Result<()> {
 }
 
 fn run_all(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
-    runrs::rootfs::prepare(spec, rootfs)?;
+    runrs::rootfs::prepare(spec, rootfs, &runrs::cgroups::MountView::of_self()?)?;
     runrs::rootfs::enter(rootfs, no_pivot)?;
     runrs::rootfs::finish(spec)
 }
@@ -749,7 +749,11 @@ fn symlink_escape(without_openat2: bool) {
         if without_openat2 {
             deny_openat2()?;
         }
-        runrs::rootfs::prepare(&spec, &rootfs_in_child)?;
+        runrs::rootfs::prepare(
+            &spec,
+            &rootfs_in_child,
+            &runrs::cgroups::MountView::of_self()?,
+        )?;
         let tmpfs = |p: &Path| -> Result<()> {
             let fs = nix::sys::statfs::statfs(p).with_context(|| format!("{p:?}"))?;
             ensure!(
@@ -837,7 +841,11 @@ fn errors_name_the_destination() {
         let spec = spec(json!({"mounts": mounts}));
         let rootfs = bundle.rootfs();
         in_child(|| {
-            let error = match runrs::rootfs::prepare(&spec, &rootfs) {
+            let error = match runrs::rootfs::prepare(
+                &spec,
+                &rootfs,
+                &runrs::cgroups::MountView::of_self()?,
+            ) {
                 Ok(()) => bail!("prepare succeeded, expected an error with {expected:?}"),
                 Err(e) => format!("{e:#}"),
             };

@@ -136,9 +136,59 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     }
 }
 
+/// The container's cgroups as its `type: "cgroup"` mount shows them. `create` works this out
+/// before the clone, so that the init need not read mountinfo and /proc/self/cgroup again.
+#[derive(Debug, Clone, Default)]
+pub struct MountView {
+    /// One per v1 hierarchy, in /proc/self/cgroup order.
+    pub v1: Vec<V1Dir>,
+    /// The container's directory in the unified hierarchy, if one is mounted.
+    pub unified: Option<PathBuf>,
+}
+
+/// A v1 hierarchy in the container's `/sys/fs/cgroup`.
+#[derive(Debug, Clone)]
+pub struct V1Dir {
+    /// The name of the host's mount point (`memory`, `cpu,cpuacct`, `systemd`).
+    pub name: std::ffi::OsString,
+    /// Its controllers as /proc/self/cgroup lists them (`cpu,cpuacct`, `name=systemd`).
+    pub controllers: String,
+    /// The container's directory in it, on the host.
+    pub dir: PathBuf,
+}
+
+impl MountView {
+    /// A host with only the unified hierarchy: `type: "cgroup"` means cgroup2 there (runc).
+    pub fn is_pure_v2(&self) -> bool {
+        self.v1.is_empty() && self.unified.is_some()
+    }
+
+    /// The cgroups this process is in.
+    pub fn of_self() -> Result<MountView> {
+        let mut view = MountView::default();
+        for h in hierarchies()? {
+            view.add(&h, h.dir_for(&h.own_path));
+        }
+        Ok(view)
+    }
+
+    fn add(&mut self, h: &Hierarchy, dir: PathBuf) {
+        if h.unified {
+            self.unified = Some(dir);
+        } else if let Some(name) = h.mount_point.file_name() {
+            self.v1.push(V1Dir {
+                name: name.to_os_string(),
+                controllers: h.controllers.join(","),
+                dir,
+            });
+        }
+    }
+}
+
 /// Create the container's directory in every hierarchy. On error, what was made is removed.
-pub fn create(cgroups_path: &str) -> Result<Vec<PathBuf>> {
+pub fn create(cgroups_path: &str) -> Result<(Vec<PathBuf>, MountView)> {
     let mut made = Vec::new();
+    let mut view = MountView::default();
     let hs = hierarchies()?;
     let pure_v2 = hs.iter().all(|h| h.unified);
     for h in &hs {
@@ -152,9 +202,10 @@ pub fn create(cgroups_path: &str) -> Result<Vec<PathBuf>> {
         if pure_v2 {
             v2::V2::enable_controllers(&h.mount_point, &dir)?;
         }
+        view.add(h, dir.clone());
         made.push(dir);
     }
-    Ok(made)
+    Ok((made, view))
 }
 
 /// The backend that drives a container's resources.

@@ -28,6 +28,8 @@ pub struct InitArgs {
     /// The container's cgroups, which the init enters itself right after `GO`, and whether
     /// `CLONE_INTO_CGROUP` already put it in the cgroup2 one.
     pub cgroup_join: Option<(crate::cgroups::SelfJoin, bool)>,
+    /// The container's cgroup directories for a `type: "cgroup"` mount.
+    pub cgroup_view: crate::cgroups::MountView,
 }
 
 /// The container's init: never returns. Errors before `READY` go to the parent over the
@@ -100,7 +102,7 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
     }
     crate::logging::mark("init: mounts");
-    crate::rootfs::prepare(spec, &a.rootfs)?;
+    crate::rootfs::prepare(spec, &a.rootfs, &a.cgroup_view)?;
     crate::logging::mark("init: mounted");
     let hooks = spec.hooks().as_ref();
     let has_parent_hooks = hooks.is_some_and(|h| {

@@ -2,15 +2,17 @@
 //! destination with one directory per hierarchy. Without a cgroup namespace each directory is
 //! a bind of the container's own cgroup on the host; with one, a new cgroup mount.
 
-use super::mountinfo::{read_mountinfo, read_self_cgroup, MountInfo};
-use super::mounts::{mount_fd, remount_bind, Mounter};
+use super::mounts::{mount_fd, remount_bind, set_recursive_attrs, Mounter};
 use super::options::MountOptions;
-use super::resolve::Create;
+use super::resolve::{open_host, owned, Create};
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
 use nix::mount::MsFlags;
+use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) -> Result<()> {
     let read_only = options.flags.contains(MsFlags::MS_RDONLY);
@@ -31,55 +33,57 @@ pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) 
         )
     })?;
     drop(target);
+    // The new tmpfs is empty and only this process sees it yet: its directories are made and
+    // opened right in it, without resolving each path from the root again.
     let tmpfs = mounter.resolve(dest, Create::Nothing)?;
 
-    let mountinfo = read_mountinfo()?;
-    for membership in read_self_cgroup()? {
-        if membership.controllers.is_empty() {
-            continue; // the unified (v2) hierarchy of a hybrid host: runc leaves it out too
+    let bind_flags = options.flags - MsFlags::MS_REMOUNT;
+    let mut binds = Vec::new();
+    for h in &mounter.cgroups.v1 {
+        let sub_dest = dest.join(&h.name);
+        match mkdirat(
+            Some(tmpfs.as_raw_fd()),
+            h.name.as_os_str(),
+            Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("mkdir {}", sub_dest.display())),
         }
-        let Some(hierarchy) = find_hierarchy(&mountinfo, &membership.controllers) else {
-            continue; // a hierarchy the host did not mount
-        };
-        let Some(name) = hierarchy.mount_point.file_name() else {
-            continue;
-        };
-        let sub_dest = dest.join(name);
+        let target = open_dir(tmpfs.as_fd(), &h.name)
+            .with_context(|| format!("open {}", sub_dest.display()))?;
         if mounter.cgroupns {
-            let data = membership.controllers.clone();
-            let data = if data.starts_with("name=") {
-                format!("none,{data}")
+            let data = if h.controllers.starts_with("name=") {
+                format!("none,{}", h.controllers)
             } else {
-                data
+                h.controllers.clone()
             };
-            let target = mounter.resolve(&sub_dest, Create::Dirs)?;
             mount_fd(
                 None,
                 target.as_fd(),
                 Some("cgroup"),
-                options.flags,
+                bind_flags,
                 Some(&data),
             )
             .with_context(|| format!("mount cgroup ({data}) on {}", sub_dest.display()))?;
         } else {
-            let relative = membership
-                .path
-                .strip_prefix(&hierarchy.root)
-                .unwrap_or(&membership.path);
-            let relative = relative.strip_prefix("/").unwrap_or(relative);
-            let host_dir = hierarchy.mount_point.join(relative);
-            let bind = MountOptions {
-                flags: options.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
-                ..MountOptions::default()
-            };
-            mounter.bind(&host_dir, &sub_dest, &bind)?;
+            let source =
+                open_host(&h.dir).with_context(|| format!("open cgroup {}", h.dir.display()))?;
+            mount_fd(
+                Some(source.as_fd()),
+                target.as_fd(),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .with_context(|| format!("bind mount {} on {}", h.dir.display(), sub_dest.display()))?;
+            binds.push(h.name.as_os_str());
         }
         // Co-mounted controllers (`cpu,cpuacct`) get a symlink per controller, as on the host.
-        let name = name.to_string_lossy();
+        let name = h.name.to_string_lossy();
         if name.contains(',') {
             for controller in name.split(',') {
                 match symlinkat(name.as_ref(), Some(tmpfs.as_raw_fd()), controller) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => {
                         return Err(e).with_context(|| {
                             format!("symlink {}/{controller} -> {name}", dest.display())
@@ -90,67 +94,33 @@ pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) 
         }
     }
 
-    if read_only {
-        remount_bind(tmpfs.as_fd(), per_mount | MsFlags::MS_RDONLY)
-            .with_context(|| format!("remount {} read-only", dest.display()))?;
+    // A bind takes its flags (ro, nosuid, ...) only from a remount: one mount_setattr(2) for
+    // the tmpfs and every bind at once, else a remount of each.
+    let tmpfs_flags = if read_only {
+        per_mount | MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    let at_once = MountOptions::remount_as_attrs(bind_flags - MsFlags::MS_BIND - MsFlags::MS_REC)
+        .is_some_and(|attrs| set_recursive_attrs(tmpfs.as_fd(), attrs).is_ok());
+    if !at_once {
+        for name in binds {
+            let mounted = open_dir(tmpfs.as_fd(), name)
+                .with_context(|| format!("open {}", dest.join(name).display()))?;
+            remount_bind(mounted.as_fd(), bind_flags).with_context(|| {
+                format!("remount {} ({bind_flags:?})", dest.join(name).display())
+            })?;
+        }
+        if read_only {
+            remount_bind(tmpfs.as_fd(), tmpfs_flags)
+                .with_context(|| format!("remount {} read-only", dest.display()))?;
+        }
     }
     Ok(())
 }
 
-/// The v1 mount whose super options hold every controller of `controllers`.
-fn find_hierarchy<'a>(mountinfo: &'a [MountInfo], controllers: &str) -> Option<&'a MountInfo> {
-    mountinfo.iter().find(|m| {
-        m.fs_type == "cgroup"
-            && controllers
-                .split(',')
-                .all(|c| m.super_options.split(',').any(|o| o == c))
-    })
-}
-
-/// The host directory of this process's cgroup in the unified hierarchy, if one is mounted.
-pub(crate) fn own_unified_dir() -> Result<Option<PathBuf>> {
-    let Some(membership) = read_self_cgroup()?
-        .into_iter()
-        .find(|m| m.controllers.is_empty())
-    else {
-        return Ok(None);
-    };
-    let mountinfo = read_mountinfo()?;
-    let Some(mount) = mountinfo.iter().find(|m| m.fs_type == "cgroup2") else {
-        return Ok(None);
-    };
-    let relative = membership
-        .path
-        .strip_prefix(&mount.root)
-        .unwrap_or(&membership.path);
-    let relative = relative.strip_prefix("/").unwrap_or(relative);
-    Ok(Some(mount.mount_point.join(relative)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(super_options: &str, mount_point: &str) -> MountInfo {
-        MountInfo {
-            root: PathBuf::from("/"),
-            mount_point: PathBuf::from(mount_point),
-            optional: String::new(),
-            fs_type: "cgroup".into(),
-            super_options: super_options.into(),
-        }
-    }
-
-    #[test]
-    fn finds_comounted_hierarchies() {
-        let mounts = [
-            info("rw,cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct"),
-            info("rw,name=systemd", "/sys/fs/cgroup/systemd"),
-        ];
-        let found = find_hierarchy(&mounts, "cpuacct,cpu").unwrap();
-        assert_eq!(found.mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
-        let found = find_hierarchy(&mounts, "name=systemd").unwrap();
-        assert_eq!(found.mount_point, Path::new("/sys/fs/cgroup/systemd"));
-        assert!(find_hierarchy(&mounts, "memory").is_none());
-    }
+/// `O_PATH` of directory `name` in `dir`, never through a symlink.
+fn open_dir(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    openat(Some(dir.as_raw_fd()), name, flags, Mode::empty()).map(owned)
 }

@@ -1,4 +1,4 @@
-//! The few facts read from `/proc/self/mountinfo` and `/proc/self/cgroup`.
+//! The few facts read from `/proc/self/mountinfo`.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -66,28 +66,6 @@ fn unescape(field: &str) -> PathBuf {
         }
     }
     PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
-/// One line of `/proc/self/cgroup`: `hierarchy-id:controllers:path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CgroupMembership {
-    /// Comma-separated controllers (`cpu,cpuacct`, `name=systemd`); empty for cgroup v2.
-    pub controllers: String,
-    pub path: PathBuf,
-}
-
-pub(crate) fn read_self_cgroup() -> Result<Vec<CgroupMembership>> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let _id = parts.next()?;
-            let controllers = parts.next()?.to_string();
-            let path = PathBuf::from(parts.next()?);
-            Some(CgroupMembership { controllers, path })
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub(crate) struct Mounter<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// The container's cgroup directories (for `type: "cgroup"`).
+    pub cgroups: &'a crate::cgroups::MountView,
 }
 
 impl Mounter<'_> {
@@ -68,6 +70,8 @@ impl Mounter<'_> {
             self.bind(source, dest, &options)?;
         } else {
             match typ {
+                // As runc: on a cgroup2-only host `cgroup` means the unified hierarchy.
+                "cgroup" if self.cgroups.is_pure_v2() => self.cgroup2(source, dest, &options)?,
                 "cgroup" => cgroup_v1::mount(self, dest, &options)?,
                 "cgroup2" => self.cgroup2(source, dest, &options)?,
                 "" => bail!(
@@ -184,13 +188,16 @@ impl Mounter<'_> {
             }
         }
         drop(target);
-        let host = cgroup_v1::own_unified_dir()?
+        let host = self
+            .cgroups
+            .unified
+            .as_deref()
             .with_context(|| format!("mount cgroup2 on {}: not permitted", dest.display()))?;
         let bind_options = MountOptions {
             flags: (options.flags - MsFlags::MS_REMOUNT) | MsFlags::MS_BIND | MsFlags::MS_REC,
             ..MountOptions::default()
         };
-        self.bind(&host, dest, &bind_options)
+        self.bind(host, dest, &bind_options)
     }
 
     /// Applies `shared`/`rslave`/... options to the mount now on `dest`.
@@ -332,7 +339,10 @@ struct MountAttr {
 }
 
 /// mount_setattr(2) with `AT_RECURSIVE` on the mount tree rooted at `mounted` (Linux 5.12+).
-fn set_recursive_attrs(mounted: BorrowedFd<'_>, attrs: RecursiveAttrs) -> nix::Result<()> {
+pub(crate) fn set_recursive_attrs(
+    mounted: BorrowedFd<'_>,
+    attrs: RecursiveAttrs,
+) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set: attrs.set,
         attr_clr: attrs.clear,

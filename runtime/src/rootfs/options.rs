@@ -95,6 +95,46 @@ impl MountOptions {
         parsed
     }
 
+    /// What a bind remount with `flags` sets (`MS_REMOUNT|MS_BIND` leaves every per-mount
+    /// flag not given cleared, and the access time relatime unless given), as mount_setattr(2)
+    /// attributes; `None` for flags it has no attribute for (`sync`, `mand`, ...).
+    pub fn remount_as_attrs(flags: MsFlags) -> Option<RecursiveAttrs> {
+        let per_mount = [
+            (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+            (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+            (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+            (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+        ];
+        let atime = [
+            (MsFlags::MS_NOATIME, MOUNT_ATTR_NOATIME),
+            (MsFlags::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+            (MsFlags::MS_RELATIME, MOUNT_ATTR_RELATIME),
+        ];
+        let known = per_mount
+            .iter()
+            .chain(&atime)
+            .fold(MsFlags::empty(), |a, (f, _)| a | *f);
+        if !known.contains(flags) {
+            return None;
+        }
+        let mut attrs = RecursiveAttrs {
+            set: 0,
+            clear: MOUNT_ATTR_ATIME_MASK,
+        };
+        for (flag, attr) in per_mount {
+            if flags.contains(flag) {
+                attrs.set |= attr;
+            } else {
+                attrs.clear |= attr;
+            }
+        }
+        if let Some((_, attr)) = atime.iter().find(|(f, _)| flags.contains(*f)) {
+            attrs.set |= attr;
+        }
+        Some(attrs)
+    }
+
     /// A bind mount: `type: "bind"` or a `bind`/`rbind` option.
     pub fn is_bind(&self) -> bool {
         self.flags.contains(MsFlags::MS_BIND)
@@ -225,5 +265,19 @@ mod tests {
         assert_eq!(o.recursive.clear, MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NOSUID);
         assert!(o.data.is_empty());
         assert!(MountOptions::parse(&["idmap"]).idmap);
+    }
+
+    #[test]
+    fn bind_remount_flags_as_attributes() {
+        let o = MountOptions::parse(&["nosuid", "noexec", "nodev", "relatime", "ro"]);
+        let a = MountOptions::remount_as_attrs(o.flags).unwrap();
+        let flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        assert_eq!(a.set, flags | MOUNT_ATTR_RELATIME);
+        // What a remount leaves unset is cleared; the access time is always replaced.
+        assert_eq!(a.clear, MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME);
+        let rw = MountOptions::remount_as_attrs(MsFlags::MS_NOATIME).unwrap();
+        assert_eq!(rw.set, MOUNT_ATTR_NOATIME);
+        assert_eq!(rw.clear & flags, flags);
+        assert!(MountOptions::remount_as_attrs(MsFlags::MS_SYNCHRONOUS).is_none());
     }
 }
