@@ -858,6 +858,41 @@ fn errors_name_the_destination() {
     }
 }
 
+/// On a host with only the unified hierarchy a `type: "cgroup"` entry (what runc's and
+/// containerd's default specs carry) mounts cgroup2, as runc does: not an empty tmpfs.
+#[test]
+fn cgroup_mount_on_a_cgroup2_only_host_is_cgroup2() {
+    if !isolated("cgroup_mount_on_a_cgroup2_only_host_is_cgroup2") {
+        return;
+    }
+    let Some(unified) = runrs::cgroups::MountView::of_self().unwrap().unified else {
+        eprintln!("skipping: no cgroup2 hierarchy mounted here");
+        return;
+    };
+    // This host's view with its v1 hierarchies left out: what a cgroup2-only host has.
+    let view = runrs::cgroups::MountView {
+        v1: Vec::new(),
+        unified: Some(unified),
+    };
+    let bundle = Bundle::new();
+    let mounts = with_mounts(json!([{"destination": "/sys/fs/cgroup", "type": "cgroup",
+        "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}]));
+    let spec = spec(json!({"mounts": mounts}));
+    let rootfs = bundle.rootfs();
+    in_child(|| {
+        runrs::rootfs::prepare(&spec, &rootfs, &view)?;
+        runrs::rootfs::enter(&rootfs, false)?;
+        runrs::rootfs::finish(&spec)?;
+        let m = mount_at("/sys/fs/cgroup")?;
+        ensure!(m.fs_type == "cgroup2" && m.has("ro"), "{m:?}");
+        ensure!(
+            std::path::Path::new("/sys/fs/cgroup/cgroup.procs").exists(),
+            "no cgroup.procs in /sys/fs/cgroup"
+        );
+        Ok(())
+    });
+}
+
 #[test]
 fn cgroup_v1_mount_shows_own_cgroups() {
     if !isolated("cgroup_v1_mount_shows_own_cgroups") {
