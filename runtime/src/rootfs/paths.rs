@@ -43,15 +43,16 @@ pub(crate) fn mask(root: &Root, paths: &[String]) -> Result<()> {
         let Some(null) = null.as_ref() else {
             unreachable!("set just above");
         };
-        match mount_fd(Some(null.as_fd()), fd.as_fd(), None, MsFlags::MS_BIND, None) {
-            Ok(()) => {}
-            Err(Errno::ENOTDIR) => {
-                mount_fd(None, fd.as_fd(), Some("tmpfs"), MsFlags::MS_RDONLY, None)
-                    .with_context(|| format!("mask directory {} with a tmpfs", path.display()))?;
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("mask {} with /dev/null", path.display()))
-            }
+        // Looked at first, as runc does: a refused bind of /dev/null onto a directory costs
+        // the kernel an RCU grace period to throw away the mount it had prepared.
+        let stat = fstat(fd.as_raw_fd())
+            .with_context(|| format!("stat maskedPaths entry {}", path.display()))?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            mount_fd(None, fd.as_fd(), Some("tmpfs"), MsFlags::MS_RDONLY, None)
+                .with_context(|| format!("mask directory {} with a tmpfs", path.display()))?;
+        } else {
+            mount_fd(Some(null.as_fd()), fd.as_fd(), None, MsFlags::MS_BIND, None)
+                .with_context(|| format!("mask {} with /dev/null", path.display()))?;
         }
     }
     Ok(())
