@@ -11,6 +11,7 @@ pub mod default_spec;
 pub mod exec;
 pub mod features;
 pub mod hooks;
+pub mod kernfs;
 pub mod list;
 pub mod logging;
 pub mod namespaces;

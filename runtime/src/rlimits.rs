@@ -81,7 +81,7 @@ pub fn apply(rlimits: &[PosixRlimit]) -> Result<()> {
         );
         // SAFETY: getrlimit writes an rlimit through a valid pointer.
         unsafe { libc::getrlimit(resource(t) as _, &mut old) };
-        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        let nr_open = crate::kernfs::read("/proc/sys/fs/nr_open")
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok());
         match errno {

@@ -201,7 +201,7 @@ pub fn lock(dir: &Path) -> Result<OwnedFd> {
 
 /// Field 22 (starttime) of `/proc/<pid>/stat`, and the state letter.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let s = crate::kernfs::read(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: parse after the last ')'.
     let rest = &s[s.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

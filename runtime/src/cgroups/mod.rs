@@ -34,9 +34,9 @@ pub struct Hierarchy {
 
 /// Every cgroup hierarchy this process is in and that is mounted.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
-    let own = fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let own = crate::kernfs::read("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     let mountinfo =
-        fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        crate::kernfs::read("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     Ok(parse_hierarchies(&own, &mountinfo))
 }
 
@@ -307,7 +307,7 @@ pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<()> {
 
 /// A number from a cgroup file (`max` and garbage read as `None`).
 pub fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::kernfs::read(path).ok()?.trim().parse().ok()
 }
 
 /// Is the root cause of `e` the errno `n`?
@@ -345,10 +345,10 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()
     }
     if cpuset {
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let mine = crate::kernfs::read(dir.join(f)).unwrap_or_default();
             if mine.trim().is_empty() {
                 if let Some(p) = dir.parent() {
-                    let v = fs::read_to_string(p.join(f)).unwrap_or_default();
+                    let v = crate::kernfs::read(p.join(f)).unwrap_or_default();
                     fs::write(dir.join(f), v.trim())?;
                 }
             }
@@ -423,7 +423,7 @@ impl SelfJoin {
 pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
     // The freezer or pids hierarchy is the most likely to hold every process; any will do.
     for dir in paths {
-        if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        if let Ok(s) = crate::kernfs::read(dir.join("cgroup.procs")) {
             return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
         }
     }
@@ -452,13 +452,13 @@ pub fn remove(paths: &[PathBuf]) {
 /// Is the container's cgroup frozen (v1 freezer or v2 `cgroup.freeze`)?
 pub fn is_frozen(paths: &[PathBuf]) -> bool {
     for dir in paths {
-        if let Ok(s) = fs::read_to_string(dir.join("freezer.state")) {
+        if let Ok(s) = crate::kernfs::read(dir.join("freezer.state")) {
             return s.trim() == "FROZEN";
         }
     }
     paths
         .iter()
-        .any(|d| fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
+        .any(|d| crate::kernfs::read(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
 }
 
 #[cfg(test)]

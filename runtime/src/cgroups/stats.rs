@@ -13,7 +13,7 @@ fn read(dir: &Path, file: &str) -> Option<u64> {
 
 /// `max` reads as u64::MAX, as runc reports an unlimited value.
 fn read_limit(dir: &Path, file: &str) -> u64 {
-    match fs::read_to_string(dir.join(file)) {
+    match crate::kernfs::read(dir.join(file)) {
         Ok(s) if s.trim() == "max" => u64::MAX,
         Ok(s) => s.trim().parse().unwrap_or(0),
         Err(_) => 0,
@@ -22,7 +22,7 @@ fn read_limit(dir: &Path, file: &str) -> u64 {
 
 /// `key value` lines (memory.stat, cpu.stat, memory.events).
 pub fn flat_keyed(dir: &Path, file: &str) -> BTreeMap<String, u64> {
-    fs::read_to_string(dir.join(file))
+    crate::kernfs::read(dir.join(file))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -68,7 +68,7 @@ fn entry(dir: &Path, prefix: &str) -> Value {
 }
 
 fn per_cpu(dir: &Path, file: &str) -> Vec<u64> {
-    fs::read_to_string(dir.join(file))
+    crate::kernfs::read(dir.join(file))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|n| n.parse().ok())
@@ -101,7 +101,7 @@ fn hugepage_sizes() -> Vec<String> {
 }
 
 fn blkio_entries(dir: &Path, file: &str) -> Vec<Value> {
-    fs::read_to_string(dir.join(file))
+    crate::kernfs::read(dir.join(file))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -230,7 +230,7 @@ pub fn v2(d: &Path) -> Value {
                    "limit": if limit == u64::MAX { 0 } else { limit }}),
         );
     }
-    let io = fs::read_to_string(d.join("io.stat")).unwrap_or_default();
+    let io = crate::kernfs::read(d.join("io.stat")).unwrap_or_default();
     let (mut bytes, mut ios) = (Vec::new(), Vec::new());
     for l in io.lines() {
         let mut f = l.split_whitespace();

@@ -297,7 +297,7 @@ impl V1 {
             if i % 50 == 0 {
                 write_file(dir, "freezer.state", want)?;
             }
-            let now = std::fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+            let now = crate::kernfs::read(dir.join("freezer.state")).unwrap_or_default();
             if now.trim() == want {
                 return Ok(());
             }

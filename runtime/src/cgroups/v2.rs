@@ -230,7 +230,7 @@ impl V2 {
         let want = if frozen { "frozen 1" } else { "frozen 0" };
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let ev = std::fs::read_to_string(self.dir.join("cgroup.events")).unwrap_or_default();
+            let ev = crate::kernfs::read(self.dir.join("cgroup.events")).unwrap_or_default();
             // No cgroup.events (old kernel or a stand-in directory): trust the write.
             if ev.is_empty() || ev.lines().any(|l| l.trim() == want) {
                 return Ok(());
@@ -249,7 +249,7 @@ impl V2 {
     }
 
     pub fn is_frozen(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+        crate::kernfs::read(self.dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
     }
 
     /// SIGKILL everything in the cgroup at once (`cgroup.kill`, Linux 5.14); `false` when the
@@ -283,8 +283,8 @@ impl V2 {
 }
 
 fn enable_here(dir: &Path) -> Result<()> {
-    let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let on = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let avail = crate::kernfs::read(dir.join("cgroup.controllers")).unwrap_or_default();
+    let on = crate::kernfs::read(dir.join("cgroup.subtree_control")).unwrap_or_default();
     let want: Vec<String> = avail
         .split_whitespace()
         .filter(|c| !on.split_whitespace().any(|o| o == *c))

@@ -16,8 +16,7 @@ pub(crate) struct MountInfo {
 }
 
 pub(crate) fn read_mountinfo() -> Result<Vec<MountInfo>> {
-    let text =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let text = crate::kernfs::read("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     Ok(text.lines().filter_map(parse_line).collect())
 }
 
