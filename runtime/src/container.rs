@@ -581,7 +581,8 @@ pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
         unsafe { libc::kill(c.saved.pid, libc::SIGKILL) };
         wait_gone(c.saved.pid, c.saved.start_time, Duration::from_secs(10));
     }
-    if kill_all {
+    // Nothing to thaw or kill in an empty cgroup (the common case: `run` once its init exited).
+    if kill_all && !cgroups::pids(paths).is_empty() {
         thaw(paths);
         for _ in 0..100 {
             let pids = cgroups::pids(paths);

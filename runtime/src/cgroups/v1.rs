@@ -12,6 +12,25 @@ pub struct V1 {
     dirs: Vec<PathBuf>,
 }
 
+/// A file each cgroup of `controller` has whatever the kernel's configuration (the root
+/// cgroup lacks some).
+fn always_there(controller: &str) -> Option<&'static str> {
+    Some(match controller {
+        "cpu" => "cpu.shares",
+        "cpuacct" => "cpuacct.usage",
+        "cpuset" => "cpuset.cpus",
+        "memory" => "memory.limit_in_bytes",
+        "devices" => "devices.allow",
+        "freezer" => "freezer.state",
+        "pids" => "pids.max",
+        "blkio" => "blkio.reset_stats",
+        "net_cls" => "net_cls.classid",
+        "net_prio" => "net_prio.ifpriomap",
+        "rdma" => "rdma.max",
+        _ => return None,
+    })
+}
+
 /// `memory.limit_in_bytes` reads this when unlimited.
 pub const UNLIMITED: u64 = 9223372036854771712;
 
@@ -20,10 +39,17 @@ impl V1 {
         V1 { dirs }
     }
 
-    /// The directory of the hierarchy that carries `controller`, if it is mounted.
+    /// The directory of the hierarchy that carries `controller`, if it is mounted: the one
+    /// with a file every (non-root) cgroup of that controller has, else any `<controller>.*`.
     pub fn dir(&self, controller: &str) -> Option<&Path> {
+        let dirs = || self.dirs.iter().map(PathBuf::as_path);
+        if let Some(found) =
+            always_there(controller).and_then(|file| dirs().find(|d| d.join(file).exists()))
+        {
+            return Some(found);
+        }
         let prefix = format!("{controller}.");
-        self.dirs.iter().map(PathBuf::as_path).find(|d| {
+        dirs().find(|d| {
             std::fs::read_dir(d).is_ok_and(|rd| {
                 rd.flatten()
                     .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
