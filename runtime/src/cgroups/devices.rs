@@ -2,7 +2,7 @@
 //! own model), `devices.allow`/`devices.deny` writes on v1; the v2 eBPF program is in `bpf`.
 
 use super::write_file;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 use std::path::Path;
 
@@ -155,8 +155,20 @@ pub fn write_v1(dir: &Path, e: &Effective) -> Result<()> {
         ("devices.deny", "devices.allow")
     };
     write_file(dir, default_file, "a")?;
+    if e.exceptions.is_empty() {
+        return Ok(());
+    }
+    // One rule per write(2), all through one open file.
+    use std::io::Write;
+    let path = dir.join(exception_file);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
     for x in &e.exceptions {
-        write_file(dir, exception_file, &x.line())?;
+        let line = x.line();
+        f.write_all(line.as_bytes())
+            .with_context(|| format!("write {line:?} to {}", path.display()))?;
     }
     Ok(())
 }
