@@ -226,7 +226,6 @@ fn create_from(
         })?;
     }
     saved.pid = pid;
-    saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     let creating = saved.hook_state(Status::Creating);
     crate::logging::mark("create: go");
     if parent_chan.send(msg::GO, &creating).is_err() {
@@ -236,6 +235,9 @@ fn create_from(
             reap_status(pid)
         );
     }
+    // While the init sets itself up: the state, under a name nothing reads until it is ready.
+    saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+    state::write_pending(&dir, &saved)?;
     loop {
         match parent_chan.recv()? {
             Some((msg::HOOKS, _)) => {
@@ -267,7 +269,7 @@ fn create_from(
             ),
         }
     }
-    state::save(&dir, &saved)?;
+    state::commit_pending(&dir)?;
     if let Some(p) = o.pid_file {
         write_pid_file(p, pid)?;
     }

@@ -131,7 +131,13 @@ pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf> {
 
 /// Write `state.json` atomically (temp file + rename).
 pub fn save(dir: &Path, saved: &Saved) -> Result<()> {
-    let tmp = dir.join(".state.json.tmp");
+    write_pending(dir, saved)?;
+    commit_pending(dir)
+}
+
+/// The first half of `save`: the state under a temporary name, which nothing reads.
+pub fn write_pending(dir: &Path, saved: &Saved) -> Result<()> {
+    let tmp = dir.join(PENDING_FILE);
     let data = serde_json::to_vec(saved)?;
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -141,10 +147,15 @@ pub fn save(dir: &Path, saved: &Saved) -> Result<()> {
         .open(&tmp)
         .with_context(|| format!("write {}", tmp.display()))?;
     f.write_all(&data)?;
-    drop(f);
-    fs::rename(&tmp, dir.join(STATE_FILE)).context("save state.json")?;
     Ok(())
 }
+
+/// The second half of `save`: the pending state becomes `state.json`.
+pub fn commit_pending(dir: &Path) -> Result<()> {
+    fs::rename(dir.join(PENDING_FILE), dir.join(STATE_FILE)).context("save state.json")
+}
+
+const PENDING_FILE: &str = ".state.json.tmp";
 
 /// Load a container's state; a missing one is runc's "does not exist" error.
 pub fn load(root: &Path, id: &str) -> Result<Container> {
