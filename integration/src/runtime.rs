@@ -197,6 +197,7 @@ impl Runtime {
             timeout: DEFAULT_TIMEOUT,
             fds: Vec::new(),
             cwd: None,
+            umask: None,
         }
     }
 
@@ -241,6 +242,7 @@ pub struct Invocation<'a> {
     /// Extra fds the runtime inherits: (fd number in the runtime, fd to pass).
     fds: Vec<(RawFd, OwnedFd)>,
     cwd: Option<PathBuf>,
+    umask: Option<libc::mode_t>,
 }
 
 impl Invocation<'_> {
@@ -257,6 +259,12 @@ impl Invocation<'_> {
 
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Runs the runtime with this umask instead of the test's.
+    pub fn umask(mut self, mask: libc::mode_t) -> Self {
+        self.umask = Some(mask);
         self
     }
 
@@ -297,12 +305,16 @@ impl Invocation<'_> {
             .iter()
             .map(|(target, fd)| (*target, fd.as_raw_fd()))
             .collect();
-        if !pairs.is_empty() {
+        let umask = self.umask;
+        if !pairs.is_empty() || umask.is_some() {
             // SAFETY: the closure runs in the forked child before exec and only calls
-            // dup2/fcntl, which are async-signal-safe; the fds it names stay open in the
+            // umask/dup2, which are async-signal-safe; the fds it names stay open in the
             // parent (owned by `self.fds`) until spawn returns.
             unsafe {
                 command.pre_exec(move || {
+                    if let Some(mask) = umask {
+                        libc::umask(mask);
+                    }
                     for (target, fd) in &pairs {
                         if libc::dup2(*fd, *target) < 0 {
                             return Err(std::io::Error::last_os_error());

@@ -72,6 +72,35 @@ fn create_start_exit_delete() {
     env.assert_no_trace(&id, &b);
 }
 
+/// exec.fifo is 0622 whatever the runtime's umask, so that an init that already became the
+/// container's user can still open it at `start` (runc's mode).
+#[test]
+fn a_non_root_container_starts_under_a_strict_umask() {
+    let env = TestEnv::new("umask");
+    let mut b = env.bundle();
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.sh("id -u");
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    let created = env
+        .rt
+        .cmd(["create", "--bundle", &arg(b.path()), &id])
+        .umask(0o077)
+        .run();
+    created.ok();
+    guard.record(pid_of(&env.rt.state(&id)));
+    let fifo = env.rt.root.join(&id).join("exec.fifo");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&fifo).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o622, "mode of {}", fifo.display());
+    env.rt.run(["start", &id]).ok();
+    wait_until("status stopped", WAIT, || {
+        env.rt.status(&id).as_deref() == Some("stopped")
+    });
+    assert_eq!(created.stdout_now().trim(), "1000");
+    env.rt.run(["delete", &id]).ok();
+}
+
 #[test]
 fn run_exits_with_the_container_exit_code() {
     let env = TestEnv::new("run_exit");
