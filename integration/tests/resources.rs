@@ -412,6 +412,14 @@ fn init_and_exec_enter_every_cgroup_of_the_container() {
     for line in &init {
         assert!(line.ends_with(&format!("/{name}")), "{line} in {init:?}");
     }
+    // And the unified hierarchy of a hybrid host, where one is mounted.
+    let all = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if let Some(v2) = all.lines().find(|l| l.starts_with("0::")) {
+        if mounts.contains(" - cgroup2 ") {
+            assert!(v2.ends_with(&format!("/{name}")), "{v2}");
+        }
+    }
     // By its pid file: the init's loop has short-lived children too (a zombie shows as in
     // the root cgroups).
     let pid_file = env.path("exec.pid");

@@ -138,12 +138,20 @@ fn create_from(
     nix::sys::stat::umask(umask);
     made.with_context(|| format!("create {}", fifo_path.display()))?;
     crate::logging::mark("create: state dir");
-    let (dirs, cgroup_view) = cgroups::create(&cgroups_path)?;
-    guard.cgroups = dirs;
-    crate::logging::mark("create: cgroups made");
-    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroups::apply(&guard.cgroups, r)?;
+    let cgroups = cgroups::plan(&cgroups_path)?;
+    // With `early` namespaces the init makes them itself while we make its cgroups; then
+    // only the cgroup2 directory it is cloned into must exist before the clone.
+    let early = plan.early_unshare_flags();
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    if early == 0 {
+        cgroups.make(&mut guard.cgroups, |_| true)?;
+        if let Some(r) = resources {
+            cgroups::apply(&guard.cgroups, r)?;
+        }
+    } else {
+        cgroups.make(&mut guard.cgroups, |h| h.unified)?;
     }
+    crate::logging::mark("create: cgroups made");
     let fifo = open_path(&fifo_path)?;
     let (parent_chan, child_chan) = Channel::pair()?;
     if let Some(p) = &plan.pid_join {
@@ -164,7 +172,7 @@ fn create_from(
             .into_iter()
             .collect(),
         owner: String::new(),
-        cgroup_paths: guard.cgroups.clone(),
+        cgroup_paths: cgroups.dirs.clone(),
         config: std::mem::take(&mut bundle.config),
     };
 
@@ -174,7 +182,8 @@ fn create_from(
     crate::logging::mark("create: clone");
     let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
     crate::logging::mark("create: cgroups opened");
-    let (pid, in_cgroup2) = process::clone_into(plan.clone_flags, cgroup_join.cgroup2_fd())?;
+    let (pid, in_cgroup2) =
+        process::clone_into(plan.clone_flags & !early, cgroup_join.cgroup2_fd())?;
     crate::logging::mark("create: cloned");
     if pid == 0 {
         drop(parent_chan);
@@ -203,7 +212,18 @@ fn create_from(
             parent,
             seccomp,
             cgroup_join: Some((cgroup_join, in_cgroup2)),
-            cgroup_view,
+            early_unshare: early,
+            join_later: if early == 0 {
+                Vec::new()
+            } else {
+                cgroups
+                    .dirs
+                    .iter()
+                    .filter(|d| !guard.cgroups.contains(d))
+                    .cloned()
+                    .collect()
+            },
+            cgroup_view: cgroups.view,
         });
     }
     drop(cgroup_join);
@@ -214,6 +234,14 @@ fn create_from(
 
     if plan.new_user {
         namespaces::write_id_maps(pid, spec)?;
+    }
+    if early != 0 {
+        // Meanwhile the init makes its namespaces.
+        cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
+        if let Some(r) = resources {
+            cgroups::apply(&guard.cgroups, r)?;
+        }
+        crate::logging::mark("create: cgroups made after the clone");
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
@@ -227,6 +255,13 @@ fn create_from(
     let creating = saved.hook_state(Status::Creating);
     crate::logging::mark("create: go");
     if parent_chan.send(msg::GO, &creating).is_err() {
+        // It may have said why before it went (an early namespace it could not make).
+        if let Ok(Some((msg::ERROR, e))) = parent_chan.recv() {
+            bail!(
+                "runrs create failed: unable to start container process: {}",
+                String::from_utf8_lossy(&e)
+            );
+        }
         guard.pid = None;
         bail!(
             "container init exited before it was set up ({})",

@@ -47,6 +47,21 @@ pub struct Plan {
     pub any_user: bool,
 }
 
+impl Plan {
+    /// New namespaces the init may create itself (unshare) right after the clone, while the
+    /// runtime makes its cgroups: the clone's own share of the work is then only what must
+    /// happen at the clone (pid and time namespaces, which only children enter). Only
+    /// without user namespaces, which order everything around their id maps. As in crun,
+    /// the init enters its cgroups after it made these namespaces.
+    pub fn early_unshare_flags(&self) -> libc::c_int {
+        if self.any_user {
+            return 0;
+        }
+        self.clone_flags
+            & (libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
+    }
+}
+
 pub fn plan(spec: &Spec) -> Plan {
     let mut p = Plan::default();
     let nss = spec
@@ -143,6 +158,25 @@ mod tests {
         assert_eq!(p.unshare_flags, libc::CLONE_NEWCGROUP);
         assert_eq!(p.join.len(), 1);
         assert!(!p.any_user);
+    }
+
+    #[test]
+    fn pid_and_time_stay_with_the_clone_the_rest_may_come_early() {
+        let p = plan(&spec(
+            r#"[{"type":"pid"},{"type":"mount"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"time"}]"#,
+        ));
+        let early =
+            libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        assert_eq!(p.early_unshare_flags(), early);
+        assert_eq!(
+            p.clone_flags & !early,
+            libc::CLONE_NEWPID | libc::CLONE_NEWTIME
+        );
+        // A user namespace orders everything around its id maps: nothing early.
+        let p = plan(&spec(
+            r#"[{"type":"user"},{"type":"mount"},{"type":"network"}]"#,
+        ));
+        assert_eq!(p.early_unshare_flags(), 0);
     }
 
     #[test]

@@ -185,27 +185,53 @@ impl MountView {
     }
 }
 
-/// Create the container's directory in every hierarchy. On error, what was made is removed.
-pub fn create(cgroups_path: &str) -> Result<(Vec<PathBuf>, MountView)> {
-    let mut made = Vec::new();
+/// The container's directory in every mounted hierarchy, worked out but not made yet.
+pub struct Planned {
+    hierarchies: Vec<Hierarchy>,
+    /// One per hierarchy, in /proc/self/cgroup order (what `state.json` keeps).
+    pub dirs: Vec<PathBuf>,
+    pub view: MountView,
+}
+
+/// Where the container's cgroup goes in each hierarchy (`cgroupsPath` resolved).
+pub fn plan(cgroups_path: &str) -> Result<Planned> {
+    let hierarchies = hierarchies()?;
     let mut view = MountView::default();
-    let hs = hierarchies()?;
-    let pure_v2 = hs.iter().all(|h| h.unified);
-    for h in &hs {
-        let dir = h.dir_for(cgroups_path);
-        let cpuset = h.controllers.iter().any(|c| c == "cpuset");
-        if let Err(e) = make_dirs(&h.mount_point, &dir, cpuset) {
-            remove(&made);
-            return Err(e).with_context(|| format!("create cgroup {}", dir.display()));
+    let dirs = hierarchies
+        .iter()
+        .map(|h| {
+            let dir = h.dir_for(cgroups_path);
+            view.add(h, dir.clone());
+            dir
+        })
+        .collect();
+    Ok(Planned {
+        hierarchies,
+        dirs,
+        view,
+    })
+}
+
+impl Planned {
+    /// Make the directories of the hierarchies `which` picks (existing ones are fine), each
+    /// added to `made` first, for the caller to remove should anything fail.
+    pub fn make(&self, made: &mut Vec<PathBuf>, which: impl Fn(&Hierarchy) -> bool) -> Result<()> {
+        let pure_v2 = self.hierarchies.iter().all(|h| h.unified);
+        for (h, dir) in self.hierarchies.iter().zip(&self.dirs) {
+            if !which(h) {
+                continue;
+            }
+            made.push(dir.clone());
+            let cpuset = h.controllers.iter().any(|c| c == "cpuset");
+            make_dirs(&h.mount_point, dir, cpuset)
+                .with_context(|| format!("create cgroup {}", dir.display()))?;
+            // In a hybrid layout the v2 tree is shared bookkeeping: leave its controllers be.
+            if pure_v2 {
+                v2::V2::enable_controllers(&h.mount_point, dir)?;
+            }
         }
-        // In a hybrid layout the v2 tree is shared bookkeeping: leave its controllers be.
-        if pure_v2 {
-            v2::V2::enable_controllers(&h.mount_point, &dir)?;
-        }
-        view.add(h, dir.clone());
-        made.push(dir);
+        Ok(())
     }
-    Ok((made, view))
 }
 
 /// The backend that drives a container's resources.

@@ -28,6 +28,11 @@ pub struct InitArgs {
     /// The container's cgroups, which the init enters itself right after `GO`, and whether
     /// `CLONE_INTO_CGROUP` already put it in the cgroup2 one.
     pub cgroup_join: Option<(crate::cgroups::SelfJoin, bool)>,
+    /// Namespaces the init creates itself before it waits for `GO` (see
+    /// `Plan::early_unshare_flags`).
+    pub early_unshare: libc::c_int,
+    /// Cgroups made after the clone, which the init opens and enters itself after `GO`.
+    pub join_later: Vec<PathBuf>,
     /// The container's cgroup directories for a `type: "cgroup"` mount.
     pub cgroup_view: crate::cgroups::MountView,
 }
@@ -51,6 +56,11 @@ pub fn init(mut args: InitArgs) -> ! {
 }
 
 fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
+    // SAFETY: unshare with namespace flags only.
+    if a.early_unshare != 0 && unsafe { libc::unshare(a.early_unshare) } != 0 {
+        return Err(errno_err("create the container's namespaces"));
+    }
+    crate::logging::mark("init: namespaces made");
     let state = match a.chan.recv()? {
         Some((msg::GO, state)) => state,
         _ => bail!("runtime went away during create"),
@@ -58,6 +68,9 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     crate::logging::mark("init: go");
     if let Some((join, in_cgroup2)) = a.cgroup_join.take() {
         join.join(in_cgroup2)?;
+    }
+    if !a.join_later.is_empty() {
+        crate::cgroups::SelfJoin::open(&a.join_later)?.join(false)?;
     }
     crate::logging::mark("init: in cgroups");
     let a = &*a;
