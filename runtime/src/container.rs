@@ -397,6 +397,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     crate::logging::mark("start: begin");
     let c = state::load(root, id)?;
     crate::logging::mark("start: loaded");
+    start_container(&c)
+}
+
+/// `start` of a container already loaded (`run` has it from `create`).
+fn start_container(c: &Container) -> Result<()> {
     let _lock = state::lock(&c.dir)?;
     match c.status() {
         Status::Created => {}
@@ -404,7 +409,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         _ => bail!("cannot start an already running container"),
     }
     crate::logging::mark("start: status");
-    release_init(&c)?;
+    release_init(c)?;
     crate::logging::mark("start: process executing");
     if let Some(h) = c.hooks("poststart")? {
         if let Err(e) = crate::hooks::run("poststart", &h, &c.saved.hook_state(Status::Running)) {
@@ -530,7 +535,7 @@ pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
             Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
             None => None,
         };
-        start(o.root, o.id)?;
+        start_container(c)?;
         match forwarder {
             Some(fwd) => fwd.wait_child(created.pid, master).map(Some),
             None => Ok(None),

@@ -41,6 +41,24 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>> {
 }
 
 fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
+    // The cgroup mounts only, each line split once: (root, mount point, fstype, super options).
+    let mounts: Vec<(&str, String, &str, &str)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let mut post = post.split(' ');
+            let fstype = post.next()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            let _source = post.next();
+            let super_opts = post.next().unwrap_or("");
+            let mut pre = pre.split(' ').skip(3);
+            let root = pre.next()?;
+            let mount_point = unescape(pre.next()?);
+            Some((root, mount_point, fstype, super_opts))
+        })
+        .collect();
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in own.lines() {
         let mut parts = line.splitn(3, ':');
@@ -53,13 +71,23 @@ fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
             .filter(|c| !c.is_empty())
             .map(String::from)
             .collect();
-        if let Some((mount_point, mount_root)) = find_mount(mountinfo, unified, &controllers) {
-            if out.iter().any(|h| h.mount_point == mount_point) {
+        let found = mounts.iter().find(|(_, _, fstype, opts)| {
+            if unified {
+                *fstype == "cgroup2"
+            } else {
+                *fstype == "cgroup"
+                    && controllers
+                        .iter()
+                        .all(|c| opts.split(',').any(|o| o == c.as_str()))
+            }
+        });
+        if let Some((root, mount_point, _, _)) = found {
+            if out.iter().any(|h| &h.mount_point == mount_point) {
                 continue;
             }
             out.push(Hierarchy {
-                mount_point,
-                mount_root,
+                mount_point: PathBuf::from(mount_point),
+                mount_root: root.to_string(),
                 own_path: path.to_string(),
                 unified,
                 controllers,
@@ -67,32 +95,6 @@ fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
         }
     }
     out
-}
-
-fn find_mount(mountinfo: &str, unified: bool, controllers: &[String]) -> Option<(PathBuf, String)> {
-    for line in mountinfo.lines() {
-        let (pre, post) = line.split_once(" - ")?;
-        let mut post_f = post.split(' ');
-        let fstype = post_f.next()?;
-        let _source = post_f.next();
-        let super_opts = post_f.next().unwrap_or("");
-        let pre_f: Vec<&str> = pre.split(' ').collect();
-        if pre_f.len() < 5 {
-            continue;
-        }
-        let root = pre_f[3];
-        let mp = unescape(pre_f[4]);
-        if unified && fstype == "cgroup2" {
-            return Some((PathBuf::from(mp), root.to_string()));
-        }
-        if !unified && fstype == "cgroup" {
-            let opts: Vec<&str> = super_opts.split(',').collect();
-            if controllers.iter().all(|c| opts.contains(&c.as_str())) {
-                return Some((PathBuf::from(mp), root.to_string()));
-            }
-        }
-    }
-    None
 }
 
 fn unescape(s: &str) -> String {
