@@ -277,9 +277,14 @@ fn v1_writes_each_controller_to_its_hierarchy() {
     assert_eq!(read(&blk, "blkio.throttle.read_bps_device"), "8:0 100");
     assert_eq!(read(&net, "net_cls.classid"), "1048577");
     assert_eq!(read(&net, "net_prio.ifpriomap"), "eth0 3");
-    // Default deny first, then exceptions; the last exception is runc's tun rule.
+    // Default deny first, then the exceptions, one per write: the config's, then runc's
+    // default devices (the last is tun).
     assert_eq!(read(&devs, "devices.deny"), "a");
-    assert_eq!(read(&devs, "devices.allow"), "c 10:200 rwm");
+    let allowed = fs::read_to_string(devs.join("devices.allow")).unwrap();
+    let allowed: Vec<&str> = allowed.lines().collect();
+    assert_eq!(allowed.first(), Some(&"b 8:0 r"), "{allowed:?}");
+    assert_eq!(allowed.last(), Some(&"c 10:200 rwm"), "{allowed:?}");
+    assert!(allowed.contains(&"c 1:3 rwm") && allowed.contains(&"c 136:* rwm"));
     let e = cgroups::apply(&paths, &res(r#"{"memory": {"swappiness": 101}}"#)).unwrap_err();
     assert!(format!("{e:#}").contains("0-100"), "{e:#}");
     let e = cgroups::apply(

@@ -158,7 +158,7 @@ pub fn write_v1(dir: &Path, e: &Effective) -> Result<()> {
     if e.exceptions.is_empty() {
         return Ok(());
     }
-    // One rule per write(2), all through one open file.
+    // One rule per write(2), all through one open file (the kernel strips the newline).
     use std::io::Write;
     let path = dir.join(exception_file);
     let mut f = std::fs::OpenOptions::new()
@@ -167,7 +167,7 @@ pub fn write_v1(dir: &Path, e: &Effective) -> Result<()> {
         .with_context(|| format!("open {}", path.display()))?;
     for x in &e.exceptions {
         let line = x.line();
-        f.write_all(line.as_bytes())
+        f.write_all(format!("{line}\n").as_bytes())
             .with_context(|| format!("write {line:?} to {}", path.display()))?;
     }
     Ok(())
