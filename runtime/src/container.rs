@@ -238,6 +238,9 @@ fn create_from(
     if early != 0 {
         // Meanwhile the init makes its namespaces.
         cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
+        // It enters them while we configure them (before GO: no device node yet). A failed
+        // send shows as the init's error or exit at GO below.
+        let _ = parent_chan.send(msg::CGROUPS_MADE, &[]);
         if let Some(r) = resources {
             cgroups::apply(&guard.cgroups, r)?;
         }

@@ -24,6 +24,9 @@ pub mod msg {
     pub const READY: u8 = b'R';
     /// child → parent: failed; payload: the error.
     pub const ERROR: u8 = b'E';
+    /// parent → child, before `GO`: the cgroup directories made after the clone exist; the
+    /// init enters them while the runtime applies `linux.resources`.
+    pub const CGROUPS_MADE: u8 = b'C';
     /// child → parent: seccomp listener fd number; parent → child: taken.
     pub const SECCOMP_FD: u8 = b'S';
     pub const SECCOMP_DONE: u8 = b's';

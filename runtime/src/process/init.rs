@@ -31,7 +31,8 @@ pub struct InitArgs {
     /// Namespaces the init creates itself before it waits for `GO` (see
     /// `Plan::early_unshare_flags`).
     pub early_unshare: libc::c_int,
-    /// Cgroups made after the clone, which the init opens and enters itself after `GO`.
+    /// Cgroups made after the clone, which the init opens and enters itself once told
+    /// `CGROUPS_MADE` (before `GO`).
     pub join_later: Vec<PathBuf>,
     /// The container's cgroup directories for a `type: "cgroup"` mount.
     pub cgroup_view: crate::cgroups::MountView,
@@ -61,16 +62,21 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         return Err(errno_err("create the container's namespaces"));
     }
     crate::logging::mark("init: namespaces made");
-    let state = match a.chan.recv()? {
+    let mut msg = a.chan.recv()?;
+    if !a.join_later.is_empty() {
+        if !matches!(msg, Some((msg::CGROUPS_MADE, _))) {
+            bail!("runtime went away during create");
+        }
+        crate::cgroups::SelfJoin::open(&a.join_later)?.join(false)?;
+        msg = a.chan.recv()?;
+    }
+    let state = match msg {
         Some((msg::GO, state)) => state,
         _ => bail!("runtime went away during create"),
     };
     crate::logging::mark("init: go");
     if let Some((join, in_cgroup2)) = a.cgroup_join.take() {
         join.join(in_cgroup2)?;
-    }
-    if !a.join_later.is_empty() {
-        crate::cgroups::SelfJoin::open(&a.join_later)?.join(false)?;
     }
     crate::logging::mark("init: in cgroups");
     let a = &*a;
