@@ -460,3 +460,86 @@ fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
         assert!(l.ends_with(":/"), "not at the namespace root: {l}\n{out}");
     }
 }
+
+/// A cgroup2-only host (this host's, rearranged in a private mount namespace): the init is
+/// cloned into its cgroup2 directory
+/// (and waits for no v1 ones), the default `type: "cgroup"` mount shows cgroup2, and the
+/// directory is gone after `run`.
+#[test]
+fn cgroup2_only_layout() {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if !mounts.contains(" - cgroup2 ") {
+        eprintln!("skipping: no cgroup2 hierarchy mounted here");
+        return;
+    }
+    // On a cgroup2-only host the runtime enables the available controllers down to the
+    // container's cgroup, the root's subtree_control included: only where that is a no-op.
+    let root = mounts
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
+    let on = read("cgroup.subtree_control");
+    if read("cgroup.controllers")
+        .split_whitespace()
+        .any(|c| !on.split_whitespace().any(|o| o == c))
+    {
+        eprintln!("skipping: would enable controllers in the host's cgroup2 root");
+        return;
+    }
+    let env = TestEnv::new("res_v2only");
+    let mut b = env.bundle();
+    b.sh(
+        "cat /proc/self/cgroup; echo MOUNT; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; \
+          ls /sys/fs/cgroup/cgroup.procs",
+    );
+    let id = env.id();
+    let _guard = env.guard(&id);
+    // The v1 hierarchies unmounted and the unified one moved onto /sys/fs/cgroup, in a
+    // private mount namespace: what a cgroup2-only host has.
+    let unmount_v1 = r#"set -e
+        for m in $(awk '$9 == "cgroup" {print $5}' /proc/self/mountinfo); do umount "$m"; done
+        v2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+        tmp=$(mktemp -d)
+        mount --move "$v2" "$tmp"
+        if mountpoint -q /sys/fs/cgroup; then umount /sys/fs/cgroup; fi
+        mount --move "$tmp" /sys/fs/cgroup
+        rmdir "$tmp"
+        exec "$@""#;
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            unmount_v1,
+            "sh",
+        ])
+        .arg(&env.rt.bin)
+        .arg("--root")
+        .arg(&env.rt.root)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (own, mount) = stdout.split_once("MOUNT").unwrap();
+    let v2 = lines(own)
+        .into_iter()
+        .find(|l| l.starts_with("0::"))
+        .unwrap();
+    assert!(v2.ends_with(&format!("/{id}")), "{v2}");
+    assert_contains(mount, " - cgroup2 ");
+    assert_contains(mount, "/sys/fs/cgroup/cgroup.procs");
+    env.assert_no_trace(&id, &b);
+}

@@ -181,6 +181,11 @@ fn create_from(
     let listen = socket_activation_fds();
     crate::logging::mark("create: clone");
     let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
+    // What is left to make after the clone (nothing on a cgroup2-only host).
+    let later: Vec<PathBuf> = (cgroups.dirs.iter())
+        .filter(|d| !guard.cgroups.contains(d))
+        .cloned()
+        .collect();
     crate::logging::mark("create: cgroups opened");
     let (pid, in_cgroup2) =
         process::clone_into(plan.clone_flags & !early, cgroup_join.cgroup2_fd())?;
@@ -213,16 +218,7 @@ fn create_from(
             seccomp,
             cgroup_join: Some((cgroup_join, in_cgroup2)),
             early_unshare: early,
-            join_later: if early == 0 {
-                Vec::new()
-            } else {
-                cgroups
-                    .dirs
-                    .iter()
-                    .filter(|d| !guard.cgroups.contains(d))
-                    .cloned()
-                    .collect()
-            },
+            join_later: later,
             cgroup_view: cgroups.view,
         });
     }
@@ -238,9 +234,11 @@ fn create_from(
     if early != 0 {
         // Meanwhile the init makes its namespaces.
         cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
-        // It enters them while we configure them (before GO: no device node yet). A failed
-        // send shows as the init's error or exit at GO below.
-        let _ = parent_chan.send(msg::CGROUPS_MADE, &[]);
+        if !later.is_empty() {
+            // It enters them while we configure them (before GO: no device node yet). A
+            // failed send shows as the init's error or exit at GO below.
+            let _ = parent_chan.send(msg::CGROUPS_MADE, &[]);
+        }
         if let Some(r) = resources {
             cgroups::apply(&guard.cgroups, r)?;
         }
