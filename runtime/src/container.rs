@@ -139,18 +139,12 @@ fn create_from(
     made.with_context(|| format!("create {}", fifo_path.display()))?;
     crate::logging::mark("create: state dir");
     let cgroups = cgroups::plan(&cgroups_path)?;
-    // With `early` namespaces the init makes them itself while we make its cgroups; then
-    // only the cgroup2 directory it is cloned into must exist before the clone.
+    // With `early` namespaces the init makes them itself while we make its v1 cgroups,
+    // which it then opens and enters itself; only the cgroup2 directory it is cloned into
+    // must exist before the clone. Without (a user namespace: the init could not open them),
+    // all are made and opened now.
     let early = plan.early_unshare_flags();
-    let resources = linux.and_then(|l| l.resources().as_ref());
-    if early == 0 {
-        cgroups.make(&mut guard.cgroups, |_| true)?;
-        if let Some(r) = resources {
-            cgroups::apply(&guard.cgroups, r)?;
-        }
-    } else {
-        cgroups.make(&mut guard.cgroups, |h| h.unified)?;
-    }
+    cgroups.make(&mut guard.cgroups, |h| early == 0 || h.unified)?;
     crate::logging::mark("create: cgroups made");
     let fifo = open_path(&fifo_path)?;
     let (parent_chan, child_chan) = Channel::pair()?;
@@ -181,7 +175,8 @@ fn create_from(
     let listen = socket_activation_fds();
     crate::logging::mark("create: clone");
     let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
-    // What is left to make after the clone (nothing on a cgroup2-only host).
+    // What is left to make after the clone (nothing without early namespaces, or on a
+    // cgroup2-only host).
     let later: Vec<PathBuf> = (cgroups.dirs.iter())
         .filter(|d| !guard.cgroups.contains(d))
         .cloned()
@@ -231,18 +226,18 @@ fn create_from(
     if plan.new_user {
         namespaces::write_id_maps(pid, spec)?;
     }
-    if early != 0 {
+    if !later.is_empty() {
         // Meanwhile the init makes its namespaces.
         cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
-        if !later.is_empty() {
-            // It enters them while we configure them (before GO: no device node yet). A
-            // failed send shows as the init's error or exit at GO below.
-            let _ = parent_chan.send(msg::CGROUPS_MADE, &[]);
-        }
-        if let Some(r) = resources {
-            cgroups::apply(&guard.cgroups, r)?;
-        }
+        // It enters them while we configure them (before GO: no device node yet). A failed
+        // send shows as the init's error or exit at GO below.
+        let _ = parent_chan.send(msg::CGROUPS_MADE, &[]);
         crate::logging::mark("create: cgroups made after the clone");
+    }
+    // The init waits for GO (in a cgroup2 one already, in v1 ones perhaps): no process of
+    // the container runs yet.
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroups::apply(&guard.cgroups, r)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
