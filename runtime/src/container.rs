@@ -78,7 +78,7 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
 /// `create` with the bundle already loaded (`run` looks at it first).
 fn create_from(
     o: &CreateOpts,
-    mut bundle: spec::Bundle,
+    bundle: spec::Bundle,
     console: Option<OwnedFd>,
     detached: bool,
 ) -> Result<Created> {
@@ -167,7 +167,7 @@ fn create_from(
             .collect(),
         owner: String::new(),
         cgroup_paths: cgroups.dirs.clone(),
-        config: std::mem::take(&mut bundle.config),
+        config: serde_json::value::to_raw_value(&bundle.config)?,
     };
 
     // SAFETY: getpid has no preconditions.

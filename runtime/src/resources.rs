@@ -307,7 +307,8 @@ pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
     if c.status() == Status::Stopped {
         bail!("container not running");
     }
-    let config = &mut c.saved.config;
+    let mut config: Value =
+        serde_json::from_str(c.saved.config.get()).context("config in state.json is corrupt")?;
     if !config["linux"].is_object() {
         config["linux"] = json!({});
     }
@@ -319,6 +320,7 @@ pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
     let merged: oci_spec::runtime::LinuxResources =
         serde_json::from_value(resources.clone()).context("the updated resources are not valid")?;
     cgroups::update(&c.saved.cgroup_paths, &merged)?;
+    c.saved.config = serde_json::value::to_raw_value(&config)?;
     state::save(&c.dir, &c.saved)
 }
 

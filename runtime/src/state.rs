@@ -52,8 +52,10 @@ pub struct Saved {
     /// Cgroup directories of the container, one per hierarchy.
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
-    /// The config the container was created from (hooks, namespaces, process defaults).
-    pub config: serde_json::Value,
+    /// The config the container was created from (hooks, namespaces, process defaults),
+    /// kept as text: most commands never look at it, and parsing it into a tree was most
+    /// of the cost of reading state.json.
+    pub config: Box<serde_json::value::RawValue>,
 }
 
 /// The OCI state as `runrs state` prints it and hooks receive it.
@@ -245,16 +247,23 @@ impl Container {
     /// One kind of hooks from the saved config, without deserializing all of it (`start` and
     /// `delete` need nothing else).
     pub fn hooks(&self, kind: &str) -> Result<Option<Vec<oci_spec::runtime::Hook>>> {
-        match self.saved.config.get("hooks").and_then(|h| h.get(kind)) {
+        /// The config's `hooks`; serde skips everything else without building it.
+        #[derive(Deserialize)]
+        struct HooksOnly {
+            #[serde(default)]
+            hooks: Option<serde_json::Map<String, serde_json::Value>>,
+        }
+        let corrupt = || format!("{kind} hooks in state.json are corrupt");
+        let only: HooksOnly =
+            serde_json::from_str(self.saved.config.get()).with_context(corrupt)?;
+        match only.hooks.and_then(|mut h| h.remove(kind)) {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
-                .map(Some)
-                .with_context(|| format!("{kind} hooks in state.json are corrupt")),
+            Some(v) => serde_json::from_value(v).map(Some).with_context(corrupt),
         }
     }
 
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
-        serde_json::from_value(self.saved.config.clone()).context("config in state.json is corrupt")
+        serde_json::from_str(self.saved.config.get()).context("config in state.json is corrupt")
     }
 }
 
