@@ -8,7 +8,6 @@
 
 mod cgroup_v1;
 mod devices;
-mod mountinfo;
 mod mounts;
 mod options;
 mod paths;
@@ -224,7 +223,7 @@ fn set_propagation<P: ?Sized + nix::NixPath>(path: &P, flags: MsFlags) -> nix::R
 
 /// Makes the mount that holds `rootfs` private (before the rootfs is bound onto itself).
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let mountinfo = mountinfo::read_mountinfo()?;
+    let mountinfo = crate::mountinfo::read_mountinfo()?;
     let parent = mountinfo
         .iter()
         .filter(|m| rootfs.starts_with(&m.mount_point))

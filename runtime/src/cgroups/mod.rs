@@ -35,30 +35,13 @@ pub struct Hierarchy {
 /// Every cgroup hierarchy this process is in and that is mounted.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
     let own = crate::kernfs::read("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let mountinfo =
-        crate::kernfs::read("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse_hierarchies(&own, &mountinfo))
+    Ok(parse_hierarchies(
+        &own,
+        &crate::mountinfo::read_mountinfo()?,
+    ))
 }
 
-fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
-    // The cgroup mounts only, each line split once: (root, mount point, fstype, super options).
-    let mounts: Vec<(&str, String, &str, &str)> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let mut post = post.split(' ');
-            let fstype = post.next()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            let _source = post.next();
-            let super_opts = post.next().unwrap_or("");
-            let mut pre = pre.split(' ').skip(3);
-            let root = pre.next()?;
-            let mount_point = unescape(pre.next()?);
-            Some((root, mount_point, fstype, super_opts))
-        })
-        .collect();
+fn parse_hierarchies(own: &str, mountinfo: &[crate::mountinfo::MountInfo]) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in own.lines() {
         let mut parts = line.splitn(3, ':');
@@ -71,23 +54,23 @@ fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
             .filter(|c| !c.is_empty())
             .map(String::from)
             .collect();
-        let found = mounts.iter().find(|(_, _, fstype, opts)| {
+        let found = mountinfo.iter().find(|m| {
             if unified {
-                *fstype == "cgroup2"
+                m.fs_type == "cgroup2"
             } else {
-                *fstype == "cgroup"
+                m.fs_type == "cgroup"
                     && controllers
                         .iter()
-                        .all(|c| opts.split(',').any(|o| o == c.as_str()))
+                        .all(|c| m.super_options.split(',').any(|o| o == c.as_str()))
             }
         });
-        if let Some((root, mount_point, _, _)) = found {
-            if out.iter().any(|h| &h.mount_point == mount_point) {
+        if let Some(m) = found {
+            if out.iter().any(|h| h.mount_point == m.mount_point) {
                 continue;
             }
             out.push(Hierarchy {
-                mount_point: PathBuf::from(mount_point),
-                mount_root: root.to_string(),
+                mount_point: m.mount_point.clone(),
+                mount_root: m.root.to_string_lossy().into_owned(),
                 own_path: path.to_string(),
                 unified,
                 controllers,
@@ -95,13 +78,6 @@ fn parse_hierarchies(own: &str, mountinfo: &str) -> Vec<Hierarchy> {
         }
     }
     out
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 impl Hierarchy {
@@ -503,7 +479,7 @@ mod tests {
 
     #[test]
     fn hybrid_layout_is_detected() {
-        let hs = parse_hierarchies(OWN, MI);
+        let hs = parse_hierarchies(OWN, &crate::mountinfo::parse(MI));
         assert_eq!(hs.len(), 4);
         let mem = hs.iter().find(|h| h.controllers == ["memory"]).unwrap();
         assert_eq!(
@@ -520,7 +496,7 @@ mod tests {
 
     #[test]
     fn dotdot_cannot_escape_the_hierarchy() {
-        let hs = parse_hierarchies(OWN, MI);
+        let hs = parse_hierarchies(OWN, &crate::mountinfo::parse(MI));
         assert_eq!(
             hs[0].dir_for("/../../etc"),
             Path::new("/sys/fs/cgroup/systemd/etc")

@@ -17,7 +17,12 @@ pub(crate) struct MountInfo {
 
 pub(crate) fn read_mountinfo() -> Result<Vec<MountInfo>> {
     let text = crate::kernfs::read("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(text.lines().filter_map(parse_line).collect())
+    Ok(parse(&text))
+}
+
+/// Every well-formed line of mountinfo `text`.
+pub(crate) fn parse(text: &str) -> Vec<MountInfo> {
+    text.lines().filter_map(parse_line).collect()
 }
 
 fn parse_line(line: &str) -> Option<MountInfo> {
