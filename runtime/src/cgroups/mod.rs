@@ -82,12 +82,12 @@ fn parse_hierarchies(own: &str, mountinfo: &[crate::mountinfo::MountInfo]) -> Ve
 
 impl Hierarchy {
     /// The directory for `cgroups_path`: absolute paths from the hierarchy root, relative ones
-    /// under our own cgroup (runc's rule).
-    pub fn dir_for(&self, cgroups_path: &str) -> PathBuf {
+    /// under `base` (see [`relative_base`]).
+    pub fn dir_for_under(&self, cgroups_path: &str, base: &str) -> PathBuf {
         let inner = if cgroups_path.starts_with('/') {
             cgroups_path.to_string()
         } else {
-            format!("{}/{}", self.own_path.trim_end_matches('/'), cgroups_path)
+            format!("{}/{}", base.trim_end_matches('/'), cgroups_path)
         };
         let rel = inner
             .strip_prefix(self.mount_root.trim_end_matches('/'))
@@ -100,6 +100,26 @@ impl Hierarchy {
             p.push(c);
         }
         p
+    }
+
+    /// The directory for `cgroups_path`, relative paths under our own cgroup (v1's rule).
+    pub fn dir_for(&self, cgroups_path: &str) -> PathBuf {
+        self.dir_for_under(cgroups_path, &self.own_path)
+    }
+}
+
+/// Where a relative `cgroupsPath` starts (runc's rule): our own cgroup on v1 and hybrid hosts;
+/// on a pure v2 host its parent, because our own cgroup has processes (us), and the kernel's
+/// no-internal-process rule lets neither controllers be enabled there nor a child domain be
+/// joined (e.g. `/system.slice/x.service/ID` is refused with EOPNOTSUPP; runc uses
+/// `/system.slice/ID`).
+pub fn relative_base(own_path: &str, pure_v2: bool) -> &str {
+    if !pure_v2 {
+        return own_path;
+    }
+    match own_path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((parent, _)) => parent,
     }
 }
 
@@ -174,11 +194,12 @@ pub struct Planned {
 /// Where the container's cgroup goes in each hierarchy (`cgroupsPath` resolved).
 pub fn plan(cgroups_path: &str) -> Result<Planned> {
     let hierarchies = hierarchies()?;
+    let pure_v2 = hierarchies.iter().all(|h| h.unified);
     let mut view = MountView::default();
     let dirs = hierarchies
         .iter()
         .map(|h| {
-            let dir = h.dir_for(cgroups_path);
+            let dir = h.dir_for_under(cgroups_path, relative_base(&h.own_path, pure_v2));
             view.add(h, dir.clone());
             dir
         })
@@ -492,6 +513,23 @@ mod tests {
         );
         let v2 = hs.iter().find(|h| h.unified).unwrap();
         assert_eq!(v2.dir_for("c1"), Path::new("/sys/fs/cgroup/unified/c1"));
+    }
+
+    #[test]
+    fn relative_paths_start_beside_our_cgroup_on_pure_v2() {
+        let mi = crate::mountinfo::parse(
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+        );
+        let hs = parse_hierarchies("0::/system.slice/agent.service\n", &mi);
+        let base = relative_base(&hs[0].own_path, true);
+        assert_eq!(base, "/system.slice");
+        assert_eq!(
+            hs[0].dir_for_under("c1", base),
+            Path::new("/sys/fs/cgroup/system.slice/c1")
+        );
+        assert_eq!(relative_base("/init.scope", true), "/");
+        assert_eq!(relative_base("/", true), "/");
+        assert_eq!(relative_base("/a/b", false), "/a/b");
     }
 
     #[test]
