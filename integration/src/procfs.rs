@@ -286,3 +286,48 @@ pub fn mount_tmpfs(dir: &Path, shared: bool) {
         );
     }
 }
+
+/// Whether this host (or guest) has only the unified hierarchy: cgroup2 on /sys/fs/cgroup.
+pub fn pure_cgroup_v2() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(" - "))
+        .any(|(pre, post)| {
+            pre.split(' ').nth(4) == Some("/sys/fs/cgroup") && post.starts_with("cgroup2 ")
+        })
+}
+
+/// The host directory of `pid`'s cgroup in the v1 hierarchy carrying `controller` (or in
+/// the v2 tree for `""`), from `/proc/<pid>/cgroup` and the mount table.
+pub fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let wanted = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        if !wanted {
+            continue;
+        }
+        for m in mountinfo.lines() {
+            let (pre, post) = m.split_once(" - ").unwrap();
+            let post: Vec<&str> = post.split(' ').collect();
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let ok = if controller.is_empty() {
+                post[0] == "cgroup2"
+            } else {
+                post[0] == "cgroup" && post[2].split(',').any(|o| o == controller)
+            };
+            if ok {
+                let rel = path.strip_prefix(pre[3]).unwrap_or(path);
+                return PathBuf::from(pre[4]).join(rel.trim_start_matches('/'));
+            }
+        }
+    }
+    panic!("no {controller:?} cgroup for pid {pid}");
+}

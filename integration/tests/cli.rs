@@ -83,12 +83,14 @@ fn spec_writes_a_default_config_like_runc() {
     assert_eq!(spec["process"]["cwd"], "/");
     assert_eq!(spec["root"]["path"], "rootfs");
     assert_eq!(spec["root"]["readonly"], true);
+    // runc adds a cgroup namespace where the host is pure cgroup v2.
+    let mut namespaces = vec!["pid", "network", "ipc", "uts", "mount"];
+    if runrs_integration::procfs::pure_cgroup_v2() {
+        namespaces.push("cgroup");
+    }
     assert_eq!(
         names(&spec["linux"]["namespaces"], "type"),
-        ["pid", "network", "ipc", "uts", "mount"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        namespaces.iter().map(|s| s.to_string()).collect()
     );
     let mounts = names(&spec["mounts"], "destination");
     for m in [
