@@ -1,7 +1,9 @@
 //! Cgroup resources with real containers: limits written where the kernel enforces them
 //! and enforced (OOM kill, pids limit, device access), and the commands that act on a
 //! container's cgroup: pause/resume, kill --all, update, ps, events.
+//! The v1 file checks run on v1 and hybrid hosts; resources_v2.rs checks the v2 files.
 
+use runrs_integration::procfs::cgroup_dir;
 use runrs_integration::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -10,38 +12,14 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(10);
 const MB: i64 = 1024 * 1024;
 
-/// The host directory of `pid`'s cgroup in the v1 hierarchy carrying `controller`
-/// (or in the v2 tree for `""`), from `/proc/<pid>/cgroup` and the mount table.
-fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
-    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for line in own.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-        let wanted = if controller.is_empty() {
-            ctrls.is_empty()
-        } else {
-            ctrls.split(',').any(|c| c == controller)
-        };
-        if !wanted {
-            continue;
-        }
-        for m in mountinfo.lines() {
-            let (pre, post) = m.split_once(" - ").unwrap();
-            let post: Vec<&str> = post.split(' ').collect();
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let ok = if controller.is_empty() {
-                post[0] == "cgroup2"
-            } else {
-                post[0] == "cgroup" && post[2].split(',').any(|o| o == controller)
-            };
-            if ok {
-                let rel = path.strip_prefix(pre[3]).unwrap_or(path);
-                return PathBuf::from(pre[4]).join(rel.trim_start_matches('/'));
-            }
-        }
+/// The tests that read v1 files skip, saying so, on a pure cgroup v2 host (resources_v2.rs
+/// has their v2 counterparts).
+fn v1_host(test: &str) -> bool {
+    let v2 = runrs_integration::procfs::pure_cgroup_v2();
+    if v2 {
+        eprintln!("skipping {test}: reads cgroup v1 files, and this host is pure cgroup v2");
     }
-    panic!("no {controller:?} cgroup for pid {pid}");
+    !v2
 }
 
 fn read(dir: &std::path::Path, file: &str) -> String {
@@ -118,6 +96,9 @@ fn blkio_weight_file() -> Option<&'static str> {
 
 #[test]
 fn limits_are_written_and_visible_inside() {
+    if !v1_host("limits_are_written_and_visible_inside") {
+        return;
+    }
     let env = TestEnv::new("res_values");
     let mut b = env.bundle();
     let weight_file = blkio_weight_file();
@@ -181,10 +162,12 @@ fn a_device_outside_the_allow_list_cannot_be_opened() {
     );
     // 1:3 is /dev/null (allowed by default), 1:1 is /dev/mem and 8:0 a disk: not allowed.
     b.sh(
-        "cd /tmp; mknod blk b 8 0 && echo mknod-blk-ok; mknod mem c 1 1 && echo mknod-mem-ok; \
+        // In the container's /dev (a tmpfs the runtime mounts without nodev): the bundle's
+        // own /tmp may sit on a nodev host tmpfs (Debian 13's /tmp is), where any node fails.
+        "mkdir /dev/t; cd /dev/t; mknod blk b 8 0 && echo mknod-blk-ok; mknod mem c 1 1 && echo mknod-mem-ok; \
           mknod nul c 1 3 && echo x > nul && echo null-ok; \
-          head -c1 blk >/dev/null 2>/tmp/blk.err || echo blk-denied; \
-          head -c1 mem >/dev/null 2>/tmp/mem.err || echo mem-denied; cat /tmp/*.err",
+          head -c1 blk >/dev/null 2>blk.err || echo blk-denied; \
+          head -c1 mem >/dev/null 2>mem.err || echo mem-denied; cat *.err",
     );
     let out = env.run_bundle(&b);
     out.ok();
@@ -202,6 +185,9 @@ fn a_device_outside_the_allow_list_cannot_be_opened() {
 
 #[test]
 fn custom_cgroups_path_is_created_and_removed() {
+    if !v1_host("custom_cgroups_path_is_created_and_removed") {
+        return;
+    }
     let env = TestEnv::new("res_cgpath");
     let mut b = env.bundle();
     let name = format!("runrs-it-cgpath-{}", std::process::id());
@@ -218,6 +204,9 @@ fn custom_cgroups_path_is_created_and_removed() {
 
 #[test]
 fn pause_resume_and_status() {
+    if !v1_host("pause_resume_and_status") {
+        return;
+    }
     let env = TestEnv::new("res_pause");
     let mut b = env.bundle();
     alive_loop(&mut b);
@@ -238,6 +227,9 @@ fn pause_resume_and_status() {
 
 #[test]
 fn kill_all_empties_the_cgroup() {
+    if !v1_host("kill_all_empties_the_cgroup") {
+        return;
+    }
     let env = TestEnv::new("res_killall");
     let mut b = env.bundle();
     // Without a pid namespace of its own the children survive their init: --all must
@@ -257,6 +249,9 @@ fn kill_all_empties_the_cgroup() {
 
 #[test]
 fn update_changes_limits() {
+    if !v1_host("update_changes_limits") {
+        return;
+    }
     let env = TestEnv::new("res_update");
     let mut b = env.bundle();
     b.set("/linux/resources/memory", json!({"limit": 64 * MB}));
@@ -411,6 +406,9 @@ fn v1_cgroups(pid: i32) -> Vec<String> {
 
 #[test]
 fn init_and_exec_enter_every_cgroup_of_the_container() {
+    if !v1_host("init_and_exec_enter_every_cgroup_of_the_container") {
+        return;
+    }
     let env = TestEnv::new("res_join");
     let mut b = env.bundle();
     let name = format!("runrs-it-join-{}", std::process::id());
@@ -457,6 +455,9 @@ fn init_and_exec_enter_every_cgroup_of_the_container() {
 
 #[test]
 fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
+    if !v1_host("cgroup_namespace_is_rooted_at_the_container_cgroup") {
+        return;
+    }
     let env = TestEnv::new("res_cgns");
     let mut b = env.bundle();
     b.namespace("cgroup", None);
