@@ -428,24 +428,36 @@ impl TaskService {
     }
 
     fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
-        let runtime = self.runtime_of(&req.id)?;
-        let out = runtime
-            .call(&["ps", "--format", "json", &req.id], None)
-            .map_err(unknown)?;
-        let pids: Vec<u32> =
-            serde_json::from_slice(&out).map_err(|e| unknown(format!("runtime ps output: {e}")))?;
-        let exec_pids: HashMap<u32, String> = {
+        let (runtime, exec_pids, stopped_init) = {
             let c = self.0.lock();
-            c.get(&req.id)
-                .map(|c| {
-                    c.execs
-                        .iter()
-                        .filter(|(_, p)| p.pid > 0)
-                        .map(|(k, p)| (p.pid as u32, k.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
+            let c = c.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            let execs: HashMap<u32, String> = c
+                .execs
+                .iter()
+                .filter(|(_, p)| p.pid > 0)
+                .map(|(k, p)| (p.pid as u32, k.clone()))
+                .collect();
+            let stopped = c.init.exit.is_some().then_some(c.init.pid as u32);
+            (c.runtime.clone(), execs, stopped)
         };
+        let listed = runtime
+            .call(&["ps", "--format", "json", &req.id], None)
+            .and_then(|out| {
+                serde_json::from_slice::<Vec<u32>>(&out)
+                    .map_err(|e| format!("runtime ps output: {e}"))
+            });
+        let mut pids = match (listed, stopped_init) {
+            (Ok(pids), _) => pids,
+            // A stopped container may have nothing left that the runtime can list.
+            (Err(_), Some(_)) => Vec::new(),
+            (Err(e), None) => return Err(unknown(e)),
+        };
+        // containerd 1.7+ reconnecting after a restart takes a shim whose task lists no
+        // process for one leaked by an unfinished Create, and deletes the task: a stopped
+        // task whose exit status nobody has collected yet keeps its init in the list.
+        if let (true, Some(init)) = (pids.is_empty(), stopped_init) {
+            pids.push(init);
+        }
         let mut resp = PidsResponse::new();
         for pid in pids {
             let mut info = ProcessInfo::new();
