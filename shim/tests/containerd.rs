@@ -790,8 +790,36 @@ fn a_killed_shim_is_cleaned_up_through_shim_delete() {
         return;
     }
     let env = Env::new("deadshim");
+    // containerd publishes /tasks/delete for k1 once `shim delete` has returned
+    // (cleanupAfterDeadShim): from then on the runtime's state must be gone. The container
+    // process is no such point: `runc delete --force` kills it, polls every 100 ms, and only
+    // then removes its state, while PID 1 reaps the orphan at once (a guest under TCG lost
+    // that race).
+    let events: Vec<String> = vec!["events".into()];
+    let mut child = env
+        .ctr_process(&events)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr events");
+    let events = collect(child.stdout.take().unwrap());
+    let _events_ctr = Background(child);
+    let seen = |topic: &str| {
+        text(&events)
+            .lines()
+            .any(|l| l.contains(topic) && l.contains("\"k1\""))
+    };
     let out = env.run(&["-d"], "k1", &["sleep", "1000"]);
     assert!(out.status.success(), "{}", describe(&out));
+    // ctr events may start after k1 did (slow guests): then it saw nothing of k1 yet.
+    env.wait_until("ctr events subscribed", || {
+        seen("/tasks/start") || {
+            let _ = env.ctr(&["task", "pause", "k1"]);
+            let _ = env.ctr(&["task", "resume", "k1"]);
+            seen("/tasks/resumed")
+        }
+    });
     let task = stdout(&env.ctr(&["task", "ls"]));
     let init: i32 = task
         .lines()
@@ -805,6 +833,7 @@ fn a_killed_shim_is_cleaned_up_through_shim_delete() {
     unsafe { libc::kill(shims[0], libc::SIGKILL) };
     // containerd sees the shim go and runs `shim delete`: the container is killed too.
     env.wait_until("task gone", || env.task_status("k1").is_none());
+    env.wait_until("/tasks/delete after shim delete", || seen("/tasks/delete"));
     env.wait_until("container process gone", || {
         !Path::new(&format!("/proc/{init}")).exists()
     });
