@@ -183,6 +183,52 @@ fn a_device_outside_the_allow_list_cannot_be_opened() {
     assert_contains(&out.stdout, "Operation not permitted");
 }
 
+/// major:minor of a disk of this machine (a block device that root can open and read).
+fn a_disk() -> String {
+    std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("loop"))
+        .find_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
+        .expect("a disk in /sys/block")
+        .trim()
+        .replace(':', " ")
+}
+
+/// Without a deny-all rule, or without `linux.resources` at all, the container still gets
+/// only runc's default devices (runc's emulator starts from deny-all): a node of this
+/// machine's disk, made with mknod, cannot be read; /dev/null (1:3) can be written.
+#[test]
+fn devices_are_denied_by_default_without_a_deny_all_rule() {
+    let env = TestEnv::new("res_devdefault");
+    let disk = a_disk();
+    for resources in [None, Some(json!({"devices": []}))] {
+        let mut b = env.bundle();
+        let mut caps = vec!["CAP_MKNOD", "CAP_KILL", "CAP_AUDIT_WRITE"];
+        caps.retain(|c| host_capabilities().contains(c));
+        b.capabilities(&caps);
+        match &resources {
+            Some(r) => b.set("/linux/resources", r.clone()),
+            None => b.remove("/linux/resources"),
+        };
+        b.sh(&format!(
+            "mkdir /dev/t; cd /dev/t; mknod disk b {disk} && mknod nul c 1 3 && echo made; \
+             echo x > nul && echo null-ok; head -c1 disk >/dev/null && echo disk-read; \
+             head -c1 disk 2>&1 >/dev/null | grep -q 'not permitted' && echo disk-denied"
+        ));
+        let out = env.run_bundle(&b);
+        for word in ["made", "null-ok", "disk-denied"] {
+            assert!(
+                out.stdout.contains(word),
+                "{word} missing with resources {resources:?}: {}{}",
+                out.stdout,
+                out.stderr
+            );
+        }
+        assert_not_contains(&out.stdout, "disk-read");
+    }
+}
+
 #[test]
 fn custom_cgroups_path_is_created_and_removed() {
     if !v1_host("custom_cgroups_path_is_created_and_removed") {

@@ -236,9 +236,11 @@ fn create_from(
     }
     // The init waits for GO (in a cgroup2 one already, in v1 ones perhaps): no process of
     // the container runs yet.
-    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroups::apply(&guard.cgroups, r)?;
-    }
+    // No linux.resources still means runc's default device rules.
+    let resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    cgroups::apply(&guard.cgroups, &resources)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
             anyhow::anyhow!(

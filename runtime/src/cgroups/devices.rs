@@ -118,10 +118,11 @@ pub struct Effective {
 
 /// Play the rules in order as the v1 kernel does: an `a` rule resets everything; a rule
 /// that says the default removes access from exceptions; one that says otherwise adds it.
-/// A new cgroup starts from "allow all".
+/// Like runc (its device emulator starts as a white-list), from "deny all": a config
+/// without a deny-all rule still gets only what it and runc's defaults allow.
 pub fn reduce(rules: &[Rule]) -> Effective {
     let mut e = Effective {
-        default_allow: true,
+        default_allow: false,
         exceptions: Vec::new(),
     };
     for r in rules {
@@ -196,6 +197,14 @@ mod tests {
         assert_eq!(e.exceptions.len(), defaults().len());
         assert_eq!(e.exceptions[0].line(), "c *:* m");
         assert_eq!(e.exceptions[2].line(), "c 1:3 rwm");
+    }
+
+    #[test]
+    fn without_a_deny_all_rule_only_the_listed_devices_are_allowed() {
+        let e = reduce(&defaults());
+        assert!(!e.default_allow);
+        assert_eq!(e.exceptions.len(), defaults().len());
+        assert!(reduce(&[]).exceptions.is_empty());
     }
 
     #[test]
