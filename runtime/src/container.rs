@@ -31,10 +31,12 @@ pub struct Created {
     pub container: Container,
 }
 
-/// Undoes a half-made create: kills the init, removes cgroups and the state directory.
+/// Undoes a half-made create: kills the init, stops the systemd unit, removes cgroups and
+/// the state directory.
 struct CreateGuard {
     dir: Option<PathBuf>,
     cgroups: Vec<PathBuf>,
+    unit: Option<String>,
     pid: Option<i32>,
 }
 
@@ -45,6 +47,11 @@ impl Drop for CreateGuard {
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        if let Some(u) = &self.unit {
+            if let Err(e) = cgroups::systemd::stop(u) {
+                crate::logging::warn(&format!("{e:#}"));
             }
         }
         cgroups::remove(&self.cgroups);
@@ -58,6 +65,7 @@ impl CreateGuard {
     fn disarm(mut self) {
         self.dir = None;
         self.cgroups.clear();
+        self.unit = None;
         self.pid = None;
     }
 }
@@ -95,16 +103,8 @@ fn create_from(
     if !terminal && o.console_socket.is_some() {
         bail!("cannot use console socket if runc will not detach or allocate tty");
     }
-    if o.systemd_cgroup {
-        bail!("--systemd-cgroup is not supported yet: use the cgroupfs driver (drop the flag)");
-    }
     let linux = spec.linux().as_ref();
-    let cgroups_path = cgroups::resolve_path(
-        linux
-            .and_then(|l| l.cgroups_path().as_ref())
-            .and_then(|p| p.to_str()),
-        o.id,
-    )?;
+    let driver = CgroupDriver::choose(o, spec)?;
     let plan = namespaces::plan(spec);
     let seccomp = linux
         .and_then(|l| l.seccomp().as_ref())
@@ -128,6 +128,7 @@ fn create_from(
     let mut guard = CreateGuard {
         dir: Some(dir.clone()),
         cgroups: Vec::new(),
+        unit: None,
         pid: None,
     };
     let fifo_path = dir.join(EXEC_FIFO);
@@ -138,13 +139,17 @@ fn create_from(
     nix::sys::stat::umask(umask);
     made.with_context(|| format!("create {}", fifo_path.display()))?;
     crate::logging::mark("create: state dir");
-    let cgroups = cgroups::plan(&cgroups_path)?;
+    let cgroups = driver.plan()?;
     // With `early` namespaces the init makes them itself while we make its v1 cgroups,
     // which it then opens and enters itself; only the cgroup2 directory it is cloned into
     // must exist before the clone. Without (a user namespace: the init could not open them),
     // all are made and opened now.
     let early = plan.early_unshare_flags();
-    cgroups.make(&mut guard.cgroups, |h| early == 0 || h.unified)?;
+    // Under systemd, systemd makes the scope's directory once the init exists.
+    let systemd = driver.systemd.is_some();
+    cgroups.make(&mut guard.cgroups, |h| {
+        !systemd && (early == 0 || h.unified)
+    })?;
     crate::logging::mark("create: cgroups made");
     let fifo = open_path(&fifo_path)?;
     let (parent_chan, child_chan) = Channel::pair()?;
@@ -167,6 +172,7 @@ fn create_from(
             .collect(),
         owner: String::new(),
         cgroup_paths: cgroups.dirs.clone(),
+        systemd_unit: driver.systemd.as_ref().map(|(u, _)| u.name.clone()),
         config: serde_json::value::to_raw_value(&bundle.config)?,
     };
 
@@ -178,7 +184,7 @@ fn create_from(
     // What is left to make after the clone (nothing without early namespaces, or on a
     // cgroup2-only host).
     let later: Vec<PathBuf> = (cgroups.dirs.iter())
-        .filter(|d| !guard.cgroups.contains(d))
+        .filter(|d| !systemd && !guard.cgroups.contains(d))
         .cloned()
         .collect();
     crate::logging::mark("create: cgroups opened");
@@ -233,6 +239,14 @@ fn create_from(
         // send shows as the init's error or exit at GO below.
         let _ = parent_chan.send(msg::CGROUPS_MADE, &[]);
         crate::logging::mark("create: cgroups made after the clone");
+    }
+    if let Some((unit, props)) = driver.systemd {
+        // systemd moves the init into the new scope; the init's cgroup namespace, made after
+        // GO, is rooted there.
+        cgroups::systemd::Systemd::connect()?.start_scope(&unit, pid, props)?;
+        guard.unit = Some(unit.name);
+        guard.cgroups = cgroups.dirs.clone();
+        crate::logging::mark("create: systemd scope started");
     }
     // The init waits for GO (in a cgroup2 one already, in v1 ones perhaps): no process of
     // the container runs yet.
@@ -310,6 +324,57 @@ fn create_from(
         pid,
         container: Container { dir, saved },
     })
+}
+
+/// The cgroup driver of a create, chosen once from `--systemd-cgroup`, with everything about
+/// it checked before anything is made.
+struct CgroupDriver {
+    /// The cgroup path from the hierarchy root (systemd) or as runc resolves it.
+    path: String,
+    /// The scope unit and its properties, under the systemd driver.
+    systemd: Option<(
+        cgroups::systemd::Unit,
+        Vec<cgroups::systemd::properties::Property>,
+    )>,
+}
+
+impl CgroupDriver {
+    fn choose(o: &CreateOpts, spec: &oci_spec::runtime::Spec) -> Result<CgroupDriver> {
+        let linux = spec.linux().as_ref();
+        let path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.to_str());
+        if !o.systemd_cgroup {
+            return Ok(CgroupDriver {
+                path: cgroups::resolve_path(path, o.id)?,
+                systemd: None,
+            });
+        }
+        use cgroups::systemd::{properties, Unit};
+        cgroups::systemd::check_booted()?;
+        let unit = Unit::parse(path, o.id)?;
+        let mut props = match linux.and_then(|l| l.resources().as_ref()) {
+            Some(r) => properties::from_resources(r)?,
+            None => Vec::new(),
+        };
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        props.extend(properties::from_annotations(
+            &annotations.into_iter().collect(),
+        )?);
+        Ok(CgroupDriver {
+            path: unit.cgroup_path(),
+            systemd: Some((unit, props)),
+        })
+    }
+
+    fn plan(&self) -> Result<cgroups::Planned> {
+        let planned = cgroups::plan(&self.path)?;
+        planned.check_empty()?;
+        if self.systemd.is_some() && !planned.is_pure_v2() {
+            bail!("--systemd-cgroup on a cgroup v1 or hybrid host is not supported yet: use the cgroupfs driver (drop the flag)");
+        }
+        Ok(planned)
+    }
 }
 
 /// `$LISTEN_FDS` when `$LISTEN_PID` is us (systemd socket activation), else 0.
@@ -632,6 +697,11 @@ pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
                 unsafe { libc::kill(p, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    if let Some(unit) = &c.saved.systemd_unit {
+        if let Err(e) = cgroups::systemd::stop(unit) {
+            crate::logging::warn(&format!("{e:#}"));
         }
     }
     cgroups::remove(paths);

@@ -319,6 +319,13 @@ pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
     merge(resources, patch);
     let merged: oci_spec::runtime::LinuxResources =
         serde_json::from_value(resources.clone()).context("the updated resources are not valid")?;
+    if let Some(unit) = &c.saved.systemd_unit {
+        // The unit's properties first (runtime only, as runc), then the files. Devices are
+        // left as they are, as with cgroupfs.
+        let mut props = cgroups::systemd::properties::from_resources(&merged)?;
+        props.retain(|(name, _)| !name.starts_with("Device"));
+        cgroups::systemd::Systemd::connect()?.set_properties(unit, props)?;
+    }
     cgroups::update(&c.saved.cgroup_paths, &merged)?;
     c.saved.config = serde_json::value::to_raw_value(&config)?;
     state::save(&c.dir, &c.saved)

@@ -52,6 +52,9 @@ pub struct Saved {
     /// Cgroup directories of the container, one per hierarchy.
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
+    /// The scope unit that holds them, under the systemd cgroup driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// The config the container was created from (hooks, namespaces, process defaults),
     /// kept as text: most commands never look at it, and parsing it into a tree was most
     /// of the cost of reading state.json.

@@ -10,6 +10,7 @@ pub mod bpf;
 pub mod devices;
 pub mod events;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -212,6 +213,36 @@ pub fn plan(cgroups_path: &str) -> Result<Planned> {
 }
 
 impl Planned {
+    /// runc's check: a container's cgroup that exists already must hold no process, in it or
+    /// below it (another container's, or a unit's). Read in the first directory that exists.
+    pub fn check_empty(&self) -> Result<()> {
+        fn count(dir: &Path) -> usize {
+            let here = crate::kernfs::read(dir.join("cgroup.procs"))
+                .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0);
+            let below: usize = fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| count(&e.path()))
+                .sum();
+            here + below
+        }
+        if let Some(dir) = self.dirs.iter().find(|d| d.is_dir()) {
+            let n = count(dir);
+            if n > 0 {
+                anyhow::bail!("container's cgroup is not empty: {n} process(es) found");
+            }
+        }
+        Ok(())
+    }
+
+    /// Only the unified hierarchy is mounted.
+    pub fn is_pure_v2(&self) -> bool {
+        self.hierarchies.iter().all(|h| h.unified)
+    }
+
     /// Make the directories of the hierarchies `which` picks (existing ones are fine), each
     /// added to `made` first, for the caller to remove should anything fail.
     pub fn make(&self, made: &mut Vec<PathBuf>, which: impl Fn(&Hierarchy) -> bool) -> Result<()> {

@@ -1,0 +1,164 @@
+//! systemd's manager on the system bus: the four calls the driver makes. One connection per
+//! command, opened only when the driver is used (zbus: pure Rust, so the static build stays
+//! static; no libdbus, no libsystemd).
+
+use super::properties::Property;
+use super::Unit;
+use anyhow::{anyhow, bail, Result};
+use std::time::Duration;
+use zbus::blocking::{proxy::Builder, Connection, Proxy};
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+/// How long systemd may take to run a unit's start or stop job (runc waits 30 s).
+const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Systemd {
+    manager: Proxy<'static>,
+}
+
+impl Systemd {
+    pub fn connect() -> Result<Systemd> {
+        let conn = Connection::system().map_err(|e| {
+            anyhow!("--systemd-cgroup: cannot reach systemd on the system bus (/run/dbus/system_bus_socket): {e}")
+        })?;
+        let manager = Builder::new(&conn)
+            .destination("org.freedesktop.systemd1")?
+            .path("/org/freedesktop/systemd1")?
+            .interface("org.freedesktop.systemd1.Manager")?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()?;
+        Ok(Systemd { manager })
+    }
+
+    /// Make the scope with `pid` in it and wait for its start job. A job that fails once
+    /// queued leaves a failed unit: it is stopped and reset before the error returns.
+    pub fn start_scope(&self, unit: &Unit, pid: i32, mut props: Vec<Property>) -> Result<()> {
+        let mut all: Vec<Property> = vec![
+            (
+                "Description".into(),
+                Value::from(format!("runrs container {}", unit.name)),
+            ),
+            ("Slice".into(), Value::from(unit.slice.clone())),
+            ("Delegate".into(), Value::from(true)),
+            ("PIDs".into(), Value::from(vec![pid as u32])),
+            ("DefaultDependencies".into(), Value::from(false)),
+            ("MemoryAccounting".into(), Value::from(true)),
+            ("CPUAccounting".into(), Value::from(true)),
+            ("IOAccounting".into(), Value::from(true)),
+            ("TasksAccounting".into(), Value::from(true)),
+        ];
+        all.append(&mut props);
+        let aux: Vec<(&str, Vec<Property>)> = Vec::new();
+        let job = self.queue_job(
+            "StartTransientUnit",
+            &unit.name,
+            &(&unit.name, "replace", all, aux),
+        )?;
+        job.wait().inspect_err(|_| {
+            let _ = self.stop(&unit.name);
+        })
+    }
+
+    /// Stop the unit, then forget it if it failed. A unit that is gone already is fine.
+    pub fn stop(&self, unit: &str) -> Result<()> {
+        match self.queue_job("StopUnit", unit, &(unit, "replace")) {
+            Err(e) if is_no_such_unit(&e) => {}
+            r => r?.wait()?,
+        }
+        match self.manager.call::<_, _, ()>("ResetFailedUnit", &(unit,)) {
+            Err(e) if is_no_such_unit(&anyhow!(e.to_string())) => Ok(()),
+            r => r.map_err(|e| method_error("ResetFailedUnit", unit, e)),
+        }
+    }
+
+    /// Change a running unit's properties (`update`), at runtime only, as runc does.
+    pub fn set_properties(&self, unit: &str, props: Vec<Property>) -> Result<()> {
+        if props.is_empty() {
+            return Ok(());
+        }
+        self.manager
+            .call::<_, _, ()>("SetUnitProperties", &(unit, true, props))
+            .map_err(|e| method_error("SetUnitProperties", unit, e))
+    }
+
+    /// Call a method that queues a job; the job's end comes as a JobRemoved signal.
+    fn queue_job<B>(&self, method: &str, unit: &str, body: &B) -> Result<Job>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        // Listen before the call: the job may end before its reply reaches us.
+        let signals = self.manager.receive_signal("JobRemoved")?;
+        self.manager
+            .call::<_, _, ()>("Subscribe", &())
+            .or_else(|e| match e.to_string().contains("AlreadySubscribed") {
+                true => Ok(()),
+                false => Err(e),
+            })?;
+        let path: OwnedObjectPath = self
+            .manager
+            .call(method, body)
+            .map_err(|e| method_error(method, unit, e))?;
+        Ok(Job {
+            signals,
+            path,
+            what: format!("{method} {unit}"),
+        })
+    }
+}
+
+/// A queued job of systemd's.
+struct Job {
+    signals: zbus::blocking::proxy::SignalIterator<'static>,
+    path: OwnedObjectPath,
+    what: String,
+}
+
+impl Job {
+    /// Wait for the job's JobRemoved; its result must be "done".
+    fn wait(self) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let Job {
+            signals,
+            path,
+            what,
+        } = self;
+        // The iterator blocks without a timeout: it waits on a thread of its own.
+        std::thread::spawn(move || {
+            for s in signals {
+                let body = s.body();
+                let Ok((_, job, _, result)) =
+                    body.deserialize::<(u32, OwnedObjectPath, String, String)>()
+                else {
+                    continue;
+                };
+                if job == path {
+                    let _ = tx.send(result);
+                    return;
+                }
+            }
+        });
+        let result = rx
+            .recv_timeout(JOB_TIMEOUT)
+            .map_err(|_| anyhow!("systemd did not finish {what} within {JOB_TIMEOUT:?}"))?;
+        if result != "done" {
+            let unit = what.rsplit(' ').next().unwrap_or_default();
+            bail!("systemd: {what}: the job ended with result {result:?} (see `journalctl -u {unit}`)");
+        }
+        Ok(())
+    }
+}
+
+fn method_error(method: &str, unit: &str, e: zbus::Error) -> anyhow::Error {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => anyhow!(
+            "systemd: {method} {unit}: {name}: {}",
+            msg.unwrap_or_default()
+        ),
+        e => anyhow::Error::new(e).context(format!("systemd: {method} {unit}")),
+    }
+}
+
+fn is_no_such_unit(e: &anyhow::Error) -> bool {
+    let s = e.to_string();
+    s.contains("NoSuchUnit") || s.contains("not loaded")
+}
