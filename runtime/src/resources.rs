@@ -14,7 +14,7 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     let c = state::load(root, id)?;
     let _lock = state::lock(&c.dir)?;
     match c.status() {
-        Status::Running | Status::Created => cgroups::freeze(&c.saved.cgroup_paths, true),
+        Status::Running | Status::Created => c.cgroup().freeze(true),
         _ => bail!("container not running"),
     }
 }
@@ -26,7 +26,7 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     if c.status() != Status::Paused {
         bail!("container not paused");
     }
-    cgroups::freeze(&c.saved.cgroup_paths, false)
+    c.cgroup().freeze(false)
 }
 
 /// runc's `update` flags, in its order; memory sizes take units (`128m`, `1g`) as runc's do.
@@ -319,14 +319,7 @@ pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
     merge(resources, patch);
     let merged: oci_spec::runtime::LinuxResources =
         serde_json::from_value(resources.clone()).context("the updated resources are not valid")?;
-    if let Some(unit) = &c.saved.systemd_unit {
-        // The unit's properties first (runtime only, as runc), then the files. Devices are
-        // left as they are, as with cgroupfs.
-        let mut props = cgroups::systemd::properties::from_resources(&merged)?;
-        props.retain(|(name, _)| !name.starts_with("Device"));
-        cgroups::systemd::Systemd::connect()?.set_properties(unit, props)?;
-    }
-    cgroups::update(&c.saved.cgroup_paths, &merged)?;
+    c.cgroup().update(&merged)?;
     c.saved.config = serde_json::value::to_raw_value(&config)?;
     state::save(&c.dir, &c.saved)
 }
@@ -334,7 +327,7 @@ pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
 /// `runrs ps`: the container's pids as JSON, or `ps` output (default `-ef`) kept to them.
 pub fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<String> {
     let c = state::load(root, id)?;
-    let pids = cgroups::pids(&c.saved.cgroup_paths);
+    let pids = c.cgroup().pids();
     match format {
         "json" => Ok(format!("{}\n", serde_json::to_string(&pids)?)),
         "table" => {

@@ -228,6 +228,14 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
 }
 
 impl Container {
+    /// The container's cgroup, as its driver made it.
+    pub fn cgroup(&self) -> crate::cgroups::Cgroup<'_> {
+        crate::cgroups::Cgroup {
+            paths: &self.saved.cgroup_paths,
+            systemd_unit: self.saved.systemd_unit.as_deref(),
+        }
+    }
+
     /// Is our init still alive (and not a zombie)?
     pub fn init_alive(&self) -> bool {
         matches!(proc_stat(self.saved.pid), Some((st, start))
@@ -241,7 +249,7 @@ impl Container {
         if self.dir.join(EXEC_FIFO).exists() {
             return Status::Created;
         }
-        if crate::cgroups::is_frozen(&self.saved.cgroup_paths) {
+        if self.cgroup().is_frozen() {
             return Status::Paused;
         }
         Status::Running

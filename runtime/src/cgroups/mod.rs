@@ -264,6 +264,90 @@ impl Planned {
     }
 }
 
+/// A container's cgroup, whichever driver made it: its directories (one per hierarchy) and,
+/// under the systemd driver, the scope unit that holds them. Every command that acts on a
+/// container's cgroup goes through this; the backends (cgroupfs v1, cgroupfs v2, systemd)
+/// stand side by side below it.
+pub struct Cgroup<'a> {
+    pub paths: &'a [PathBuf],
+    pub systemd_unit: Option<&'a str>,
+}
+
+impl Cgroup<'_> {
+    /// `linux.resources` at create, device rules included (the unit has its properties).
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        apply(self.paths, r)
+    }
+
+    /// `update`: the unit's properties first (runtime only, as runc), then the files. Device
+    /// rules are left as they are, as runc's update does.
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(unit) = self.systemd_unit {
+            let mut props = systemd::properties::from_resources(r)?;
+            props.retain(|(name, _)| !name.starts_with("Device"));
+            systemd::Systemd::connect()?.set_properties(unit, props)?;
+        }
+        update(self.paths, r)
+    }
+
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        freeze(self.paths, frozen)
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        is_frozen(self.paths)
+    }
+
+    pub fn signal_all(&self, sig: i32) -> Result<()> {
+        signal_all(self.paths, sig)
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        pids(self.paths)
+    }
+
+    /// Thaw it, best effort (a frozen process cannot die).
+    pub fn thaw(&self) {
+        for d in self.paths {
+            for (file, value) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+                if d.join(file).exists() {
+                    let _ = fs::write(d.join(file), value);
+                }
+            }
+        }
+    }
+
+    /// SIGKILL whatever is still in it, until it is empty (half a second at most). Nothing
+    /// to do in an empty cgroup (the common case: `run` once its init exited).
+    pub fn kill_remaining(&self) {
+        if self.pids().is_empty() {
+            return;
+        }
+        self.thaw();
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                // SAFETY: kill of a process in the container's cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Remove it (its processes are gone): stop and reset the unit, remove the directories.
+    pub fn destroy(&self) {
+        if let Some(unit) = self.systemd_unit {
+            if let Err(e) = systemd::stop(unit) {
+                crate::logging::warn(&format!("{e:#}"));
+            }
+        }
+        remove(self.paths);
+    }
+}
+
 /// The backend that drives a container's resources.
 pub enum Backend {
     V1(v1::V1),

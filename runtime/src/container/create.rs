@@ -321,7 +321,7 @@ fn set_up_from_outside(
     let resources: LinuxResources = (spec.linux().as_ref())
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    cgroups::apply(&guard.cgroups, &resources)?;
+    guard.cgroup().apply(&resources)?;
     let process = spec
         .process()
         .as_ref()
@@ -414,6 +414,13 @@ impl CreateGuard {
         }
     }
 
+    fn cgroup(&self) -> cgroups::Cgroup<'_> {
+        cgroups::Cgroup {
+            paths: &self.cgroups,
+            systemd_unit: self.unit.as_deref(),
+        }
+    }
+
     /// The create went through: keep everything; the state directory.
     fn disarm(mut self) -> PathBuf {
         self.armed = false;
@@ -433,12 +440,7 @@ impl Drop for CreateGuard {
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
-        if let Some(u) = &self.unit {
-            if let Err(e) = systemd::stop(u) {
-                crate::logging::warn(&format!("{e:#}"));
-            }
-        }
-        cgroups::remove(&self.cgroups);
+        self.cgroup().destroy();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

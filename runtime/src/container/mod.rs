@@ -1,15 +1,13 @@
 //! The lifecycle commands on the host side: create, start, run, state, kill, delete, list,
 //! spec. The container's own half lives in `process.rs`.
 
-use crate::cgroups;
-
 use crate::spec;
 use crate::state::{self, Container, Status, EXEC_FIFO};
 use anyhow::{bail, Context, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod create;
@@ -259,7 +257,7 @@ pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
         bail!("container not running");
     }
     if all {
-        return cgroups::signal_all(&c.saved.cgroup_paths, sig);
+        return c.cgroup().signal_all(sig);
     }
     // SAFETY: kill of the init we verified by start time above.
     if unsafe { libc::kill(c.saved.pid, sig) } != 0 {
@@ -300,34 +298,17 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 /// Kill whatever is left, remove cgroups, run poststop hooks, remove the state directory.
 pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
-    let paths = &c.saved.cgroup_paths;
+    let cgroup = c.cgroup();
     if c.init_alive() {
-        thaw(paths);
+        cgroup.thaw();
         // SAFETY: kill of the init verified by start time.
         unsafe { libc::kill(c.saved.pid, libc::SIGKILL) };
         wait_gone(c.saved.pid, c.saved.start_time, Duration::from_secs(10));
     }
-    // Nothing to thaw or kill in an empty cgroup (the common case: `run` once its init exited).
-    if kill_all && !cgroups::pids(paths).is_empty() {
-        thaw(paths);
-        for _ in 0..100 {
-            let pids = cgroups::pids(paths);
-            if pids.is_empty() {
-                break;
-            }
-            for p in pids {
-                // SAFETY: kill of a process in the container's cgroup.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    if kill_all {
+        cgroup.kill_remaining();
     }
-    if let Some(unit) = &c.saved.systemd_unit {
-        if let Err(e) = cgroups::systemd::stop(unit) {
-            crate::logging::warn(&format!("{e:#}"));
-        }
-    }
-    cgroups::remove(paths);
+    cgroup.destroy();
     if let Ok(Some(h)) = c.hooks("poststop") {
         if let Err(e) = crate::hooks::run("poststop", &h, &c.saved.hook_state(Status::Stopped)) {
             crate::logging::warn(&format!("{e:#}"));
@@ -335,19 +316,6 @@ pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
     }
     std::fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
     Ok(())
-}
-
-fn thaw(paths: &[PathBuf]) {
-    for d in paths {
-        let f = d.join("freezer.state");
-        if f.exists() {
-            let _ = std::fs::write(f, "THAWED");
-        }
-        let f = d.join("cgroup.freeze");
-        if f.exists() {
-            let _ = std::fs::write(f, "0");
-        }
-    }
 }
 
 /// Wait until `pid` (with that start time) is gone or a zombie.
