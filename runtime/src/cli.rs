@@ -6,12 +6,18 @@
 //! usage errors printed as "Incorrect Usage" plus the command's help on stdout and the error
 //! through the log, exit 1.
 
-pub(crate) mod parse;
+mod exec;
+mod flags;
+mod parse;
+mod update;
 
 use crate::container::{self, CreateOpts};
-use crate::exec::ExecFlags;
+use crate::exec::ExecOptions;
 use crate::logging::{self, Format};
-use crate::resources::UpdateFlags;
+use crate::resources::{self, UpdateOptions};
+use flags::{
+    BUNDLE, CONSOLE_SOCKET, DETACH, FORMAT, NO_NEW_KEYRING, NO_PIVOT, PID_FILE, PRESERVE_FDS,
+};
 use parse::{Flag, Kind, Matches};
 use std::ffi::OsString;
 use std::io::Write;
@@ -50,46 +56,6 @@ const GLOBAL_FLAGS: &[Flag] = &[
     Flag::new(&["help", "h"], Kind::Bool, "show help"),
     Flag::new(&["version", "v"], Kind::Bool, "print the version"),
 ];
-
-const BUNDLE: Flag = Flag::new(
-    &["bundle", "b"],
-    Kind::Str,
-    "path to the root of the bundle directory, defaults to the current directory",
-);
-const CONSOLE_SOCKET: Flag = Flag::new(
-    &["console-socket"],
-    Kind::Str,
-    "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
-);
-const PID_FILE: Flag = Flag::new(
-    &["pid-file"],
-    Kind::Str,
-    "specify the file to write the process id to",
-);
-const NO_PIVOT: Flag = Flag::new(
-    &["no-pivot"],
-    Kind::Bool,
-    "do not use pivot root to jail process inside rootfs",
-);
-const NO_NEW_KEYRING: Flag = Flag::new(
-    &["no-new-keyring"],
-    Kind::Bool,
-    "do not create a new session keyring for the container",
-);
-/// Shared with `exec`.
-pub(crate) const PRESERVE_FDS: Flag = Flag::new(
-    &["preserve-fds"],
-    Kind::Int32,
-    "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)",
-)
-.default("0");
-const DETACH: Flag = Flag::new(
-    &["detach", "d"],
-    Kind::Bool,
-    "detach from the container's process",
-);
-const FORMAT: Flag =
-    Flag::new(&["format", "f"], Kind::Str, "select one of: table or json").default("\"table\"");
 
 /// How many arguments a command takes (runc's checkArgs).
 #[derive(Clone, Copy)]
@@ -182,7 +148,7 @@ const COMMANDS: &[Command] = &[
             "exec",
             "execute new process inside the container",
             "<container-id> <command> [command options]  || -p process.json <container-id>",
-            crate::exec::EXEC_FLAGS,
+            exec::EXEC_FLAGS,
             Nargs::Min(1),
         )
     },
@@ -292,7 +258,7 @@ const COMMANDS: &[Command] = &[
         "update",
         "update container resource constraints",
         ID,
-        crate::resources::UPDATE_FLAGS,
+        update::UPDATE_FLAGS,
         Nargs::Exact(1),
     ),
     command(
@@ -376,7 +342,7 @@ enum Cmd {
         format: String,
         quiet: bool,
     },
-    Exec(ExecFlags),
+    Exec(ExecOptions),
     Spec {
         bundle: Option<PathBuf>,
         rootless: bool,
@@ -388,7 +354,7 @@ enum Cmd {
     Resume {
         id: Vec<String>,
     },
-    Update(UpdateFlags),
+    Update(UpdateOptions),
     Ps {
         format: String,
         id: String,
@@ -617,7 +583,7 @@ fn build(c: &Command, m: &Matches) -> Result<Cmd, Exit> {
             stats: m.bool("stats"),
             id,
         },
-        "exec" => Cmd::Exec(ExecFlags::from_matches(m).map_err(|e| Exit::Fail {
+        "exec" => Cmd::Exec(exec::options(m).map_err(|e| Exit::Fail {
             err: format!("exec failed: {e}"),
             code: 255,
         })?),
@@ -652,9 +618,7 @@ fn build(c: &Command, m: &Matches) -> Result<Cmd, Exit> {
         },
         "start" => Cmd::Start { id },
         "state" => Cmd::State { id },
-        "update" => {
-            Cmd::Update(UpdateFlags::from_matches(m).map_err(|err| Exit::Fail { err, code: 1 })?)
-        }
+        "update" => Cmd::Update(update::options(m).map_err(|err| Exit::Fail { err, code: 1 })?),
         "features" => Cmd::Features,
         other => unreachable!("command {other} has no builder"),
     })
@@ -798,7 +762,7 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         // runc prefixes every exec error and exits 255 for it.
-        Cmd::Exec(flags) => match crate::exec::exec_cmd(g, flags) {
+        Cmd::Exec(flags) => match crate::exec::exec_cmd(&g.root, flags) {
             Ok(code) => Ok(code),
             Err(e) => {
                 fatal(&e.context("exec failed"));
@@ -815,15 +779,15 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Pause { id } => {
-            crate::resources::pause(&g.root, &one_id("pause", id)?)?;
+            resources::pause(&g.root, &one_id("pause", id)?)?;
             Ok(0)
         }
         Cmd::Resume { id } => {
-            crate::resources::resume(&g.root, &one_id("resume", id)?)?;
+            resources::resume(&g.root, &one_id("resume", id)?)?;
             Ok(0)
         }
         Cmd::Update(flags) => {
-            crate::resources::update(&g.root, &flags)?;
+            resources::update(&g.root, &flags)?;
             Ok(0)
         }
         Cmd::Ps {
@@ -831,7 +795,7 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             id,
             ps_args,
         } => {
-            print!("{}", crate::resources::ps(&g.root, &id, &format, &ps_args)?);
+            print!("{}", resources::ps(&g.root, &id, &format, &ps_args)?);
             Ok(0)
         }
         Cmd::Events {
@@ -839,7 +803,7 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             stats,
             id,
         } => {
-            crate::resources::events(&g.root, &one_id("events", id)?, stats, &interval)?;
+            resources::events(&g.root, &one_id("events", id)?, stats, &interval)?;
             Ok(0)
         }
     }

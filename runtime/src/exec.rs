@@ -2,135 +2,41 @@
 //! namespaces (the pid namespace through the parent) and cgroups, then finishes like the init.
 
 use crate::cgroups;
-use crate::cli::parse::{Flag, Kind, Matches};
-use crate::cli::Global;
 use crate::namespaces;
 use crate::process::{self, msg, Channel};
 use crate::state::{self, Status};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// runc's `exec` flags, in its order (the help shows them so).
-pub const EXEC_FLAGS: &[Flag] = &[
-    Flag::new(
-        &["console-socket"],
-        Kind::Str,
-        "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
-    ),
-    Flag::new(&["cwd"], Kind::Str, "current working directory in the container"),
-    Flag::new(&["env", "e"], Kind::StrList, "set environment variables"),
-    Flag::new(&["tty", "t"], Kind::Bool, "allocate a pseudo-TTY"),
-    Flag::new(&["user", "u"], Kind::Str, "UID (format: <uid>[:<gid>])"),
-    Flag::new(&["additional-gids", "g"], Kind::IntList, "additional gids"),
-    Flag::new(&["process", "p"], Kind::Str, "path to the process.json"),
-    Flag::new(
-        &["detach", "d"],
-        Kind::Bool,
-        "detach from the container's process",
-    ),
-    Flag::new(
-        &["pid-file"],
-        Kind::Str,
-        "specify the file to write the process id to",
-    ),
-    Flag::new(
-        &["process-label"],
-        Kind::Str,
-        "set the asm process label for the process commonly used with selinux (not supported)",
-    ),
-    Flag::new(
-        &["apparmor"],
-        Kind::Str,
-        "set the apparmor profile for the process (not supported)",
-    ),
-    Flag::new(
-        &["no-new-privs"],
-        Kind::Bool,
-        "set the no new privileges value for the process",
-    ),
-    Flag::new(
-        &["cap", "c"],
-        Kind::StrList,
-        "add a capability to the bounding set for the process",
-    ),
-    crate::cli::PRESERVE_FDS,
-    Flag::new(
-        &["cgroup"],
-        Kind::Str,
-        "run the process in an (existing) sub-cgroup(s) (not supported yet)",
-    ),
-    Flag::new(
-        &["ignore-paused"],
-        Kind::Bool,
-        "allow exec in a paused container",
-    ),
-];
-
+/// What `runrs exec` was asked for (runc's `exec` flags).
 #[derive(Debug)]
-pub struct ExecFlags {
-    console_socket: Option<PathBuf>,
-    cwd: Option<String>,
-    env: Vec<String>,
-    tty: bool,
-    user: Option<String>,
-    additional_gids: Vec<u32>,
-    process: Option<PathBuf>,
-    detach: bool,
-    pid_file: Option<PathBuf>,
+pub struct ExecOptions {
+    pub console_socket: Option<PathBuf>,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    pub tty: bool,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    /// A process.json to run instead of the container's `process` with the options above.
+    pub process: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
     /// Accepted as runc does, not applied (no SELinux/AppArmor support).
-    #[allow(dead_code)]
-    process_label: Option<String>,
-    #[allow(dead_code)]
-    apparmor: Option<String>,
-    no_new_privs: bool,
-    cap: Vec<String>,
-    preserve_fds: i32,
-    cgroup: Option<String>,
-    ignore_paused: bool,
+    pub process_label: Option<String>,
+    pub apparmor: Option<String>,
+    pub no_new_privs: bool,
+    pub cap: Vec<String>,
+    pub preserve_fds: i32,
+    pub cgroup: Option<String>,
+    pub ignore_paused: bool,
     /// `<container-id> <command> [args...]`
-    args: Vec<String>,
+    pub args: Vec<String>,
 }
 
-impl ExecFlags {
-    /// From the parsed [`EXEC_FLAGS`]; an empty string counts as not given, as in runc.
-    pub(crate) fn from_matches(m: &Matches) -> Result<ExecFlags, String> {
-        let additional_gids = m
-            .ints("additional-gids")
-            .into_iter()
-            .map(|g| {
-                if g < 0 {
-                    return Err(format!("additional-gids must be a positive number {g}"));
-                }
-                // Go's uint32(g).
-                Ok(g as u32)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(ExecFlags {
-            console_socket: m.path("console-socket"),
-            cwd: m.string("cwd"),
-            env: m.strings("env"),
-            tty: m.bool("tty"),
-            user: m.string("user"),
-            additional_gids,
-            process: m.path("process"),
-            detach: m.bool("detach"),
-            pid_file: m.path("pid-file"),
-            process_label: m.string("process-label"),
-            apparmor: m.string("apparmor"),
-            no_new_privs: m.bool("no-new-privs"),
-            cap: m.strings("cap"),
-            preserve_fds: m.int("preserve-fds").unwrap_or(0) as i32,
-            cgroup: m.string("cgroup"),
-            ignore_paused: m.bool("ignore-paused"),
-            args: m.args(),
-        })
-    }
-}
-
-/// Build the process to run from the flags and the container's own `process`, as runc does.
-fn build_process(f: &ExecFlags, base: Option<&Process>, cmd: &[String]) -> Result<Process> {
+/// Build the process to run from the options and the container's own `process`, as runc does.
+fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Result<Process> {
     if let Some(p) = &f.process {
         let data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
         return serde_json::from_slice(&data)
@@ -196,14 +102,15 @@ fn build_process(f: &ExecFlags, base: Option<&Process>, cmd: &[String]) -> Resul
     Ok(p)
 }
 
-pub fn exec_cmd(g: &Global, f: ExecFlags) -> Result<i32> {
+/// `runrs exec`: start `f`'s process in a running container; its exit code unless detached.
+pub fn exec_cmd(root: &Path, f: ExecOptions) -> Result<i32> {
     let Some((id, cmd)) = f.args.split_first() else {
         bail!("runrs: \"exec\" requires a minimum of 1 argument(s)");
     };
     if f.cgroup.is_some() {
         bail!("--cgroup is not supported yet");
     }
-    let c = state::load(&g.root, id)?;
+    let c = state::load(root, id)?;
     match c.status() {
         Status::Stopped => bail!("cannot exec in a stopped container"),
         Status::Paused if !f.ignore_paused => {

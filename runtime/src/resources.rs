@@ -1,7 +1,6 @@
 //! The commands that act on a container's cgroup: pause, resume, update, ps, events.
 
 use crate::cgroups;
-use crate::cli::parse::{self, Flag, Kind, Matches};
 use crate::state::{self, Status};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -29,93 +28,10 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     c.cgroup().freeze(false)
 }
 
-/// runc's `update` flags, in its order; memory sizes take units (`128m`, `1g`) as runc's do.
-pub const UPDATE_FLAGS: &[Flag] = &[
-    Flag::new(
-        &["resources", "r"],
-        Kind::Str,
-        "path to the file containing the resources to update or '-' to read from the standard input",
-    ),
-    Flag::new(
-        &["blkio-weight"],
-        Kind::Int64,
-        "Specifies per cgroup weight, range is from 10 to 1000",
-    )
-    .default("0"),
-    Flag::new(
-        &["cpu-period"],
-        Kind::Str,
-        "CPU CFS period to be used for hardcapping (in usecs). 0 to use system default",
-    ),
-    Flag::new(
-        &["cpu-quota"],
-        Kind::Str,
-        "CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period",
-    ),
-    Flag::new(
-        &["cpu-burst"],
-        Kind::Str,
-        "CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period",
-    ),
-    Flag::new(
-        &["cpu-share", "cpu-shares"],
-        Kind::Str,
-        "CPU shares (relative weight vs. other containers)",
-    ),
-    Flag::new(
-        &["cpu-rt-period"],
-        Kind::Str,
-        "CPU realtime period to be used for hardcapping (in usecs). 0 to use system default",
-    ),
-    Flag::new(
-        &["cpu-rt-runtime"],
-        Kind::Str,
-        "CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period",
-    ),
-    Flag::new(&["cpuset-cpus"], Kind::Str, "CPU(s) to use"),
-    Flag::new(&["cpuset-mems"], Kind::Str, "Memory node(s) to use"),
-    Flag::new(
-        &["kernel-memory"],
-        Kind::Str,
-        "Kernel memory limit (in bytes) (deprecated: ignored)",
-    ),
-    Flag::new(
-        &["kernel-memory-tcp"],
-        Kind::Str,
-        "Kernel memory limit (in bytes) for tcp buffer",
-    ),
-    Flag::new(&["memory"], Kind::Str, "Memory limit (in bytes)"),
-    Flag::new(
-        &["memory-reservation"],
-        Kind::Str,
-        "Memory reservation or soft_limit (in bytes)",
-    ),
-    Flag::new(
-        &["memory-swap"],
-        Kind::Str,
-        "Total memory usage (memory + swap); set '-1' to enable unlimited swap",
-    ),
-    Flag::new(
-        &["pids-limit"],
-        Kind::Int64,
-        "Maximum number of pids allowed in the container",
-    )
-    .default("0"),
-    Flag::new(
-        &["l3-cache-schema"],
-        Kind::Str,
-        "The string of Intel RDT/CAT L3 cache schema",
-    ),
-    Flag::new(
-        &["mem-bw-schema"],
-        Kind::Str,
-        "The string of Intel RDT/MBA memory bandwidth schema",
-    ),
-];
-
-/// The parsed `update` flags (see [`UPDATE_FLAGS`]).
+/// What `runrs update` changes (each `None` is left as it is), and the container's id.
 #[derive(Debug, Default)]
-pub struct UpdateFlags {
+pub struct UpdateOptions {
+    /// A file with a LinuxResources JSON object (`-`: standard input), instead of the rest.
     pub resources: Option<String>,
     pub blkio_weight: Option<u16>,
     pub cpu_period: Option<u64>,
@@ -135,60 +51,6 @@ pub struct UpdateFlags {
     pub l3_cache_schema: Option<String>,
     pub mem_bw_schema: Option<String>,
     pub id: Vec<String>,
-}
-
-impl UpdateFlags {
-    /// From the parsed [`UPDATE_FLAGS`] as runc reads them: empty strings and a zero
-    /// blkio weight leave a value unchanged; the CPU numbers are checked here, in runc's
-    /// order and words (`invalid value for cpu-period: strconv.ParseUint: ...`).
-    pub(crate) fn from_matches(m: &Matches) -> std::result::Result<UpdateFlags, String> {
-        type Parse<T> = fn(&str, u32, u32) -> Result<T, parse::NumError>;
-        fn number<T>(
-            m: &Matches,
-            name: &str,
-            func: &str,
-            parse: Parse<T>,
-        ) -> std::result::Result<Option<T>, String> {
-            m.string(name)
-                .map(|v| {
-                    parse(&v, 10, 64).map_err(|e| {
-                        let e = parse::strconv_error(func, &v, e);
-                        format!("invalid value for {name}: {e}")
-                    })
-                })
-                .transpose()
-        }
-        let uint = |name| number(m, name, "ParseUint", parse::parse_uint);
-        let int = |name| number(m, name, "ParseInt", parse::parse_int);
-        let cpu_period = uint("cpu-period")?;
-        let cpu_rt_period = uint("cpu-rt-period")?;
-        let cpu_share = uint("cpu-share")?;
-        let cpu_burst = uint("cpu-burst")?;
-        let cpu_quota = int("cpu-quota")?;
-        let cpu_rt_runtime = int("cpu-rt-runtime")?;
-        Ok(UpdateFlags {
-            resources: m.string("resources"),
-            // Go's uint16(int).
-            blkio_weight: m.int("blkio-weight").filter(|&w| w != 0).map(|w| w as u16),
-            cpu_period,
-            cpu_quota,
-            cpu_burst,
-            cpu_rt_period,
-            cpu_rt_runtime,
-            cpu_share,
-            cpuset_cpus: m.string("cpuset-cpus"),
-            cpuset_mems: m.string("cpuset-mems"),
-            kernel_memory: m.string("kernel-memory"),
-            kernel_memory_tcp: m.string("kernel-memory-tcp"),
-            memory: m.string("memory"),
-            memory_reservation: m.string("memory-reservation"),
-            memory_swap: m.string("memory-swap"),
-            pids_limit: m.int("pids-limit"),
-            l3_cache_schema: m.string("l3-cache-schema"),
-            mem_bw_schema: m.string("mem-bw-schema"),
-            id: m.args(),
-        })
-    }
 }
 
 /// Docker's RAMInBytes: `1024`, `512k`, `128m`, `1g`, `1.5GB` (binary units); `-1` is unlimited.
@@ -216,8 +78,8 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     Ok((n * mult) as i64)
 }
 
-/// The flags as a LinuxResources JSON object with only what was given.
-fn flags_json(f: &UpdateFlags) -> Result<Value> {
+/// The options as a LinuxResources JSON object with only what was given.
+fn options_json(f: &UpdateOptions) -> Result<Value> {
     let mut r = json!({});
     let size = |name: &str, v: &Option<String>| -> Result<Option<i64>> {
         v.as_deref()
@@ -281,7 +143,7 @@ fn merge(base: &mut Value, patch: Value) {
 }
 
 /// `runrs update`: change a container's resources, and keep them in its state.
-pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
+pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
     if f.id.len() != 1 {
         bail!("runrs: \"update\" requires exactly 1 argument(s)");
     }
@@ -300,7 +162,7 @@ pub fn update(root: &Path, f: &UpdateFlags) -> Result<()> {
                 .with_context(|| format!("{src}: not a LinuxResources JSON object"))?;
             v
         }
-        None => flags_json(f)?,
+        None => options_json(f)?,
     };
     let mut c = state::load(root, &f.id[0])?;
     let _lock = state::lock(&c.dir)?;
@@ -485,13 +347,13 @@ mod tests {
 
     #[test]
     fn flags_become_resources() {
-        let f = UpdateFlags {
+        let f = UpdateOptions {
             memory: Some("64m".into()),
             cpu_share: Some(256),
             pids_limit: Some(10),
             ..Default::default()
         };
-        let v = flags_json(&f).unwrap();
+        let v = options_json(&f).unwrap();
         assert_eq!(v["memory"]["limit"], 64 << 20);
         assert_eq!(v["cpu"]["shares"], 256);
         assert_eq!(v["pids"]["limit"], 10);
