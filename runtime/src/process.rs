@@ -122,6 +122,17 @@ impl Channel {
     }
 }
 
+/// A pidfd for `pid` (readable once it exits); `None` when it is gone or the kernel has none.
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the fd was just created and is owned here.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 #[repr(C)]
 #[derive(Default)]
 struct CloneArgs {

@@ -1,6 +1,7 @@
 //! The lifecycle commands on the host side: create, start, run, state, kill, delete, list,
 //! spec. The container's own half lives in `process.rs`.
 
+use crate::process::pidfd_open;
 use crate::spec;
 use crate::state::{self, Container, Status, EXEC_FIFO};
 use anyhow::{bail, Context, Result};
@@ -182,16 +183,6 @@ fn release_init(c: &Container) -> Result<()> {
         ),
         _ => bail!("cannot start a container that has stopped"),
     }
-}
-
-pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the fd was just created and is owned here.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// `runrs run`: create, start, and (unless detached) wait and delete. Whatever fails after

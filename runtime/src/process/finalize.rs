@@ -1,7 +1,7 @@
 //! The process half shared by the container's init and `exec`: user, capabilities, cwd,
 //! seccomp, and what to `execve`.
 
-use super::{msg, Channel};
+use super::{msg, pidfd_open, Channel};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Process, Spec};
 use std::ffi::CString;
@@ -234,7 +234,7 @@ pub fn forward_seccomp_fd(
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
         .context("seccomp listener fd without a seccomp config")?;
-    let pidfd = crate::container::pidfd_open(pid).context("pidfd_open")?;
+    let pidfd = pidfd_open(pid).context("pidfd_open")?;
     // SAFETY: pidfd_getfd duplicates the child's fd into a new fd of ours.
     let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if got < 0 {
