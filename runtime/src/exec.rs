@@ -6,7 +6,7 @@ use crate::namespaces;
 use crate::process::{self, msg, Channel};
 use crate::state::{self, Status};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
+use oci_spec::runtime::{Capability, LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -102,31 +102,18 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
     Ok(p)
 }
 
-/// `runrs exec`: start `f`'s process in a running container; its exit code unless detached.
-pub fn exec_cmd(root: &Path, f: ExecOptions) -> Result<i32> {
-    let Some((id, cmd)) = f.args.split_first() else {
+/// `runrs exec`: start `o`'s process in a running container; its exit code unless detached.
+pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
+    let Some((id, cmd)) = o.args.split_first() else {
         bail!("runrs: \"exec\" requires a minimum of 1 argument(s)");
     };
-    if f.cgroup.is_some() {
+    if o.cgroup.is_some() {
         bail!("--cgroup is not supported yet");
     }
-    let c = state::load(root, id)?;
-    match c.status() {
-        Status::Stopped => bail!("cannot exec in a stopped container"),
-        Status::Paused if !f.ignore_paused => {
-            bail!("cannot exec in a paused container (use --ignore-paused to override)")
-        }
-        _ => {}
-    }
+    let c = load_running(root, id, o.ignore_paused)?;
     let spec = c.spec()?;
-    let process = build_process(&f, spec.process().as_ref(), cmd)?;
-    let terminal = process.terminal() == Some(true);
-    if terminal && f.detach && f.console_socket.is_none() {
-        bail!("cannot allocate tty if runc will detach without setting console socket");
-    }
-    if !terminal && f.console_socket.is_some() {
-        bail!("cannot use console socket if runc will not detach or allocate tty");
-    }
+    let process = build_process(&o, spec.process().as_ref(), cmd)?;
+    let terminal = check_console_options(&o, &process)?;
     let seccomp = spec
         .linux()
         .as_ref()
@@ -138,58 +125,161 @@ pub fn exec_cmd(root: &Path, f: ExecOptions) -> Result<i32> {
     crate::selfexe::ensure_sealed()?;
     crate::logging::mark("exec: sealed");
 
-    let init = c.saved.pid;
-    let types: Vec<LinuxNamespaceType> = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
-    let ns_path = |t| PathBuf::from(format!("/proc/{init}/ns/{}", namespaces::proc_name(t)));
-    let mut joins: Vec<(LinuxNamespaceType, PathBuf)> = types
-        .iter()
-        .filter(|t| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
-        .map(|t| (*t, ns_path(*t)))
-        .collect();
-    joins.sort_by_key(|(t, _)| match t {
-        LinuxNamespaceType::User => 0,
-        LinuxNamespaceType::Mount => 2,
-        _ => 1,
-    });
-    let in_user = types.contains(&LinuxNamespaceType::User);
-    // Open every namespace now, while the init is known to be ours.
-    let ns_files: Vec<(LinuxNamespaceType, std::fs::File)> = joins
-        .iter()
-        .map(|(t, p)| {
-            std::fs::File::open(p)
-                .map(|f| (*t, f))
-                .with_context(|| format!("open {}", p.display()))
-        })
-        .collect::<Result<_>>()?;
+    let ns = Namespaces::open(c.saved.pid, &spec)?;
     if !c.init_alive() {
         bail!("cannot exec in a stopped container");
     }
-
-    let (console_ours, console_theirs): (Option<OwnedFd>, Option<OwnedFd>) = if !terminal {
-        (None, None)
-    } else if let Some(p) = &f.console_socket {
-        (None, Some(crate::console::connect_socket(p)?))
-    } else {
-        let (ours, theirs) = crate::console::local_pair()?;
-        (Some(ours), Some(theirs))
-    };
-    for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
-        if types.contains(&t) {
-            namespaces::join(t, &ns_path(t))?;
-        }
-    }
-    let forwarder = if f.detach {
+    let (console_ours, console_theirs) = console_ends(terminal, o.console_socket.as_deref())?;
+    ns.join_pid_and_time()?;
+    let forwarder = if o.detach {
         None
     } else {
         Some(crate::signals::Forwarder::block()?)
     };
+    let child = Child {
+        process: &process,
+        console: console_theirs,
+        preserve_fds: o.preserve_fds,
+        seccomp: seccomp.as_ref(),
+    };
+    let (pid, chan) = clone_child(&c, ns, child)?;
+    let guard = KillOnDrop(Some(pid));
+    chan.send(msg::GO, &[])?;
+    let master = match &console_ours {
+        Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
+        None => None,
+    };
+    serve_child(&c, pid, &spec, &chan)?;
+    if let Some(p) = &o.pid_file {
+        crate::container::write_pid_file(p, pid)?;
+    }
+    guard.disarm();
+    crate::logging::mark("exec: started");
+    if o.detach {
+        return Ok(0);
+    }
+    let st = forwarder
+        .expect("foreground exec has a forwarder")
+        .wait_child(pid, master)?;
+    Ok(crate::container::exit_code(st))
+}
+
+/// The container `id`, refused when stopped, or paused unless `ignore_paused`.
+fn load_running(root: &Path, id: &str, ignore_paused: bool) -> Result<state::Container> {
+    let c = state::load(root, id)?;
+    match c.status() {
+        Status::Stopped => bail!("cannot exec in a stopped container"),
+        Status::Paused if !ignore_paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
+        _ => {}
+    }
+    Ok(c)
+}
+
+/// runc's rules for a terminal and a console socket; returns whether there is a terminal.
+fn check_console_options(o: &ExecOptions, process: &Process) -> Result<bool> {
+    let terminal = process.terminal() == Some(true);
+    if terminal && o.detach && o.console_socket.is_none() {
+        bail!("cannot allocate tty if runc will detach without setting console socket");
+    }
+    if !terminal && o.console_socket.is_some() {
+        bail!("cannot use console socket if runc will not detach or allocate tty");
+    }
+    Ok(terminal)
+}
+
+/// The console's two ends: ours to receive the pty master on (a foreground terminal), and
+/// the one the child sends it to (ours, or the console socket).
+fn console_ends(
+    terminal: bool,
+    console_socket: Option<&Path>,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    Ok(if !terminal {
+        (None, None)
+    } else if let Some(p) = console_socket {
+        (None, Some(crate::console::connect_socket(p)?))
+    } else {
+        let (ours, theirs) = crate::console::local_pair()?;
+        (Some(ours), Some(theirs))
+    })
+}
+
+/// The namespaces of the container's init that the exec'd process enters.
+struct Namespaces {
+    init: i32,
+    /// Every namespace type of the container.
+    types: Vec<LinuxNamespaceType>,
+    /// The ones the child joins with setns, in order (user first, mount last).
+    files: Vec<(LinuxNamespaceType, std::fs::File)>,
+    in_user: bool,
+}
+
+impl Namespaces {
+    /// Open every namespace now, while the init is known to be ours.
+    fn open(init: i32, spec: &Spec) -> Result<Namespaces> {
+        let types: Vec<LinuxNamespaceType> = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        let mut joins: Vec<(LinuxNamespaceType, PathBuf)> = types
+            .iter()
+            .filter(|t| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+            .map(|t| (*t, ns_path(init, *t)))
+            .collect();
+        joins.sort_by_key(|(t, _)| match t {
+            LinuxNamespaceType::User => 0,
+            LinuxNamespaceType::Mount => 2,
+            _ => 1,
+        });
+        let in_user = types.contains(&LinuxNamespaceType::User);
+        let files = joins
+            .iter()
+            .map(|(t, p)| {
+                std::fs::File::open(p)
+                    .map(|f| (*t, f))
+                    .with_context(|| format!("open {}", p.display()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Namespaces {
+            init,
+            types,
+            files,
+            in_user,
+        })
+    }
+
+    /// The pid and time namespaces are joined by the runtime itself: they apply to its
+    /// children, so the child is born in them.
+    fn join_pid_and_time(&self) -> Result<()> {
+        for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+            if self.types.contains(&t) {
+                namespaces::join(t, &ns_path(self.init, t))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ns_path(init: i32, t: LinuxNamespaceType) -> PathBuf {
+    PathBuf::from(format!("/proc/{init}/ns/{}", namespaces::proc_name(t)))
+}
+
+/// What the child needs besides the namespaces and cgroups.
+struct Child<'a> {
+    process: &'a Process,
+    console: Option<OwnedFd>,
+    preserve_fds: i32,
+    seccomp: Option<&'a crate::seccomp::Compiled>,
+}
+
+/// Clone the child (into the container's cgroup2 directory when the kernel allows) and
+/// let it go its way; returns its pid and our end of the sync channel.
+fn clone_child(c: &state::Container, ns: Namespaces, child: Child) -> Result<(i32, Channel)> {
     let (parent_chan, child_chan) = Channel::pair()?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
@@ -201,50 +291,38 @@ pub fn exec_cmd(root: &Path, f: ExecOptions) -> Result<i32> {
             &child_chan,
             parent,
             (cgroup_join, in_cgroup2),
-            &ns_files,
-            in_user,
-            &process,
-            console_theirs,
-            f.preserve_fds,
-            seccomp.as_ref(),
+            &ns.files,
+            ns.in_user,
+            child.process,
+            child.console,
+            child.preserve_fds,
+            child.seccomp,
         );
     }
     drop(child_chan);
-    drop(console_theirs);
-    drop(ns_files);
+    drop(child.console);
+    drop(ns.files);
     drop(cgroup_join);
-    let guard = KillOnDrop(Some(pid));
-    parent_chan.send(msg::GO, &[])?;
-    let master = match &console_ours {
-        Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
-        None => None,
-    };
+    Ok((pid, parent_chan))
+}
+
+/// Until the child execs (its end of the channel closes): pass its seccomp listener on,
+/// or report why it failed.
+fn serve_child(c: &state::Container, pid: i32, spec: &Spec, chan: &Channel) -> Result<()> {
     loop {
-        match parent_chan.recv()? {
+        match chan.recv()? {
             Some((msg::ERROR, e)) => bail!(
                 "unable to start container process: {}",
                 String::from_utf8_lossy(&e)
             ),
             Some((msg::SECCOMP_FD, fd)) => {
                 let st = c.saved.hook_state(Status::Running);
-                process::forward_seccomp_fd(pid, &fd, &spec, &st, &parent_chan)?;
+                process::forward_seccomp_fd(pid, &fd, spec, &st, chan)?;
             }
             Some(_) => bail!("unexpected message from the exec'd process"),
-            None => break,
+            None => return Ok(()),
         }
     }
-    if let Some(p) = &f.pid_file {
-        crate::container::write_pid_file(p, pid)?;
-    }
-    guard.disarm();
-    crate::logging::mark("exec: started");
-    if f.detach {
-        return Ok(0);
-    }
-    let st = forwarder
-        .expect("foreground exec has a forwarder")
-        .wait_child(pid, master)?;
-    Ok(crate::container::exit_code(st))
 }
 
 struct KillOnDrop(Option<i32>);
