@@ -312,6 +312,7 @@ fn set_up_from_outside(
     if let Some((unit, props)) = &plan.cgroups.systemd {
         // systemd moves the init into the new scope; the init's cgroup namespace, made after
         // GO, is rooted there.
+        crate::logging::mark("create: systemd connect");
         systemd::Systemd::connect()?.start_scope(unit, pid, props.clone())?;
         guard.unit = Some(unit.name.clone());
         guard.cgroups = cgroups.dirs.clone();

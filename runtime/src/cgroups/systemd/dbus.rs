@@ -6,14 +6,17 @@ use super::properties::Property;
 use super::Unit;
 use anyhow::{anyhow, bail, Result};
 use std::time::Duration;
-use zbus::blocking::{proxy::Builder, Connection, Proxy};
-use zbus::zvariant::{OwnedObjectPath, Value};
+use zbus::blocking::{Connection, MessageIterator};
+use zbus::zvariant::{DynamicType, OwnedObjectPath, Value};
 
 /// How long systemd may take to run a unit's start or stop job (runc waits 30 s).
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A connection to systemd's manager. Every call is one method call on the bus, as few as
+/// runc makes or fewer: no proxy (it would look up the name's owner and track it), no
+/// Subscribe (systemd sends a job's JobRemoved to the client that queued it anyway).
 pub struct Systemd {
-    manager: Proxy<'static>,
+    conn: Connection,
 }
 
 impl Systemd {
@@ -21,13 +24,26 @@ impl Systemd {
         let conn = Connection::system().map_err(|e| {
             anyhow!("--systemd-cgroup: cannot reach systemd on the system bus (/run/dbus/system_bus_socket): {e}")
         })?;
-        let manager = Builder::new(&conn)
-            .destination("org.freedesktop.systemd1")?
-            .path("/org/freedesktop/systemd1")?
-            .interface("org.freedesktop.systemd1.Manager")?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()?;
-        Ok(Systemd { manager })
+        Ok(Systemd { conn })
+    }
+
+    /// One call of a method of `org.freedesktop.systemd1.Manager`.
+    fn call<B, R>(&self, method: &str, unit: &str, body: &B) -> Result<R>
+    where
+        B: serde::Serialize + DynamicType,
+        R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+    {
+        let reply = self
+            .conn
+            .call_method(
+                Some("org.freedesktop.systemd1"),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.systemd1.Manager"),
+                method,
+                body,
+            )
+            .map_err(|e| method_error(method, unit, e))?;
+        Ok(reply.body().deserialize()?)
     }
 
     /// Make the scope with `pid` in it and wait for its start job. A job that fails once
@@ -65,9 +81,9 @@ impl Systemd {
             Err(e) if is_no_such_unit(&e) => {}
             r => r?.wait()?,
         }
-        match self.manager.call::<_, _, ()>("ResetFailedUnit", &(unit,)) {
-            Err(e) if is_no_such_unit(&anyhow!(e.to_string())) => Ok(()),
-            r => r.map_err(|e| method_error("ResetFailedUnit", unit, e)),
+        match self.call::<_, ()>("ResetFailedUnit", unit, &(unit,)) {
+            Err(e) if is_no_such_unit(&e) => Ok(()),
+            r => r,
         }
     }
 
@@ -76,28 +92,24 @@ impl Systemd {
         if props.is_empty() {
             return Ok(());
         }
-        self.manager
-            .call::<_, _, ()>("SetUnitProperties", &(unit, true, props))
-            .map_err(|e| method_error("SetUnitProperties", unit, e))
+        self.call("SetUnitProperties", unit, &(unit, true, props))
     }
 
     /// Call a method that queues a job; the job's end comes as a JobRemoved signal.
     fn queue_job<B>(&self, method: &str, unit: &str, body: &B) -> Result<Job>
     where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
+        B: serde::Serialize + DynamicType,
     {
-        // Listen before the call: the job may end before its reply reaches us.
-        let signals = self.manager.receive_signal("JobRemoved")?;
-        self.manager
-            .call::<_, _, ()>("Subscribe", &())
-            .or_else(|e| match e.to_string().contains("AlreadySubscribed") {
-                true => Ok(()),
-                false => Err(e),
-            })?;
-        let path: OwnedObjectPath = self
-            .manager
-            .call(method, body)
-            .map_err(|e| method_error(method, unit, e))?;
+        // Listen before the call: the job may end before its reply reaches us. Only systemd
+        // sends this signal from this path and interface.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .path("/org/freedesktop/systemd1")?
+            .interface("org.freedesktop.systemd1.Manager")?
+            .member("JobRemoved")?
+            .build();
+        let signals = MessageIterator::for_match_rule(rule, &self.conn, Some(64))?;
+        let path: OwnedObjectPath = self.call(method, unit, body)?;
         Ok(Job {
             signals,
             path,
@@ -108,7 +120,7 @@ impl Systemd {
 
 /// A queued job of systemd's.
 struct Job {
-    signals: zbus::blocking::proxy::SignalIterator<'static>,
+    signals: MessageIterator,
     path: OwnedObjectPath,
     what: String,
 }
@@ -124,7 +136,7 @@ impl Job {
         } = self;
         // The iterator blocks without a timeout: it waits on a thread of its own.
         std::thread::spawn(move || {
-            for s in signals {
+            for s in signals.flatten() {
                 let body = s.body();
                 let Ok((_, job, _, result)) =
                     body.deserialize::<(u32, OwnedObjectPath, String, String)>()
