@@ -715,96 +715,93 @@ fn create_opts<'a>(g: &'a Global, id: &'a str, f: &'a CreateFlags) -> CreateOpts
     }
 }
 
+/// Run the command; its exit code.
 fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
+    let root = &g.root;
     match cmd {
-        Cmd::Create { mut flags, id } => {
-            let id = one_id("create", id)?;
-            flags.make_absolute();
-            container::create_cmd(&create_opts(g, &id, &flags))?;
-            Ok(0)
-        }
-        Cmd::Start { id } => {
-            container::start(&g.root, &one_id("start", id)?)?;
-            Ok(0)
-        }
+        Cmd::Create { flags, id } => create(g, flags, id).map(|()| 0),
+        Cmd::Start { id } => container::start(root, &one_id("start", id)?).map(|()| 0),
         Cmd::Run {
-            mut flags,
+            flags,
             detach,
             keep,
             no_subreaper: _,
             id,
-        } => {
-            let id = one_id("run", id)?;
-            flags.make_absolute();
-            container::run(&create_opts(g, &id, &flags), detach, keep)
-        }
+        } => run(g, flags, id, detach, keep),
         Cmd::State { id } => {
-            let id = one_id("state", id)?;
-            println!("{}", container::state_json(&g.root, &id)?);
+            println!("{}", container::state_json(root, &one_id("state", id)?)?);
             Ok(0)
         }
-        Cmd::Kill { all, args } => {
-            if args.is_empty() || args.len() > 2 {
-                anyhow::bail!(
-                    "runrs: \"kill\" requires a minimum of 1 and a maximum of 2 arguments"
-                );
-            }
-            let sig = args.get(1).map(String::as_str).unwrap_or("SIGTERM");
-            container::kill(&g.root, &args[0], sig, all)?;
-            Ok(0)
-        }
+        Cmd::Kill { all, args } => kill(root, &args, all).map(|()| 0),
         Cmd::Delete { force, id } => {
-            container::delete(&g.root, &one_id("delete", id)?, force)?;
-            Ok(0)
+            container::delete(root, &one_id("delete", id)?, force).map(|()| 0)
         }
         Cmd::List { format, quiet } => {
-            print!("{}", crate::list::list(&g.root, &format, quiet)?);
+            print!("{}", crate::list::list(root, &format, quiet)?);
             Ok(0)
         }
-        // runc prefixes every exec error and exits 255 for it.
-        Cmd::Exec(flags) => match crate::exec::exec_cmd(&g.root, flags) {
-            Ok(code) => Ok(code),
-            Err(e) => {
-                fatal(&e.context("exec failed"));
-                Ok(255)
-            }
-        },
+        Cmd::Exec(options) => Ok(exec_exit_code(root, options)),
         Cmd::Spec { bundle, rootless } => {
             let dir = bundle.unwrap_or_else(|| PathBuf::from("."));
-            container::write_spec(&dir, rootless)?;
-            Ok(0)
+            container::write_spec(&dir, rootless).map(|()| 0)
         }
         Cmd::Features => {
             println!("{}", crate::features::json());
             Ok(0)
         }
-        Cmd::Pause { id } => {
-            resources::pause(&g.root, &one_id("pause", id)?)?;
-            Ok(0)
-        }
-        Cmd::Resume { id } => {
-            resources::resume(&g.root, &one_id("resume", id)?)?;
-            Ok(0)
-        }
-        Cmd::Update(flags) => {
-            resources::update(&g.root, &flags)?;
-            Ok(0)
-        }
+        Cmd::Pause { id } => resources::pause(root, &one_id("pause", id)?).map(|()| 0),
+        Cmd::Resume { id } => resources::resume(root, &one_id("resume", id)?).map(|()| 0),
+        Cmd::Update(options) => resources::update(root, &options).map(|()| 0),
         Cmd::Ps {
             format,
             id,
             ps_args,
         } => {
-            print!("{}", resources::ps(&g.root, &id, &format, &ps_args)?);
+            print!("{}", resources::ps(root, &id, &format, &ps_args)?);
             Ok(0)
         }
         Cmd::Events {
             interval,
             stats,
             id,
-        } => {
-            resources::events(&g.root, &one_id("events", id)?, stats, &interval)?;
-            Ok(0)
+        } => resources::events(root, &one_id("events", id)?, stats, &interval).map(|()| 0),
+    }
+}
+
+fn create(g: &Global, mut flags: CreateFlags, id: Vec<String>) -> anyhow::Result<()> {
+    let id = one_id("create", id)?;
+    flags.make_absolute();
+    container::create_cmd(&create_opts(g, &id, &flags))
+}
+
+fn run(
+    g: &Global,
+    mut flags: CreateFlags,
+    id: Vec<String>,
+    detach: bool,
+    keep: bool,
+) -> anyhow::Result<i32> {
+    let id = one_id("run", id)?;
+    flags.make_absolute();
+    container::run(&create_opts(g, &id, &flags), detach, keep)
+}
+
+/// `kill <container-id> [signal]`, SIGTERM by default.
+fn kill(root: &std::path::Path, args: &[String], all: bool) -> anyhow::Result<()> {
+    if args.is_empty() || args.len() > 2 {
+        anyhow::bail!("runrs: \"kill\" requires a minimum of 1 and a maximum of 2 arguments");
+    }
+    let sig = args.get(1).map(String::as_str).unwrap_or("SIGTERM");
+    container::kill(root, &args[0], sig, all)
+}
+
+/// runc prefixes every exec error and exits 255 for it.
+fn exec_exit_code(root: &std::path::Path, options: ExecOptions) -> i32 {
+    match crate::exec::exec_cmd(root, options) {
+        Ok(code) => code,
+        Err(e) => {
+            fatal(&e.context("exec failed"));
+            255
         }
     }
 }
