@@ -194,66 +194,90 @@ pub fn parse(
         if s.len() < 2 || s[0] != b'-' {
             break;
         }
-        let dashes = if s[1] == b'-' { 2 } else { 1 };
         if s == b"--" {
             i += 1;
             break;
         }
-        let arg = lossy(&args[i]);
-        let mut name = &s[dashes..];
-        if name.is_empty() || name[0] == b'-' || name[0] == b'=' {
-            return (m, Some(format!("bad flag syntax: {arg}")));
+        if let Err(e) = parse_flag(&mut m, help, args, &mut i) {
+            return (m, Some(e));
         }
-        i += 1;
-        let mut value: Option<OsString> = None;
-        if let Some(eq) = name.iter().position(|&c| c == b'=') {
-            value = Some(OsStr::from_bytes(&name[eq + 1..]).to_owned());
-            name = &name[..eq];
-        }
-        let shown = String::from_utf8_lossy(name).into_owned();
-        let Some((fi, ni)) = find(&m, help, name) else {
-            return (m, Some(format!("flag provided but not defined: -{shown}")));
-        };
-        let flag = m.all().nth(fi).expect("found flag");
-        let value = if flag.kind == Kind::Bool {
-            match value {
-                None => OsString::from("true"),
-                Some(v) => match parse_bool(&lossy(&v)) {
-                    Some(b) => OsString::from(if b { "true" } else { "false" }),
-                    None => {
-                        let q = quote(&lossy(&v));
-                        return (
-                            m,
-                            Some(format!(
-                                "invalid boolean value {q} for -{shown}: parse error"
-                            )),
-                        );
-                    }
-                },
-            }
-        } else {
-            let v = match value {
-                Some(v) => v,
-                None if i < args.len() => {
-                    i += 1;
-                    args[i - 1].clone()
-                }
-                None => return (m, Some(format!("flag needs an argument: -{shown}"))),
-            };
-            if let Some(e) = check_value(flag.kind, &lossy(&v)) {
-                let q = quote(&lossy(&v));
-                return (m, Some(format!("invalid value {q} for flag -{shown}: {e}")));
-            }
-            v
-        };
-        if !matches!(flag.kind, Kind::StrList | Kind::IntList) {
-            m.values[fi].clear();
-        }
-        m.values[fi].push(value);
-        m.used[fi] |= 1 << ni;
     }
     m.args = args[i..].to_vec();
     (m, None)
+}
+
+/// Go's FlagSet.parseOne: the flag at `args[*i]` (with its value, `=value` or the next
+/// argument) into `m`, moving `*i` past what it took.
+fn parse_flag(m: &mut Matches, help: bool, args: &[OsString], i: &mut usize) -> Result<(), String> {
+    let s = args[*i].as_bytes();
+    let dashes = if s[1] == b'-' { 2 } else { 1 };
+    let arg = lossy(&args[*i]);
+    let mut name = &s[dashes..];
+    if name.is_empty() || name[0] == b'-' || name[0] == b'=' {
+        return Err(format!("bad flag syntax: {arg}"));
+    }
+    *i += 1;
+    let mut value: Option<OsString> = None;
+    if let Some(eq) = name.iter().position(|&c| c == b'=') {
+        value = Some(OsStr::from_bytes(&name[eq + 1..]).to_owned());
+        name = &name[..eq];
+    }
+    let shown = String::from_utf8_lossy(name).into_owned();
+    let Some((fi, ni)) = find(m, help, name) else {
+        return Err(format!("flag provided but not defined: -{shown}"));
+    };
+    let flag = m.all().nth(fi).expect("found flag");
+    let value = if flag.kind == Kind::Bool {
+        bool_value(value, &shown)?
+    } else {
+        flag_value(flag.kind, value, args, i, &shown)?
+    };
+    if !matches!(flag.kind, Kind::StrList | Kind::IntList) {
+        m.values[fi].clear();
+    }
+    m.values[fi].push(value);
+    m.used[fi] |= 1 << ni;
+    Ok(())
+}
+
+/// A bool flag's value: `true` alone, else Go's ParseBool of `=value`, as "true"/"false".
+fn bool_value(value: Option<OsString>, shown: &str) -> Result<OsString, String> {
+    match value {
+        None => Ok(OsString::from("true")),
+        Some(v) => match parse_bool(&lossy(&v)) {
+            Some(b) => Ok(OsString::from(if b { "true" } else { "false" })),
+            None => {
+                let q = quote(&lossy(&v));
+                Err(format!(
+                    "invalid boolean value {q} for -{shown}: parse error"
+                ))
+            }
+        },
+    }
+}
+
+/// Any other flag's value: `=value`, else the next argument (moving `*i` past it), checked
+/// as Go's flag.Value for `kind` would.
+fn flag_value(
+    kind: Kind,
+    value: Option<OsString>,
+    args: &[OsString],
+    i: &mut usize,
+    shown: &str,
+) -> Result<OsString, String> {
+    let v = match value {
+        Some(v) => v,
+        None if *i < args.len() => {
+            *i += 1;
+            args[*i - 1].clone()
+        }
+        None => return Err(format!("flag needs an argument: -{shown}")),
+    };
+    if let Some(e) = check_value(kind, &lossy(&v)) {
+        let q = quote(&lossy(&v));
+        return Err(format!("invalid value {q} for flag -{shown}: {e}"));
+    }
+    Ok(v)
 }
 
 /// The flag (index, name index) called `name`.
