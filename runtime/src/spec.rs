@@ -2,7 +2,7 @@
 //! created, and each error names the field at fault.
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,23 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 
 /// Check what runc checks before creating anything; return the absolute rootfs path.
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let rootfs = rootfs_path(spec, bundle)?;
+    check_process(spec)?;
+    for m in spec.mounts().iter().flatten() {
+        if m.destination().as_os_str().is_empty() {
+            bail!("mount destination must not be empty");
+        }
+    }
+    let linux = spec.linux().as_ref();
+    check_namespaces(spec, linux)?;
+    check_user_mappings(linux)?;
+    check_sysctls(linux)?;
+    crate::seccomp::check_supported(linux.and_then(|l| l.seccomp().as_ref()))?;
+    Ok(rootfs)
+}
+
+/// `root.path` in the bundle, canonical; it must be a directory.
+fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let root = spec
         .root()
         .as_ref()
@@ -71,6 +88,10 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if !rootfs.is_dir() {
         bail!("rootfs ({}) is not a directory", rootfs.display());
     }
+    Ok(rootfs)
+}
+
+fn check_process(spec: &Spec) -> Result<()> {
     let process = spec
         .process()
         .as_ref()
@@ -82,18 +103,19 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if !process.cwd().is_absolute() {
         bail!("cwd {:?} is not an absolute path", process.cwd());
     }
-    for m in spec.mounts().iter().flatten() {
-        if m.destination().as_os_str().is_empty() {
-            bail!("mount destination must not be empty");
-        }
-    }
-    let linux = spec.linux().as_ref();
+    Ok(())
+}
+
+/// Whether `linux.namespaces` has a namespace of type `t` (new or joined).
+fn has_namespace(linux: Option<&Linux>, t: LinuxNamespaceType) -> bool {
+    linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
+}
+
+/// No namespace type twice; a hostname or domainname only with a UTS namespace.
+fn check_namespaces(spec: &Spec, linux: Option<&Linux>) -> Result<()> {
     let mut seen = HashSet::new();
-    let has = |t: LinuxNamespaceType| {
-        linux
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
-    };
     if let Some(nss) = linux.and_then(|l| l.namespaces().as_ref()) {
         for ns in nss {
             if !seen.insert(ns.typ()) {
@@ -104,13 +126,19 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             }
         }
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    let uts = has_namespace(linux, LinuxNamespaceType::Uts);
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !uts {
         bail!("unable to set hostname without a private UTS namespace");
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !uts {
         bail!("unable to set domainname without a private UTS namespace");
     }
-    if has(LinuxNamespaceType::User) {
+    Ok(())
+}
+
+/// A new user namespace needs uid and gid mappings; mappings need a user namespace.
+fn check_user_mappings(linux: Option<&Linux>) -> Result<()> {
+    if has_namespace(linux, LinuxNamespaceType::User) {
         let l = linux.expect("namespaces come from linux");
         let own_user_ns = l
             .namespaces()
@@ -129,11 +157,16 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }) {
         bail!("user namespace mappings specified, but user namespace isn't enabled in the config");
     }
+    Ok(())
+}
+
+/// Every sysctl must belong to a namespace the container has of its own.
+fn check_sysctls(linux: Option<&Linux>) -> Result<()> {
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         for key in sysctl.keys() {
             let need = sysctl_namespace(key);
             match need {
-                Some(t) if has(t) => {}
+                Some(t) if has_namespace(linux, t) => {}
                 Some(t) => bail!(
                     "sysctl {key:?} is not allowed as it requires a new {} namespace",
                     ns_name(t)
@@ -142,8 +175,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             }
         }
     }
-    crate::seccomp::check_supported(linux.and_then(|l| l.seccomp().as_ref()))?;
-    Ok(rootfs)
+    Ok(())
 }
 
 /// The namespace a sysctl belongs to, or `None` when it is host-wide.
