@@ -3,7 +3,7 @@
 
 use super::{msg, pidfd_open, Channel};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{Process, Spec, User};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -117,9 +117,9 @@ fn fix_stdio_owner(uid: u32, gid: u32) {
     }
 }
 
-/// The process half shared by `create` and `exec`, in order: rlimits, bounding set, user and
-/// groups, cwd (checked to be inside the container), capabilities, no_new_privs, umask, fds.
-/// Returns what to exec.
+/// The process half shared by `create` and `exec`, in order: rlimits, fds, bounding set, user
+/// and groups, cwd (checked to be inside the container), capabilities, no_new_privs, umask,
+/// then what to exec; the seccomp filter first, or last with no_new_privs.
 pub fn finalize(
     process: &Process,
     preserve_fds: i32,
@@ -135,22 +135,60 @@ pub fn finalize(
     if let Some(r) = process.rlimits() {
         crate::rlimits::apply(r)?;
     }
+    close_on_exec_from(3 + preserve_fds.max(0) as u32);
+    let caps = process.capabilities().clone().unwrap_or_default_caps();
+    crate::capabilities::drop_bounding(&caps)?;
+    let user = process.user();
+    fix_stdio_owner(user.uid(), user.gid());
+    keep_caps(true);
+    set_ids(user)?;
+    enter_cwd(process.cwd())?;
+    keep_caps(false);
+    crate::capabilities::apply(&caps)?;
+    if nnp {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(errno_err("set no_new_privs"));
+        }
+    }
+    let umask = user.umask().unwrap_or(0o022);
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(umask as libc::mode_t) };
+
+    let (path, args, env) = command(process, user.uid())?;
+    if let (Some(f), true) = (seccomp, nnp) {
+        load_seccomp(f, chan)?;
+    }
+    Ok(ExecTarget {
+        path: CString::new(path.as_os_str().as_bytes()).context("path contains NUL")?,
+        argv: args.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
+        envp: env.iter().map(|e| cstring(e)).collect::<Result<_>>()?,
+    })
+}
+
+/// Mark every fd from `first` on close-on-exec: the container gets stdio and the fds it
+/// was told to keep.
+fn close_on_exec_from(first: u32) {
     // SAFETY: close_range only changes fd flags.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3 + preserve_fds.max(0) as u32,
+            first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
-    let caps = process.capabilities().clone().unwrap_or_default_caps();
-    crate::capabilities::drop_bounding(&caps)?;
-    let user = process.user();
-    let (uid, gid) = (user.uid(), user.gid());
-    fix_stdio_owner(uid, gid);
+}
+
+/// PR_SET_KEEPCAPS: whether the permitted capabilities survive the switch away from uid 0.
+fn keep_caps(on: bool) {
     // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_int::from(on), 0, 0, 0) };
+}
+
+/// The container user's supplementary groups, gid and uid.
+fn set_ids(user: &User) -> Result<()> {
+    let (uid, gid) = (user.uid(), user.gid());
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     // SAFETY: setgroups reads groups.len() gids from a live Vec.
     if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
@@ -168,7 +206,11 @@ pub fn finalize(
     if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
         return Err(errno_err(&format!("setuid {uid}")));
     }
-    let cwd = process.cwd();
+    Ok(())
+}
+
+/// chdir to `process.cwd`, refusing one outside the container.
+fn enter_cwd(cwd: &Path) -> Result<()> {
     std::env::set_current_dir(cwd).map_err(|e| {
         anyhow::anyhow!(
             "chdir to cwd ({:?}) set in config.json failed: {}",
@@ -176,20 +218,12 @@ pub fn finalize(
             io_msg(&e)
         )
     })?;
-    check_cwd_inside()?;
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    crate::capabilities::apply(&caps)?;
-    if nnp {
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(errno_err("set no_new_privs"));
-        }
-    }
-    let umask = user.umask().unwrap_or(0o022);
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(umask as libc::mode_t) };
+    check_cwd_inside()
+}
 
+/// What to run: the path found for `args[0]`, the args, and the environment (with `$HOME`
+/// from the container's passwd when the config has none).
+fn command(process: &Process, uid: u32) -> Result<(PathBuf, Vec<String>, Vec<String>)> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(uid)));
@@ -197,14 +231,7 @@ pub fn finalize(
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args.first().context("args must not be empty")?;
     let path = look_path(arg0, &env)?;
-    if let (Some(f), true) = (seccomp, nnp) {
-        load_seccomp(f, chan)?;
-    }
-    Ok(ExecTarget {
-        path: CString::new(path.as_os_str().as_bytes()).context("path contains NUL")?,
-        argv: args.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
-        envp: env.iter().map(|e| cstring(e)).collect::<Result<_>>()?,
-    })
+    Ok((path, args, env))
 }
 
 /// Load the filter; with a NOTIFY rule, hand the listener fd to the parent (which takes it
