@@ -1115,6 +1115,100 @@ fn tty_run_prints_output_and_resize_reaches_the_container() {
     drop(stdin);
 }
 
+/// `systemctl show -p PROP --value UNIT`.
+fn unit_property(unit: &str, prop: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", prop, "--value", unit])
+        .output()
+        .expect("systemctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// containerd's `SystemdCgroup = true` (the kubeadm default): the task's cgroup is a scope
+/// unit made through the runtime's systemd driver, for our shim and, as the baseline, for
+/// the Go shim with runc; `ctr task delete` + `ctr container rm` leave no unit behind.
+#[test]
+fn systemd_cgroup_option_makes_a_scope_and_leaves_no_unit() {
+    // cgroup.controllers at the top: /sys/fs/cgroup is cgroup2, not a hybrid's tmpfs.
+    let systemd = Path::new("/run/systemd/system").is_dir()
+        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !can_run() || !systemd {
+        eprintln!("skipping: needs systemd as PID 1 on pure cgroup v2 (hack/test-guest)");
+        return;
+    }
+    let env = Env::new("sdcg");
+    let toml = env.path().join("runtime.toml");
+    let mut opts = fs::read_to_string(&toml).unwrap();
+    opts.push_str("SystemdCgroup = true\n");
+    fs::write(&toml, opts).unwrap();
+    let go_shim = Path::new("/usr/bin/containerd-shim-runc-v2").exists();
+    let mut cases = vec![("ours", format!("runrs-sd-{}", std::process::id()))];
+    if go_shim {
+        cases.push(("go", format!("gosh-sd-{}", std::process::id())));
+    }
+    for (shim, id) in &cases {
+        let cgroup = format!("system.slice:ctr-it:{id}");
+        let unit = format!("ctr-it-{id}.scope");
+        let out = if *shim == "ours" {
+            env.run(&["-d", "--cgroup", &cgroup], id, &["sleep", "1000"])
+        } else {
+            let d = env.path().display();
+            let args: Vec<String> = [
+                "run",
+                "--fifo-dir",
+                &format!("{d}/fifo"),
+                "--runtime",
+                "io.containerd.runc.v2",
+                "--runc-systemd-cgroup",
+                "--cgroup",
+                &cgroup,
+                "--env",
+                "PATH=/bin",
+                "-d",
+                "--rootfs",
+                &format!("{d}/rootfs"),
+                id,
+                "sleep",
+                "1000",
+            ]
+            .map(String::from)
+            .to_vec();
+            env.ctr_command(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        assert!(out.status.success(), "{shim}: {}", describe(&out));
+        assert_eq!(unit_property(&unit, "ActiveState"), "active", "{shim}");
+        let pid = task_pid(&env, id);
+        let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert_eq!(own.trim(), format!("0::/system.slice/{unit}"), "{shim}");
+        let metrics = env.ctr(&["task", "metrics", id]);
+        assert!(metrics.status.success(), "{shim}: {}", describe(&metrics));
+        assert!(
+            stdout(&metrics).contains("memory"),
+            "{shim}: {}",
+            describe(&metrics)
+        );
+        assert!(env
+            .ctr(&["task", "kill", "-s", "KILL", id])
+            .status
+            .success());
+        env.wait_until("stopped", || {
+            env.task_status(id).as_deref() == Some("STOPPED")
+        });
+        assert!(env.ctr(&["task", "delete", id]).status.success(), "{shim}");
+        assert!(env.ctr(&["container", "rm", id]).status.success(), "{shim}");
+        env.wait_until("unit gone", || {
+            unit_property(&unit, "LoadState") == "not-found"
+        });
+        assert!(!Path::new("/sys/fs/cgroup/system.slice")
+            .join(&unit)
+            .exists());
+    }
+    env.wait_until("no shim left", || env.shim_pids().is_empty());
+}
+
 #[test]
 fn shim_drives_debian_runc() {
     if !can_run() || !Path::new(RUNC).exists() {
