@@ -5,7 +5,7 @@ use super::{child_detach, child_guard, reset_signals};
 use super::{msg, Channel};
 use crate::namespaces::{self, Plan};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -56,7 +56,32 @@ pub fn init(mut args: InitArgs) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The container's set-up, stage by stage; returns what to exec and the state JSON for the
+/// hooks.
 fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
+    let state = wait_for_go(a)?;
+    let a = &*a;
+    enter_namespaces(a)?;
+    mount_rootfs(a)?;
+    run_create_hooks(a, &state)?;
+    pivot(a)?;
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .context("process must be specified")?;
+    attach_console(a, process)?;
+    lock_down(a)?;
+    crate::logging::mark("init: finalize");
+    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
+    crate::logging::mark("init: finalized");
+    Ok((target, state))
+}
+
+/// Make the namespaces the init makes itself, enter the cgroups made after the clone when
+/// told, wait for `GO` (ids mapped), then enter the container's cgroups. Returns the state
+/// JSON that came with `GO`.
+fn wait_for_go(a: &mut InitArgs) -> Result<Vec<u8>> {
     // SAFETY: unshare with namespace flags only.
     if a.early_unshare != 0 && unsafe { libc::unshare(a.early_unshare) } != 0 {
         return Err(errno_err("create the container's namespaces"));
@@ -79,7 +104,12 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         join.join(in_cgroup2)?;
     }
     crate::logging::mark("init: in cgroups");
-    let a = &*a;
+    Ok(state)
+}
+
+/// Join the namespaces given by path, unshare the rest, become root of a user namespace, and
+/// set the hostname and domainname.
+fn enter_namespaces(a: &InitArgs) -> Result<()> {
     let spec = &a.spec;
     for (t, path) in &a.plan.join {
         namespaces::join(*t, path)?;
@@ -111,6 +141,11 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
             return Err(errno_err(&format!("setdomainname {d:?}")));
         }
     }
+    Ok(())
+}
+
+/// In the container's mount namespace (required): the mounts, devices and `/dev` symlinks.
+fn mount_rootfs(a: &InitArgs) -> Result<()> {
     let has_mnt_ns = a.plan.clone_flags & libc::CLONE_NEWNS != 0
         || a.plan.unshare_flags & libc::CLONE_NEWNS != 0
         || a.plan
@@ -121,9 +156,15 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
     }
     crate::logging::mark("init: mounts");
-    crate::rootfs::prepare(spec, &a.rootfs, &a.cgroup_view)?;
+    crate::rootfs::prepare(&a.spec, &a.rootfs, &a.cgroup_view)?;
     crate::logging::mark("init: mounted");
-    let hooks = spec.hooks().as_ref();
+    Ok(())
+}
+
+/// The hooks that run between mounting and `pivot_root`: prestart and createRuntime by the
+/// runtime (we wait for it), then createContainer here.
+fn run_create_hooks(a: &InitArgs, state: &[u8]) -> Result<()> {
+    let hooks = a.spec.hooks().as_ref();
     let has_parent_hooks = hooks.is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -136,14 +177,21 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         }
     }
     if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
-        crate::hooks::run("createContainer", h, &state)?;
+        crate::hooks::run("createContainer", h, state)?;
     }
+    Ok(())
+}
+
+/// Into the rootfs: `pivot_root` (or chroot with `--no-pivot`).
+fn pivot(a: &InitArgs) -> Result<()> {
     crate::rootfs::enter(&a.rootfs, a.no_pivot)?;
     crate::logging::mark("init: pivoted");
-    let process = spec
-        .process()
-        .as_ref()
-        .context("process must be specified")?;
+    Ok(())
+}
+
+/// With `process.terminal`: a pty made inside the container, its master sent to the console
+/// socket, the slave our `/dev/console` and controlling terminal.
+fn attach_console(a: &InitArgs, process: &Process) -> Result<()> {
     if process.terminal() == Some(true) {
         let sock = a
             .console
@@ -151,6 +199,12 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
             .context("cannot allocate tty if runc will detach without setting console socket")?;
         setup_terminal(sock.as_raw_fd())?;
     }
+    Ok(())
+}
+
+/// After `pivot_root`: sysctls, read-only and masked paths, the session keyring.
+fn lock_down(a: &InitArgs) -> Result<()> {
+    let spec = &a.spec;
     // Sysctls before readonlyPaths (which usually hold /proc/sys), as runc does.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for (k, v) in sysctl {
@@ -163,10 +217,7 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
     if !a.no_new_keyring {
         join_session_keyring(&a.id);
     }
-    crate::logging::mark("init: finalize");
-    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
-    crate::logging::mark("init: finalized");
-    Ok((target, state))
+    Ok(())
 }
 
 /// Open a pty inside the container, send its master to the console socket, make the slave
