@@ -8,12 +8,14 @@
 
 mod cgroup_v1;
 mod devices;
+mod entry;
 mod mounts;
 mod options;
 mod paths;
 mod resolve;
 
 use anyhow::{anyhow, Context, Result};
+use entry::mount_entry;
 use mounts::{lexical_clean, mount_fd, Mounter};
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -65,7 +67,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroups: &crate::cgroups::MountView) 
     let mut dev_is_bind = false;
     let mut devpts = false;
     for entry in spec.mounts().as_deref().unwrap_or(&[]) {
-        mounter.mount_entry(entry)?;
+        mount_entry(&mounter, entry)?;
         let dest = lexical_clean(entry.destination());
         if dest == Path::new("/dev") {
             let typ = entry.typ().as_deref();

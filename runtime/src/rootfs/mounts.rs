@@ -1,7 +1,7 @@
-//! One `mounts[]` entry: resolve the destination inside the rootfs, mount, then the second
-//! steps a mount may need (bind remount for flags, propagation changes).
+//! The kinds of mount a `mounts[]` entry can be (bind, filesystem, cgroup2), what they share
+//! (a [`Mounter`] that resolves destinations inside the rootfs), and the mount calls on fds
+//! that every part of `rootfs` uses. `entry` picks the kind; `cgroup_v1` is one more.
 
-use super::cgroup_v1;
 use super::options::{MountOptions, RecursiveAttrs};
 use super::resolve::{fd_path, open_host, Create, Root};
 use anyhow::{bail, Context, Result};
@@ -10,13 +10,12 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, SFlag};
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 use nix::sys::statvfs::fstatvfs;
-use oci_spec::runtime::Mount;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// Files under `/proc` that may be mounted over (what lxcfs emulates); anything else under
 /// `/proc` could hide the kernel's security knobs from the runtime (runc's rule).
-const PROC_OVERMOUNTABLE: &[&str] = &[
+pub(super) const PROC_OVERMOUNTABLE: &[&str] = &[
     "/proc/cpuinfo",
     "/proc/diskstats",
     "/proc/meminfo",
@@ -43,56 +42,6 @@ pub(crate) struct Mounter<'a> {
 }
 
 impl Mounter<'_> {
-    /// Performs one `mounts[]` entry.
-    pub fn mount_entry(&self, entry: &Mount) -> Result<()> {
-        let dest = entry.destination();
-        let typ = entry.typ().as_deref().unwrap_or("");
-        let mut options = MountOptions::parse(entry.options().as_deref().unwrap_or(&[]));
-        if typ == "bind" {
-            options.flags.insert(MsFlags::MS_BIND);
-        }
-        let source = entry.source().as_deref();
-        check_proc_destination(dest, typ, &options, source)?;
-        if options.idmap {
-            bail!(
-                "mount on {}: idmapped mounts are not supported",
-                dest.display()
-            );
-        }
-        if !options.is_bind() && lexical_clean(dest) == Path::new("/dev") {
-            // Devices and symlinks are created in it yet: `finish` makes it read-only.
-            options.flags.remove(MsFlags::MS_RDONLY);
-        }
-
-        if options.is_bind() {
-            let source = source
-                .with_context(|| format!("bind mount on {} has no source", dest.display()))?;
-            self.bind(source, dest, &options)?;
-        } else {
-            match typ {
-                // As runc: on a cgroup2-only host `cgroup` means the unified hierarchy.
-                "cgroup" if self.cgroups.is_pure_v2() => self.cgroup2(source, dest, &options)?,
-                "cgroup" => cgroup_v1::mount(self, dest, &options)?,
-                "cgroup2" => self.cgroup2(source, dest, &options)?,
-                "" => bail!(
-                    "mount on {} has no type (and is not a bind mount)",
-                    dest.display()
-                ),
-                _ => self.filesystem(typ, source, dest, &options)?,
-            }
-        }
-        if !options.recursive.is_empty() {
-            let mounted = self.resolve(dest, Create::Nothing)?;
-            set_recursive_attrs(mounted.as_fd(), options.recursive).with_context(|| {
-                format!(
-                    "set recursive mount attributes (rro, rnosuid, ...) on {}",
-                    dest.display()
-                )
-            })?;
-        }
-        self.propagate(dest, &options.propagation)
-    }
-
     /// Bind-mounts host `source` onto `dest`, then remounts for ro/nosuid/... which a bind
     /// mount ignores on creation.
     pub fn bind(&self, source: &Path, dest: &Path, options: &MountOptions) -> Result<()> {
@@ -126,7 +75,7 @@ impl Mounter<'_> {
 
     /// A filesystem mount (`proc`, `sysfs`, `tmpfs`, `devpts`, `mqueue`, ...), with runc's
     /// fallbacks when a user namespace may not mount `sysfs` or `mqueue`.
-    fn filesystem(
+    pub(super) fn filesystem(
         &self,
         typ: &str,
         source: Option<&Path>,
@@ -170,7 +119,12 @@ impl Mounter<'_> {
 
     /// `cgroup2`: a new mount of the unified hierarchy; where that is refused (user namespace
     /// without cgroup namespace), the container's own cgroup directory bound instead.
-    fn cgroup2(&self, source: Option<&Path>, dest: &Path, options: &MountOptions) -> Result<()> {
+    pub(super) fn cgroup2(
+        &self,
+        source: Option<&Path>,
+        dest: &Path,
+        options: &MountOptions,
+    ) -> Result<()> {
         let target = self.resolve(dest, Create::Dirs)?;
         let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
         let source = source.unwrap_or(Path::new("cgroup2"));
@@ -201,7 +155,7 @@ impl Mounter<'_> {
     }
 
     /// Applies `shared`/`rslave`/... options to the mount now on `dest`.
-    fn propagate(&self, dest: &Path, propagation: &[MsFlags]) -> Result<()> {
+    pub(super) fn propagate(&self, dest: &Path, propagation: &[MsFlags]) -> Result<()> {
         if propagation.is_empty() {
             return Ok(());
         }
@@ -238,38 +192,6 @@ impl Mounter<'_> {
         }
         Ok(())
     }
-}
-
-/// Lexical rules on `/proc` destinations (runc's `checkProcMount`).
-fn check_proc_destination(
-    dest: &Path,
-    typ: &str,
-    options: &MountOptions,
-    source: Option<&Path>,
-) -> Result<()> {
-    let clean = lexical_clean(dest);
-    let Ok(under_proc) = clean.strip_prefix("/proc") else {
-        return Ok(());
-    };
-    if under_proc.as_os_str().is_empty() {
-        let source_is_proc = || {
-            source
-                .and_then(|s| nix::sys::statfs::statfs(s).ok())
-                .is_some_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC)
-        };
-        if typ == "proc" || (options.is_bind() && source_is_proc()) {
-            return Ok(());
-        }
-        bail!("mount on /proc must be of type proc (got {typ:?} from {source:?})");
-    }
-    if PROC_OVERMOUNTABLE.iter().any(|p| clean == Path::new(p)) {
-        return Ok(());
-    }
-    bail!(
-        "mount destination {} is under /proc, where only {} may be mounted over",
-        dest.display(),
-        PROC_OVERMOUNTABLE.join(", ")
-    )
 }
 
 /// `/a/./b/../c` → `/a/c`, never above `/`.
@@ -367,25 +289,4 @@ pub(crate) fn set_recursive_attrs(
 fn is_dir(fd: BorrowedFd<'_>) -> Result<bool> {
     let stat = fstat(fd.as_raw_fd()).context("fstat")?;
     Ok(SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_destinations() {
-        let none = MountOptions::default();
-        assert!(check_proc_destination(Path::new("/proc"), "proc", &none, None).is_ok());
-        assert!(check_proc_destination(Path::new("/proc"), "tmpfs", &none, None).is_err());
-        assert!(
-            check_proc_destination(Path::new("/x/../proc/self"), "tmpfs", &none, None).is_err()
-        );
-        assert!(check_proc_destination(Path::new("/proc/cpuinfo"), "bind", &none, None).is_ok());
-        assert!(check_proc_destination(Path::new("/procfoo"), "tmpfs", &none, None).is_ok());
-        assert_eq!(
-            lexical_clean(Path::new("/../a/./b/..//c")),
-            Path::new("/a/c")
-        );
-    }
 }
