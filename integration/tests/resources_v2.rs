@@ -327,8 +327,94 @@ fn relative_path_goes_beside_the_callers_cgroup() {
     assert!(dir.ends_with(g.id()), "{}", dir.display());
 }
 
+#[test]
+fn the_device_filter_is_freed_with_the_cgroup() {
+    if !v2_host("the_device_filter_is_freed_with_the_cgroup") {
+        return;
+    }
+    let env = TestEnv::new("v2_bpf_freed");
+    let mut b = env.bundle();
+    ready_loop(&mut b);
+    let (g, _pid, dir) = start(&env, &b);
+    let ids = device_program_ids(&dir);
+    assert_eq!(ids.len(), 1, "one device filter attached: {ids:?}");
+    assert!(bpf_prog_exists(ids[0]));
+    env.rt.run(["delete", "--force", g.id()]).ok();
+    // The kernel frees a cgroup's programs once the cgroup is released (asynchronously).
+    wait_until("the device filter freed", WAIT, || !bpf_prog_exists(ids[0]));
+}
+
+#[test]
+fn a_cgroup_with_processes_in_it_is_refused() {
+    if !v2_host("a_cgroup_with_processes_in_it_is_refused") {
+        return;
+    }
+    let env = TestEnv::new("v2_busy");
+    let path = format!("/runrs-it-busy-{}", std::process::id());
+    let mut a = env.bundle();
+    a.set("/linux/cgroupsPath", json!(path));
+    ready_loop(&mut a);
+    let (_g, _pid, dir) = start(&env, &a);
+    let id = env.id();
+    let mut b = env.bundle();
+    b.set("/linux/cgroupsPath", json!(path));
+    b.set_args(&["true"]);
+    let _g2 = env.guard(&id);
+    // runc's words. runc ≥ 1.2 refuses; 1.1 only warns (and says that it will refuse).
+    let out = env.rt.run(["create", "--bundle", &arg(b.path()), &id]);
+    if is_runc() && out.success() {
+        assert_contains(&out.stderr, "container's cgroup is not empty");
+        assert_contains(&out.stderr, "won't be supported in runc 1.2");
+        return;
+    }
+    out.fails_with(&["container's cgroup is not empty"]);
+    assert!(!env.rt_root_entries().contains(&id), "state left");
+    assert!(dir.exists(), "the first container's cgroup was removed");
+}
+
+/// BPF_PROG_GET_FD_BY_ID: whether the program still exists.
+fn bpf_prog_exists(id: u32) -> bool {
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    let mut attr = [0u32; 4];
+    attr[0] = id;
+    // SAFETY: bpf(2) with an attr of the size passed; on success it returns a new fd we close.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as u32,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: closing the fd bpf(2) just returned.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    let err = std::io::Error::last_os_error();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ENOENT),
+        "BPF_PROG_GET_FD_BY_ID {id}: {err}"
+    );
+    false
+}
+
+/// The ids of the device filters attached to `dir` (BPF_PROG_QUERY).
+fn device_program_ids(dir: &Path) -> Vec<u32> {
+    let mut ids = vec![0u32; 16];
+    let n = bpf_query(dir, ids.as_mut_ptr() as u64, ids.len() as u32);
+    ids.truncate(n as usize);
+    ids
+}
+
 /// How many BPF programs are attached to `dir` as device filters (BPF_PROG_QUERY).
 fn device_programs(dir: &Path) -> u32 {
+    bpf_query(dir, 0, 0)
+}
+
+/// BPF_PROG_QUERY of `dir`'s device filters: their count, their ids into `ids` (up to `cap`).
+fn bpf_query(dir: &Path, ids: u64, cap: u32) -> u32 {
     use std::os::fd::AsRawFd;
     const BPF_PROG_QUERY: libc::c_long = 16;
     const BPF_CGROUP_DEVICE: u32 = 6;
@@ -347,10 +433,12 @@ fn device_programs(dir: &Path) -> u32 {
     let mut q = Query {
         target_fd: f.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids,
+        prog_cnt: cap,
         ..Default::default()
     };
-    // SAFETY: bpf(2) with a zeroed attr of the size passed; prog_ids is null, so the
-    // kernel writes only prog_cnt and attach_flags into it.
+    // SAFETY: bpf(2) with an attr of the size passed; prog_ids is null or points to `cap`
+    // u32s the caller owns, which is all the kernel writes there.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
