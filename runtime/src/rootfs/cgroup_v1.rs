@@ -5,19 +5,46 @@
 use super::mounts::{mount_fd, remount_bind, set_recursive_attrs, Mounter};
 use super::options::MountOptions;
 use super::resolve::{open_host, owned, Create};
+use crate::cgroups::V1Dir;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+/// Mount the tmpfs on `dest`, a directory per hierarchy in it with the hierarchy mounted or
+/// bound there, then the flags the entry asks for.
 pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) -> Result<()> {
     let read_only = options.flags.contains(MsFlags::MS_RDONLY);
     let per_mount = options.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    mount_tmpfs(mounter, dest, per_mount)?;
+    // The new tmpfs is empty and only this process sees it yet: its directories are made and
+    // opened right in it, without resolving each path from the root again.
+    let tmpfs = mounter.resolve(dest, Create::Nothing)?;
 
+    let bind_flags = options.flags - MsFlags::MS_REMOUNT;
+    let mut binds = Vec::new();
+    for h in &mounter.cgroups.v1 {
+        let sub_dest = dest.join(&h.name);
+        let target = hierarchy_dir(tmpfs.as_fd(), &h.name, &sub_dest)?;
+        if mounter.cgroupns {
+            mount_hierarchy(target.as_fd(), h, bind_flags, &sub_dest)?;
+        } else {
+            bind_own_cgroup(target.as_fd(), h, &sub_dest)?;
+            binds.push(h.name.as_os_str());
+        }
+        link_controllers(tmpfs.as_fd(), &h.name, dest)?;
+    }
+    let tmpfs_flags = read_only.then_some(per_mount | MsFlags::MS_RDONLY);
+    apply_flags(tmpfs.as_fd(), dest, &binds, bind_flags, tmpfs_flags)
+}
+
+/// The tmpfs that holds the hierarchies' directories.
+fn mount_tmpfs(mounter: &Mounter<'_>, dest: &Path, per_mount: MsFlags) -> Result<()> {
     let target = mounter.resolve(dest, Create::Dirs)?;
     mount_fd(
         None,
@@ -31,88 +58,92 @@ pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) 
             "mount tmpfs for cgroup v1 hierarchies on {}",
             dest.display()
         )
-    })?;
-    drop(target);
-    // The new tmpfs is empty and only this process sees it yet: its directories are made and
-    // opened right in it, without resolving each path from the root again.
-    let tmpfs = mounter.resolve(dest, Create::Nothing)?;
+    })
+}
 
-    let bind_flags = options.flags - MsFlags::MS_REMOUNT;
-    let mut binds = Vec::new();
-    for h in &mounter.cgroups.v1 {
-        let sub_dest = dest.join(&h.name);
-        match mkdirat(
-            Some(tmpfs.as_raw_fd()),
-            h.name.as_os_str(),
-            Mode::from_bits_truncate(0o755),
-        ) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(e).with_context(|| format!("mkdir {}", sub_dest.display())),
-        }
-        let target = open_dir(tmpfs.as_fd(), &h.name)
-            .with_context(|| format!("open {}", sub_dest.display()))?;
-        if mounter.cgroupns {
-            let data = if h.controllers.starts_with("name=") {
-                format!("none,{}", h.controllers)
-            } else {
-                h.controllers.clone()
-            };
-            mount_fd(
-                None,
-                target.as_fd(),
-                Some("cgroup"),
-                bind_flags,
-                Some(&data),
-            )
-            .with_context(|| format!("mount cgroup ({data}) on {}", sub_dest.display()))?;
-        } else {
-            let source =
-                open_host(&h.dir).with_context(|| format!("open cgroup {}", h.dir.display()))?;
-            mount_fd(
-                Some(source.as_fd()),
-                target.as_fd(),
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )
-            .with_context(|| format!("bind mount {} on {}", h.dir.display(), sub_dest.display()))?;
-            binds.push(h.name.as_os_str());
-        }
-        // Co-mounted controllers (`cpu,cpuacct`) get a symlink per controller, as on the host.
-        let name = h.name.to_string_lossy();
-        if name.contains(',') {
-            for controller in name.split(',') {
-                match symlinkat(name.as_ref(), Some(tmpfs.as_raw_fd()), controller) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| {
-                            format!("symlink {}/{controller} -> {name}", dest.display())
-                        })
-                    }
+/// Directory `name` in the tmpfs, made if missing; `sub_dest` names it in errors.
+fn hierarchy_dir(tmpfs: BorrowedFd<'_>, name: &OsStr, sub_dest: &Path) -> Result<OwnedFd> {
+    match mkdirat(
+        Some(tmpfs.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(0o755),
+    ) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("mkdir {}", sub_dest.display())),
+    }
+    open_dir(tmpfs, name).with_context(|| format!("open {}", sub_dest.display()))
+}
+
+/// With a cgroup namespace: a new mount of hierarchy `h`, rooted at the container's cgroup.
+fn mount_hierarchy(
+    target: BorrowedFd<'_>,
+    h: &V1Dir,
+    flags: MsFlags,
+    sub_dest: &Path,
+) -> Result<()> {
+    let data = if h.controllers.starts_with("name=") {
+        format!("none,{}", h.controllers)
+    } else {
+        h.controllers.clone()
+    };
+    mount_fd(None, target, Some("cgroup"), flags, Some(&data))
+        .with_context(|| format!("mount cgroup ({data}) on {}", sub_dest.display()))
+}
+
+/// Without a cgroup namespace: the container's own cgroup directory of `h` on the host.
+fn bind_own_cgroup(target: BorrowedFd<'_>, h: &V1Dir, sub_dest: &Path) -> Result<()> {
+    let source = open_host(&h.dir).with_context(|| format!("open cgroup {}", h.dir.display()))?;
+    mount_fd(
+        Some(source.as_fd()),
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .with_context(|| format!("bind mount {} on {}", h.dir.display(), sub_dest.display()))
+}
+
+/// Co-mounted controllers (`cpu,cpuacct`) get a symlink per controller, as on the host.
+fn link_controllers(tmpfs: BorrowedFd<'_>, name: &OsStr, dest: &Path) -> Result<()> {
+    let name = name.to_string_lossy();
+    if name.contains(',') {
+        for controller in name.split(',') {
+            match symlinkat(name.as_ref(), Some(tmpfs.as_raw_fd()), controller) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("symlink {}/{controller} -> {name}", dest.display())
+                    })
                 }
             }
         }
     }
+    Ok(())
+}
 
+/// Give the binds the entry's flags (`bind_flags`) and, when it is read-only, the tmpfs
+/// `tmpfs_flags`.
+fn apply_flags(
+    tmpfs: BorrowedFd<'_>,
+    dest: &Path,
+    binds: &[&OsStr],
+    bind_flags: MsFlags,
+    tmpfs_flags: Option<MsFlags>,
+) -> Result<()> {
     // A bind takes its flags (ro, nosuid, ...) only from a remount: one mount_setattr(2) for
     // the tmpfs and every bind at once, else a remount of each.
-    let tmpfs_flags = if read_only {
-        per_mount | MsFlags::MS_RDONLY
-    } else {
-        MsFlags::empty()
-    };
     let at_once = MountOptions::remount_as_attrs(bind_flags - MsFlags::MS_BIND - MsFlags::MS_REC)
-        .is_some_and(|attrs| set_recursive_attrs(tmpfs.as_fd(), attrs).is_ok());
+        .is_some_and(|attrs| set_recursive_attrs(tmpfs, attrs).is_ok());
     if !at_once {
         for name in binds {
-            let mounted = open_dir(tmpfs.as_fd(), name)
+            let mounted = open_dir(tmpfs, name)
                 .with_context(|| format!("open {}", dest.join(name).display()))?;
             remount_bind(mounted.as_fd(), bind_flags).with_context(|| {
                 format!("remount {} ({bind_flags:?})", dest.join(name).display())
             })?;
         }
-        if read_only {
-            remount_bind(tmpfs.as_fd(), tmpfs_flags)
+        if let Some(flags) = tmpfs_flags {
+            remount_bind(tmpfs, flags)
                 .with_context(|| format!("remount {} read-only", dest.display()))?;
         }
     }
@@ -120,7 +151,7 @@ pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) 
 }
 
 /// `O_PATH` of directory `name` in `dir`, never through a symlink.
-fn open_dir(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> nix::Result<OwnedFd> {
+fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     openat(Some(dir.as_raw_fd()), name, flags, Mode::empty()).map(owned)
 }
