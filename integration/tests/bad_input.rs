@@ -9,7 +9,8 @@ use runrs_integration::*;
 use serde_json::json;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
+// Generous: the Debian guest runs under emulation (hack/vm), 20-50x slower than a host.
+const WAIT: Duration = Duration::from_secs(30);
 
 fn report(case: &str, out: &Output) {
     eprintln!(

@@ -4,7 +4,8 @@ use runrs_integration::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
+// Generous: the Debian guest runs under emulation (hack/vm), 20-50x slower than a host.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A hook that saves its stdin (the state) as `<dir>/<kind>.json`, its `HOOK_ENV`
 /// variable and first argument in `<dir>/<kind>.env`, and appends `<kind>` to

@@ -7,7 +7,8 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
+// Generous: the Debian guest runs under emulation (hack/vm), 20-50x slower than a host.
+const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn namespaces_differ_from_the_hosts() {

@@ -5,7 +5,8 @@ use runrs_integration::*;
 use serde_json::json;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
+// Generous: the Debian guest runs under emulation (hack/vm), 20-50x slower than a host.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A container process that waits until `/tmp/go` exists, then prints and exits.
 const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do usleep 10000; done; echo finished";

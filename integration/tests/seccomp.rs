@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
+// Generous: the Debian guest runs under emulation (hack/vm), 20-50x slower than a host.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A profile from `tests/fixtures/seccomp/`.
 fn fixture(name: &str) -> Value {
