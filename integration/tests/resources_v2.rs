@@ -7,6 +7,7 @@ use runrs_integration::procfs::{cgroup_dir, pure_cgroup_v2};
 use runrs_integration::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -111,9 +112,21 @@ fn limits_are_written_as_runc_translates_them() {
     assert_contains(&status, "Cpus_allowed_list:\t0\n");
 }
 
+/// The disk's I/O scheduler file, e.g. /sys/block/vda/queue/scheduler.
+fn scheduler_file() -> PathBuf {
+    let dev = a_disk().expect("a block device");
+    let link = std::fs::read_link(format!("/sys/dev/block/{dev}")).expect("/sys/dev/block link");
+    let name = link.file_name().unwrap().to_owned();
+    PathBuf::from("/sys/block")
+        .join(name)
+        .join("queue/scheduler")
+}
+
+/// blockIO weights under the disk's own scheduler (io.weight, runc's conversion), then under
+/// BFQ (io.bfq.weight, the value as is, per device too), the scheduler restored after.
 #[test]
-fn blkio_weight_goes_to_io_weight() {
-    if !v2_host("blkio_weight_goes_to_io_weight") {
+fn blkio_weight_goes_to_io_weight_or_bfq() {
+    if !v2_host("blkio_weight_goes_to_io_weight_or_bfq") {
         return;
     }
     let env = TestEnv::new("v2_ioweight");
@@ -122,29 +135,90 @@ fn blkio_weight_goes_to_io_weight() {
     ready_loop(&mut b);
     let (_g, _pid, dir) = start(&env, &b);
     if dir.join("io.bfq.weight").exists() {
-        // BFQ takes the v1 value as it is.
         assert_contains(&read(&dir, "io.bfq.weight"), "300");
     } else {
         // 1 + (300 - 10) * 9999 / 990 = 2930 (runc's formula).
         assert_eq!(read(&dir, "io.weight"), "default 2930");
     }
+    let sched = scheduler_file();
+    let before = std::fs::read_to_string(&sched).unwrap();
+    let _ = Command::new("modprobe").arg("bfq").status();
+    if std::fs::write(&sched, "bfq").is_err() {
+        eprintln!("no BFQ scheduler in this kernel: the BFQ half is skipped");
+        return;
+    }
+    let restore = before
+        .split_whitespace()
+        .find(|s| s.starts_with('['))
+        .map(|s| s.trim_matches(|c| c == '[' || c == ']').to_string())
+        .unwrap_or_else(|| "none".into());
+    let disk = a_disk().unwrap();
+    let (major, minor) = disk.split_once(':').unwrap();
+    let mut b = env.bundle();
+    b.set(
+        "/linux/resources/blockIO",
+        json!({"weight": 300, "weightDevice": [{"major": major.parse::<i64>().unwrap(),
+               "minor": minor.parse::<i64>().unwrap(), "weight": 200}]}),
+    );
+    ready_loop(&mut b);
+    let (_g2, _pid2, dir2) = start(&env, &b);
+    let bfq = read(&dir2, "io.bfq.weight");
+    let _ = std::fs::write(&sched, restore);
+    assert_contains(&bfq, "default 300");
+    assert_contains(&bfq, &format!("{disk} 200"));
 }
 
 #[test]
-fn a_bad_unified_key_is_refused_by_name() {
-    if !v2_host("a_bad_unified_key_is_refused_by_name") {
+fn bad_values_are_refused_by_name_and_leave_nothing() {
+    if !v2_host("bad_values_are_refused_by_name_and_leave_nothing") {
         return;
     }
     let env = TestEnv::new("v2_badkey");
+    // runc's words for each.
+    for (resources, words) in [
+        (
+            json!({"unified": {"memory.nonesuch": "1"}}),
+            "memory.nonesuch",
+        ),
+        (
+            json!({"memory": {"swap": MB}}),
+            "unable to set swap limit without memory limit",
+        ),
+        (
+            json!({"memory": {"limit": 2 * MB, "swap": MB}}),
+            "should be >= memory limit",
+        ),
+    ] {
+        let mut b = env.bundle();
+        b.set("/linux/resources", resources);
+        b.set_args(&["true"]);
+        let id = env.id();
+        let _g = env.guard(&id);
+        env.rt
+            .run(["create", "--bundle", &arg(b.path()), &id])
+            .fails_with(&[words]);
+        env.assert_no_trace(&id, &b);
+    }
+}
+
+#[test]
+fn unlimited_values_read_max() {
+    if !v2_host("unlimited_values_read_max") {
+        return;
+    }
+    let env = TestEnv::new("v2_max");
     let mut b = env.bundle();
-    b.set("/linux/resources/unified", json!({"memory.nonesuch": "1"}));
-    b.set_args(&["true"]);
-    let id = env.id();
-    let _g = env.guard(&id);
-    env.rt
-        .run(["create", "--bundle", &arg(b.path()), &id])
-        .fails_with(&["memory.nonesuch"]);
-    env.assert_no_trace(&id, &b);
+    b.set(
+        "/linux/resources",
+        json!({"cpu": {"quota": -1, "period": 100000}, "memory": {"limit": -1},
+               "pids": {"limit": -1}}),
+    );
+    ready_loop(&mut b);
+    let (_g, _pid, dir) = start(&env, &b);
+    assert_eq!(read(&dir, "cpu.max"), "max 100000");
+    assert_eq!(read(&dir, "memory.max"), "max");
+    assert_eq!(read(&dir, "memory.swap.max"), "max");
+    assert_eq!(read(&dir, "pids.max"), "max");
 }
 
 #[test]
