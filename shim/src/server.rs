@@ -20,7 +20,8 @@ use runrs_proto::protobuf::Message;
 use runrs_proto::shim::WaitRequest;
 use runrs_proto::ttrpc::{self, Code, Request, Response};
 
-use crate::service::{log, rpc_error};
+use crate::log::log;
+use crate::service::rpc_error;
 use crate::task::TaskService;
 
 const HEADER_LEN: usize = 10;

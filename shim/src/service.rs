@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -16,13 +16,16 @@ use runrs_proto::shim::DeleteResponse;
 use runrs_proto::task_events::{TaskExit, TaskOOM};
 use runrs_proto::ttrpc;
 
+use crate::address::{group_id, socket_path};
 use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of, Publisher};
+use crate::flags::Flags;
+use crate::log::{log, redirect_stderr_to_log};
+use crate::mount;
 use crate::oom::OomWatcher;
 use crate::reaper::{Exit, Reaper};
 use crate::runtime::{read_pid, Runtime};
 use crate::stdio::{Io, StdioPaths};
-use crate::{mount, start, Flags};
 
 /// One process of a container: its init (exec id "") or an exec'd one.
 pub struct Proc {
@@ -153,15 +156,6 @@ pub fn rpc_error(code: ttrpc::Code, msg: impl ToString) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
 }
 
-/// Best-effort log line to containerd's shim log (the bundle's `log` fifo).
-pub fn log(msg: &str) {
-    let msg = msg.replace('"', "'");
-    let _ = writeln!(
-        std::io::stderr(),
-        "level=info msg=\"{msg}\" runtime=io.containerd.runrs.v2"
-    );
-}
-
 /// The detached server: fd 3 is the listening task socket `start` bound.
 pub fn serve(flags: &Flags) -> Result<(), String> {
     // Before any thread exists, so that all of them inherit the blocked SIGCHLD.
@@ -204,35 +198,10 @@ pub fn serve(flags: &Flags) -> Result<(), String> {
     crate::server::serve(listener, &crate::task::TaskService(shim))?;
 
     publisher.flush(Duration::from_secs(3));
-    let group = start::group_id(&bundle, &flags.id);
-    let _ = std::fs::remove_file(start::socket_path(&flags.address, &flags.namespace, &group));
+    let group = group_id(&bundle, &flags.id);
+    let _ = std::fs::remove_file(socket_path(&flags.address, &flags.namespace, &group));
     // Copier threads may still be blocked: exiting the process ends them.
     std::process::exit(0);
-}
-
-/// The shim's stderr goes to the bundle's `log` fifo, which containerd reads, without
-/// ever blocking: if containerd is away the lines are dropped.
-fn redirect_stderr_to_log(bundle: &Path) {
-    let Ok(f) = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags_nonblock()
-        .open(bundle.join("log"))
-    else {
-        return;
-    };
-    // SAFETY: dup2 onto fd 2 with a valid open fd; `f` is closed after, fd 2 stays.
-    unsafe { libc::dup2(f.as_raw_fd(), 2) };
-}
-
-trait NonBlock {
-    fn custom_flags_nonblock(&mut self) -> &mut Self;
-}
-
-impl NonBlock for std::fs::OpenOptions {
-    fn custom_flags_nonblock(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NONBLOCK)
-    }
 }
 
 /// `shim delete`: the server is gone; force-delete the container, unmount its rootfs and

@@ -18,8 +18,9 @@ use runrs_proto::ttrpc::{self, Code};
 
 use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of};
+use crate::log::log;
 use crate::runtime::{read_pid, ProcessStdio, Runtime};
-use crate::service::{log, rpc_error, Container, Proc, Shim};
+use crate::service::{rpc_error, Container, Proc, Shim};
 use crate::stdio::{ConsoleSocket, Io, StdioPaths};
 use crate::{mount, stats};
 
@@ -213,7 +214,7 @@ impl TaskService {
         };
         let tag = format!(
             "exec-{}",
-            crate::start::sha256_hex(exec_id.as_bytes())
+            crate::sha256::sha256_hex(exec_id.as_bytes())
                 .get(..16)
                 .unwrap_or("x")
         );
