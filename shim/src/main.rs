@@ -26,6 +26,7 @@ mod address;
 mod config;
 mod events;
 mod flags;
+mod io;
 mod log;
 mod mount;
 mod oom;
@@ -36,7 +37,6 @@ mod service;
 mod sha256;
 mod start;
 mod stats;
-mod stdio;
 mod task;
 
 #[cfg_attr(test, allow(dead_code))]

@@ -10,15 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::config::RuntimeConfig;
+use crate::io::ProcessStdio;
 use crate::reaper::Reaper;
-
-/// The stdio a created or exec'd process gets (None = /dev/null).
-#[derive(Default)]
-pub struct ProcessStdio {
-    pub stdin: Option<OwnedFd>,
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
-}
 
 #[derive(Clone)]
 pub struct Runtime {

@@ -20,12 +20,12 @@ use crate::address::{group_id, socket_path};
 use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of, Publisher};
 use crate::flags::Flags;
+use crate::io::{Io, StdioPaths};
 use crate::log::{log, redirect_stderr_to_log};
 use crate::mount;
 use crate::oom::OomWatcher;
 use crate::reaper::{Exit, Reaper};
 use crate::runtime::{read_pid, Runtime};
-use crate::stdio::{Io, StdioPaths};
 
 /// One process of a container: its init (exec id "") or an exec'd one.
 pub struct Proc {

@@ -18,10 +18,10 @@ use runrs_proto::ttrpc::{self, Code};
 
 use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of};
+use crate::io::{ConsoleSocket, Io, ProcessStdio, StdioPaths};
 use crate::log::log;
-use crate::runtime::{read_pid, ProcessStdio, Runtime};
+use crate::runtime::{read_pid, Runtime};
 use crate::service::{rpc_error, Container, Proc, Shim};
-use crate::stdio::{ConsoleSocket, Io, StdioPaths};
 use crate::{mount, stats};
 
 type Result<T> = ttrpc::Result<T>;

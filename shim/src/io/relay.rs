@@ -1,0 +1,231 @@
+//! The relay of a process's stdio: one thread polls every stream of the process.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Per copier; it lives as long as the process (a pipe holds 64 KiB anyway).
+const COPY_BUF: usize = 8 * 1024;
+
+pub(super) enum Dest {
+    /// An output fifo of containerd's.
+    Fifo(OutputFifo),
+    /// The container's stdin (shared with CloseIO, which takes it).
+    Container(Arc<Mutex<Option<File>>>),
+}
+
+/// One direction of copying. Every fd is non-blocking: a stream that cannot write waits
+/// for POLLOUT on its destination and stops reading its source meanwhile, so a slow reader
+/// slows down only the writer feeding it (as with a thread per stream).
+pub(super) struct Stream {
+    src: File,
+    dst: Dest,
+    /// Allocated (and zeroed) once, at the first read.
+    buf: Vec<u8>,
+    /// buf[pos..end] is still to be written.
+    pos: usize,
+    end: usize,
+    done: bool,
+}
+
+impl Stream {
+    pub(super) fn new(src: File, dst: Dest) -> Stream {
+        Stream {
+            src,
+            dst,
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+            done: false,
+        }
+    }
+
+    fn is_output(&self) -> bool {
+        matches!(self.dst, Dest::Fifo(_))
+    }
+
+    fn pending(&self) -> bool {
+        self.pos < self.end
+    }
+
+    /// What to poll for: the source while nothing is pending, else the destination. A
+    /// closed destination (CloseIO) shows as POLLNVAL, and `step` then ends the stream.
+    fn pollfd(&self) -> libc::pollfd {
+        let (fd, events) = if !self.pending() {
+            (self.src.as_raw_fd(), libc::POLLIN)
+        } else {
+            let fd = match &self.dst {
+                Dest::Fifo(f) => f.file.as_ref().map(|f| f.as_raw_fd()),
+                Dest::Container(c) => c.lock().unwrap().as_ref().map(|f| f.as_raw_fd()),
+            };
+            (fd.unwrap_or(-1), libc::POLLOUT)
+        };
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }
+    }
+
+    /// After poll said the fd of `pollfd` is ready: read a chunk, or write what is pending.
+    fn step(&mut self) {
+        if !self.pending() {
+            if self.buf.is_empty() {
+                self.buf = vec![0; COPY_BUF];
+            }
+            (self.pos, self.end) = (0, 0);
+            match (&self.src).read(&mut self.buf) {
+                Ok(0) => return self.finish(),
+                Ok(n) => self.end = n,
+                Err(e) if is_retry(&e) => return,
+                // EIO: the pty's other side is gone.
+                Err(_) => return self.finish(),
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while self.pending() {
+            let data = &self.buf[self.pos..self.end];
+            let r = match &mut self.dst {
+                Dest::Fifo(f) => match f.writer() {
+                    Some(w) => Some(w.write(data)),
+                    // Nobody reads the fifo: the output is dropped.
+                    None => Some(Ok(data.len())),
+                },
+                Dest::Container(c) => c.lock().unwrap().as_mut().map(|w| w.write(data)),
+            };
+            let Some(r) = r else {
+                // CloseIO took the container's stdin.
+                return self.finish();
+            };
+            match r {
+                Ok(n) => self.pos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) if self.is_output() => {
+                    // EPIPE (SIGPIPE is ignored in the shim): the reader is gone, the output
+                    // dropped; the fd works again once a new reader opens the fifo.
+                    self.pos = self.end;
+                }
+                // The container closed its stdin.
+                Err(_) => return self.finish(),
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.buf = Vec::new();
+        (self.pos, self.end) = (0, 0);
+        if let Dest::Container(c) = &self.dst {
+            // containerd closed stdin: so does the container.
+            c.lock().unwrap().take();
+        }
+    }
+}
+
+fn is_retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// The relay thread of one process: until every stream has ended (the copy of stdin also
+/// ends when the Io is dropped: `stopped` becomes readable).
+pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &AtomicUsize) {
+    let mut stop_seen = false;
+    loop {
+        streams.retain(|s| {
+            if s.done && s.is_output() {
+                copying.fetch_sub(1, Ordering::SeqCst);
+            }
+            !s.done
+        });
+        if streams.is_empty() {
+            return;
+        }
+        let mut pfds: Vec<libc::pollfd> = streams.iter().map(Stream::pollfd).collect();
+        if !stop_seen {
+            pfds.push(libc::pollfd {
+                fd: stopped.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // A stream whose destination is gone (-1) is ended by `step` without waiting.
+        let timeout = if pfds.iter().any(|p| p.fd < 0) { 0 } else { -1 };
+        // SAFETY: pfds is a live array of pfds.len() pollfds (a -1 fd is ignored).
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Cannot poll (ENOMEM): give up copying, but let Wait answer.
+            let outputs = streams.iter().filter(|s| s.is_output()).count();
+            copying.fetch_sub(outputs, Ordering::SeqCst);
+            return;
+        }
+        if !stop_seen && pfds.last().is_some_and(|p| p.revents != 0) {
+            // The Io is gone: stop copying stdin; outputs go on until the container's end.
+            stop_seen = true;
+            for s in streams.iter_mut().filter(|s| !s.is_output()) {
+                s.done = true;
+            }
+        }
+        for (s, p) in streams.iter_mut().zip(&pfds) {
+            if !s.done && (p.revents != 0 || p.fd < 0) {
+                s.step();
+            }
+        }
+    }
+}
+
+/// The write end of an output fifo, opened once a reader is there; non-blocking.
+pub(super) struct OutputFifo {
+    path: String,
+    file: Option<File>,
+}
+
+impl OutputFifo {
+    /// Fails only if `path` cannot be a fifo for us; no reader yet is fine.
+    pub(super) fn open(path: &str) -> Result<OutputFifo, String> {
+        let mut fifo = OutputFifo {
+            path: path.to_string(),
+            file: None,
+        };
+        fifo.try_open()
+            .map_err(|e| format!("opening output fifo {path}: {e}"))?;
+        Ok(fifo)
+    }
+
+    /// Opens the write end if a reader has the fifo open (ENXIO: none yet, not an error).
+    fn try_open(&mut self) -> std::io::Result<()> {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)
+        {
+            Ok(f) => {
+                self.file = Some(f);
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fifo to write to, or None while nobody has it open for reading. The fd is kept
+    /// after EPIPE: it works again as soon as a new reader opens the fifo.
+    fn writer(&mut self) -> Option<&mut File> {
+        if self.file.is_none() {
+            let _ = self.try_open();
+        }
+        self.file.as_mut()
+    }
+}
