@@ -23,20 +23,19 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
 mod std_start;
 
 mod address;
-mod config;
+mod cgroup;
 mod events;
 mod flags;
 mod io;
 mod log;
-mod mount;
 mod oom;
 mod reaper;
+mod rootfs;
 mod runtime;
 mod server;
 mod service;
 mod sha256;
 mod start;
-mod stats;
 mod task;
 
 #[cfg_attr(test, allow(dead_code))]

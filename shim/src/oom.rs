@@ -15,7 +15,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use crate::stats;
+use crate::cgroup;
 
 /// The epoll token of the inotify fd; an eventfd's token is its fd number.
 const INOTIFY_TOKEN: u64 = u64::MAX;
@@ -72,7 +72,7 @@ impl OomWatcher {
 
     /// Watches the memory cgroup `pid` is in, reported as `container_id`.
     pub fn watch(&self, container_id: &str, pid: i32) -> Result<(), String> {
-        let (cgroup, unified) = stats::memory_cgroup(pid)?;
+        let (cgroup, unified) = cgroup::memory_cgroup(pid)?;
         let container_id = container_id.to_string();
         if unified {
             let events_file = cgroup.join("memory.events");
@@ -169,7 +169,7 @@ impl OomWatcher {
 
 /// The `oom_kill` count of a v2 `memory.events` file.
 fn oom_kills(events_file: &Path) -> u64 {
-    stats::read_kv(events_file)
+    cgroup::read_kv(events_file)
         .get("oom_kill")
         .copied()
         .unwrap_or(0)

@@ -17,15 +17,14 @@ use runrs_proto::task_events::{TaskExit, TaskOOM};
 use runrs_proto::ttrpc;
 
 use crate::address::{group_id, socket_path};
-use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of, Publisher};
 use crate::flags::Flags;
 use crate::io::{Io, StdioPaths};
 use crate::log::{log, redirect_stderr_to_log};
-use crate::mount;
 use crate::oom::OomWatcher;
 use crate::reaper::{Exit, Reaper};
-use crate::runtime::{read_pid, Runtime};
+use crate::rootfs;
+use crate::runtime::{read_pid, Runtime, RuntimeConfig};
 
 /// One process of a container: its init (exec id "") or an exec'd one.
 pub struct Proc {
@@ -220,7 +219,7 @@ pub fn delete_after_dead_shim(flags: &Flags) -> Result<(), String> {
             log(&format!("delete {}: {e}", flags.id));
         }
     }
-    mount::unmount_all(&bundle.join("rootfs"))?;
+    rootfs::unmount_all(&bundle.join("rootfs"))?;
     let mut resp = DeleteResponse::new();
     resp.pid = read_pid(&bundle.join("init.pid")).unwrap_or(0) as u32;
     resp.exit_status = 128 + libc::SIGKILL as u32;

@@ -16,13 +16,12 @@ use runrs_proto::task::{ProcessInfo, Status};
 use runrs_proto::task_events::*;
 use runrs_proto::ttrpc::{self, Code};
 
-use crate::config::RuntimeConfig;
 use crate::events::{timestamp, topic_of};
 use crate::io::{ConsoleSocket, Io, ProcessStdio, StdioPaths};
 use crate::log::log;
-use crate::runtime::{read_pid, Runtime};
+use crate::runtime::{read_pid, Runtime, RuntimeConfig};
 use crate::service::{rpc_error, Container, Proc, Shim};
-use crate::{mount, stats};
+use crate::{cgroup, rootfs};
 
 type Result<T> = ttrpc::Result<T>;
 
@@ -99,11 +98,11 @@ impl TaskService {
         if !req.rootfs.is_empty() {
             std::fs::create_dir_all(&rootfs)
                 .map_err(|e| unknown(format!("creating {}: {e}", rootfs.display())))?;
-            mount::mount_rootfs(&req.rootfs, &rootfs).map_err(unknown)?;
+            rootfs::mount_rootfs(&req.rootfs, &rootfs).map_err(unknown)?;
         }
         let cleanup = |e: ttrpc::Error| {
             if !req.rootfs.is_empty() {
-                let _ = mount::unmount_all(&rootfs);
+                let _ = rootfs::unmount_all(&rootfs);
             }
             e
         };
@@ -292,7 +291,7 @@ impl TaskService {
         let c = containers.remove(id).ok_or_else(|| not_found(id, ""))?;
         drop(containers);
         if mounted {
-            mount::unmount_all(&bundle.join("rootfs")).map_err(unknown)?;
+            rootfs::unmount_all(&bundle.join("rootfs")).map_err(unknown)?;
         }
         let (status, at) = c
             .init
@@ -653,7 +652,7 @@ impl TaskService {
                 .pid
         };
         let mut resp = StatsResponse::new();
-        resp.stats = Some(stats::metrics(pid).map_err(unknown)?).into();
+        resp.stats = Some(cgroup::metrics(pid).map_err(unknown)?).into();
         Ok(resp)
     }
 

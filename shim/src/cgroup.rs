@@ -1,5 +1,6 @@
-//! Stats: the container's cgroup (found through its init's /proc/<pid>/cgroup) read
-//! straight into containerd's cgroup v1 or v2 Metrics message.
+//! A container's cgroup, found through its init's /proc/<pid>/cgroup: its memory cgroup
+//! (for OOM events), and for Stats its files read straight into containerd's cgroup v1
+//! or v2 Metrics message.
 
 use std::collections::HashMap;
 use std::fs;

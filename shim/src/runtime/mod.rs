@@ -2,6 +2,8 @@
 //! `--root R --log <bundle>/log.json --log-format json`, and a failed call's error is the
 //! last `"level":"error"` line the call added to that log.
 
+mod config;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -9,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crate::config::RuntimeConfig;
 use crate::io::ProcessStdio;
 use crate::reaper::Reaper;
+pub use config::RuntimeConfig;
 
 #[derive(Clone)]
 pub struct Runtime {
