@@ -17,43 +17,14 @@ use runrs_proto::task_events::{TaskExit, TaskOOM};
 use runrs_proto::ttrpc;
 
 use crate::address::{group_id, socket_path};
+use crate::events::oom::OomWatcher;
 use crate::events::{timestamp, topic_of, Publisher};
 use crate::flags::Flags;
-use crate::io::{Io, StdioPaths};
 use crate::log::{log, redirect_stderr_to_log};
-use crate::oom::OomWatcher;
-use crate::reaper::{Exit, Reaper};
+use crate::process::reaper::{Exit, Reaper};
+use crate::process::Proc;
 use crate::rootfs;
 use crate::runtime::{read_pid, Runtime, RuntimeConfig};
-
-/// One process of a container: its init (exec id "") or an exec'd one.
-pub struct Proc {
-    /// 0 until the process exists (an exec before Start).
-    pub pid: i32,
-    /// Reaper mark taken before the process was started.
-    pub mark: u64,
-    pub stdio: StdioPaths,
-    pub io: Option<Arc<Io>>,
-    /// Start has completed: from now on its exit is published at once.
-    pub started: bool,
-    pub exit: Option<(u32, SystemTime)>,
-    /// An exec's process spec (JSON) until it is started.
-    pub spec: Vec<u8>,
-}
-
-impl Proc {
-    pub fn new(stdio: StdioPaths) -> Proc {
-        Proc {
-            pid: 0,
-            mark: 0,
-            stdio,
-            io: None,
-            started: false,
-            exit: None,
-            spec: Vec::new(),
-        }
-    }
-}
 
 pub struct Container {
     pub id: String,

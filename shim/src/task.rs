@@ -19,8 +19,9 @@ use runrs_proto::ttrpc::{self, Code};
 use crate::events::{timestamp, topic_of};
 use crate::io::{ConsoleSocket, Io, ProcessStdio, StdioPaths};
 use crate::log::log;
+use crate::process::Proc;
 use crate::runtime::{read_pid, Runtime, RuntimeConfig};
-use crate::service::{rpc_error, Container, Proc, Shim};
+use crate::service::{rpc_error, Container, Shim};
 use crate::{cgroup, rootfs};
 
 type Result<T> = ttrpc::Result<T>;

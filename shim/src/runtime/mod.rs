@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::io::ProcessStdio;
-use crate::reaper::Reaper;
+use crate::process::reaper::Reaper;
 pub use config::RuntimeConfig;
 
 #[derive(Clone)]

@@ -1,5 +1,8 @@
 //! Events to containerd: `Events/Forward` over ttrpc to `TTRPC_ADDRESS`, in order, from a
 //! queue that holds them while containerd is away (restart) and retries until delivered.
+//! What goes out as `/tasks/oom` is found by the watcher in `oom`.
+
+pub mod oom;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
