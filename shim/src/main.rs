@@ -24,6 +24,7 @@ mod std_start;
 
 mod address;
 mod cgroup;
+mod delete;
 mod events;
 mod flags;
 mod io;
@@ -31,8 +32,8 @@ mod log;
 mod process;
 mod rootfs;
 mod runtime;
+mod serve;
 mod server;
-mod service;
 mod sha256;
 mod start;
 mod task;
@@ -69,8 +70,8 @@ fn run() -> i32 {
     }
     let result = match flags.action.as_deref() {
         Some("start") => start::start(&flags),
-        Some("delete") => service::delete_after_dead_shim(&flags),
-        None => service::serve(&flags),
+        Some("delete") => delete::delete_after_dead_shim(&flags),
+        None => serve::serve(&flags),
         Some(other) => Err(format!(
             "unknown action {other:?} (expected start or delete)"
         )),

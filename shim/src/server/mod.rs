@@ -21,7 +21,7 @@ use runrs_proto::shim::WaitRequest;
 use runrs_proto::ttrpc::{self, Code, Request, Response};
 
 use crate::log::log;
-use crate::service::rpc_error;
+use crate::task::error::rpc_error;
 use crate::task::TaskService;
 
 const HEADER_LEN: usize = 10;

@@ -1,6 +1,9 @@
 //! The Task service RPCs (`containerd.task.v2.Task`), each mapped to the runtime binary
 //! and the shim's own process table.
 
+pub mod error;
+pub mod state;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,33 +24,14 @@ use crate::io::{ConsoleSocket, Io, ProcessStdio, StdioPaths};
 use crate::log::log;
 use crate::process::Proc;
 use crate::runtime::{read_pid, Runtime, RuntimeConfig};
-use crate::service::{rpc_error, Container, Shim};
 use crate::{cgroup, rootfs};
-
-type Result<T> = ttrpc::Result<T>;
+use error::{not_found, rpc_error, unknown, Result};
+use state::{Container, Shim};
 
 /// How long Wait lets output copying finish after an exit.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 pub struct TaskService(pub Arc<Shim>);
-
-fn unknown(e: String) -> ttrpc::Error {
-    rpc_error(Code::UNKNOWN, e)
-}
-
-fn not_found(id: &str, exec_id: &str) -> ttrpc::Error {
-    if exec_id.is_empty() {
-        rpc_error(
-            Code::NOT_FOUND,
-            format!("container {id:?} not found in this shim"),
-        )
-    } else {
-        rpc_error(
-            Code::NOT_FOUND,
-            format!("process {exec_id:?} of container {id:?} not found"),
-        )
-    }
-}
 
 /// Starts a process's stdio: a console socket for a terminal, otherwise pipes.
 fn prepare_io(paths: &StdioPaths) -> Result<(Option<ConsoleSocket>, Option<Io>, ProcessStdio)> {
