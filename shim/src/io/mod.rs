@@ -177,6 +177,31 @@ impl Io {
     }
 }
 
+/// Starts a process's stdio: a console socket for a terminal, otherwise pipes.
+pub fn prepare_io(
+    paths: &StdioPaths,
+) -> Result<(Option<ConsoleSocket>, Option<Io>, ProcessStdio), String> {
+    if paths.terminal {
+        Ok((Some(ConsoleSocket::new()?), None, ProcessStdio::default()))
+    } else {
+        let (io, stdio) = Io::pipes(paths)?;
+        Ok((None, Some(io), stdio))
+    }
+}
+
+/// The shim's side of what `prepare_io` started, once the runtime has made the process.
+pub fn finish_io(
+    socket: Option<ConsoleSocket>,
+    io: Option<Io>,
+    paths: &StdioPaths,
+) -> Result<Arc<Io>, String> {
+    match (socket, io) {
+        (Some(s), _) => Io::console(&s, paths).map(Arc::new),
+        (None, Some(io)) => Ok(Arc::new(io)),
+        (None, None) => Err("no stdio prepared".into()),
+    }
+}
+
 fn set_nonblocking(f: &File) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);

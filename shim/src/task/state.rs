@@ -16,6 +16,8 @@ use crate::process::reaper::{Exit, Reaper};
 use crate::process::Proc;
 use crate::runtime::Runtime;
 
+use super::error::{not_found, Result};
+
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
@@ -53,6 +55,13 @@ pub struct Shim {
 impl Shim {
     pub fn lock(&self) -> MutexGuard<'_, HashMap<String, Container>> {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn runtime_of(&self, id: &str) -> Result<Runtime> {
+        let c = self.lock();
+        c.get(id)
+            .map(|c| c.runtime.clone())
+            .ok_or_else(|| not_found(id, ""))
     }
 
     /// Called by the reaper for every exit.
