@@ -1,8 +1,9 @@
 //! Create: the container's rootfs mounted, the runtime's `create`, its init in the table.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use runrs_proto::mount::Mount;
+use runrs_proto::protobuf::well_known_types::any::Any;
 use runrs_proto::shim::*;
 use runrs_proto::task_events::*;
 use runrs_proto::ttrpc::{self, Code};
@@ -17,6 +18,9 @@ use crate::runtime::{read_pid, Runtime, RuntimeConfig};
 use super::error::{rpc_error, unknown, Result};
 use super::state::{Container, Shim};
 
+/// Create, in order: the runtime's config, the rootfs, the runtime's `create` with the
+/// init's stdio (a failure there unmounts the rootfs again), the init in the table, then
+/// TaskCreate.
 pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
     if !req.checkpoint.is_empty() {
         return Err(rpc_error(
@@ -24,10 +28,6 @@ pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskRe
             "restore from checkpoint is not supported by runrs yet",
         ));
     }
-    do_create(shim, req)
-}
-
-fn do_create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
     if shim.lock().contains_key(&req.id) {
         return Err(rpc_error(
             Code::ALREADY_EXISTS,
@@ -35,31 +35,16 @@ fn do_create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskResponse> 
         ));
     }
     let bundle = PathBuf::from(&req.bundle);
-    let mut config = RuntimeConfig::defaults(&shim.namespace);
-    if let Some(opts) = req.options.as_ref() {
-        config.apply_options(opts).map_err(unknown)?;
-    }
-    config.save(&bundle).map_err(unknown)?;
-    let runtime = Runtime::new(config, &bundle, Some(shim.reaper.clone()));
-
+    let runtime = runtime_for(shim, req.options.as_ref(), &bundle)?;
     let rootfs = bundle.join("rootfs");
-    if !req.rootfs.is_empty() {
-        std::fs::create_dir_all(&rootfs)
-            .map_err(|e| unknown(format!("creating {}: {e}", rootfs.display())))?;
-        rootfs::mount_rootfs(&req.rootfs, &rootfs).map_err(unknown)?;
-    }
+    mount_rootfs(&req.rootfs, &rootfs)?;
     let cleanup = |e: ttrpc::Error| {
         if !req.rootfs.is_empty() {
             let _ = rootfs::unmount_all(&rootfs);
         }
         e
     };
-    let paths = StdioPaths {
-        stdin: req.stdin.clone(),
-        stdout: req.stdout.clone(),
-        stderr: req.stderr.clone(),
-        terminal: req.terminal,
-    };
+    let paths = init_stdio(&req);
     let (socket, io, stdio) = prepare_io(&paths).map_err(|e| cleanup(unknown(e)))?;
     let pid_file = bundle.join("init.pid");
     let mark = shim.reaper.mark();
@@ -87,18 +72,46 @@ fn do_create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskResponse> 
     if let Some(e) = shim.reaper.take(pid, mark) {
         shim.record_exit(&req.id, "", &mut init, e);
     }
-    containers.insert(
-        req.id.clone(),
-        Container {
-            id: req.id.clone(),
-            bundle: bundle.clone(),
-            runtime,
-            rootfs_mounted: !req.rootfs.is_empty(),
-            paused: false,
-            init,
-            execs: HashMap::new(),
-        },
-    );
+    let rootfs_mounted = !req.rootfs.is_empty();
+    let container = Container::new(req.id.clone(), bundle, runtime, rootfs_mounted, init);
+    containers.insert(req.id.clone(), container);
+    publish_create(shim, &req, paths, pid);
+    let mut resp = CreateTaskResponse::new();
+    resp.pid = pid as u32;
+    Ok(resp)
+}
+
+/// The runtime binary and root from Create's options (else the defaults), saved in the
+/// bundle for `shim delete`.
+fn runtime_for(shim: &Shim, options: Option<&Any>, bundle: &Path) -> Result<Runtime> {
+    let mut config = RuntimeConfig::defaults(&shim.namespace);
+    if let Some(opts) = options {
+        config.apply_options(opts).map_err(unknown)?;
+    }
+    config.save(bundle).map_err(unknown)?;
+    Ok(Runtime::new(config, bundle, Some(shim.reaper.clone())))
+}
+
+/// Mounts Create's rootfs mounts onto `<bundle>/rootfs` (none: the bundle has its own).
+fn mount_rootfs(mounts: &[Mount], rootfs: &Path) -> Result<()> {
+    if !mounts.is_empty() {
+        std::fs::create_dir_all(rootfs)
+            .map_err(|e| unknown(format!("creating {}: {e}", rootfs.display())))?;
+        rootfs::mount_rootfs(mounts, rootfs).map_err(unknown)?;
+    }
+    Ok(())
+}
+
+fn init_stdio(req: &CreateTaskRequest) -> StdioPaths {
+    StdioPaths {
+        stdin: req.stdin.clone(),
+        stdout: req.stdout.clone(),
+        stderr: req.stderr.clone(),
+        terminal: req.terminal,
+    }
+}
+
+fn publish_create(shim: &Shim, req: &CreateTaskRequest, paths: StdioPaths, pid: i32) {
     let mut ev = TaskCreate::new();
     ev.container_id = req.id.clone();
     ev.bundle = req.bundle.clone();
@@ -111,7 +124,4 @@ fn do_create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskResponse> 
     ev.io = Some(tio).into();
     ev.pid = pid as u32;
     shim.publisher.publish(topic_of::<TaskCreate>(), &ev);
-    let mut resp = CreateTaskResponse::new();
-    resp.pid = pid as u32;
-    Ok(resp)
 }

@@ -29,6 +29,25 @@ pub struct Container {
 }
 
 impl Container {
+    /// A container just created: its init, no exec'd process yet.
+    pub fn new(
+        id: String,
+        bundle: PathBuf,
+        runtime: Runtime,
+        rootfs_mounted: bool,
+        init: Proc,
+    ) -> Container {
+        Container {
+            id,
+            bundle,
+            runtime,
+            rootfs_mounted,
+            paused: false,
+            init,
+            execs: HashMap::new(),
+        }
+    }
+
     pub fn proc(&self, exec_id: &str) -> Option<&Proc> {
         if exec_id.is_empty() {
             Some(&self.init)
