@@ -108,92 +108,111 @@ pub fn read_kv(path: &Path) -> HashMap<String, u64> {
 fn v1_metrics(dirs: &HashMap<String, PathBuf>) -> v1::Metrics {
     let mut m = v1::Metrics::new();
     if let Some(d) = dirs.get("pids") {
-        let mut p = v1::PidsStat::new();
-        p.current = read_u64(&d.join("pids.current"));
-        p.limit = read_u64(&d.join("pids.max")); // "max" parses as 0: no limit
-        m.pids = Some(p).into();
+        m.pids = Some(v1_pids(d)).into();
     }
     if let Some(d) = dirs.get("cpuacct") {
-        let mut usage = v1::CPUUsage::new();
-        usage.total = read_u64(&d.join("cpuacct.usage"));
-        usage.per_cpu = fs::read_to_string(d.join("cpuacct.usage_percpu"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let stat = read_kv(&d.join("cpuacct.stat"));
-        let ns = |ticks: u64| ticks * (1_000_000_000 / TICKS_PER_SEC);
-        usage.user = ns(stat.get("user").copied().unwrap_or(0));
-        usage.kernel = ns(stat.get("system").copied().unwrap_or(0));
-        let mut cpu = v1::CPUStat::new();
-        cpu.usage = Some(usage).into();
-        if let Some(c) = dirs.get("cpu") {
-            let s = read_kv(&c.join("cpu.stat"));
-            let mut t = v1::Throttle::new();
-            t.periods = s.get("nr_periods").copied().unwrap_or(0);
-            t.throttled_periods = s.get("nr_throttled").copied().unwrap_or(0);
-            t.throttled_time = s.get("throttled_time").copied().unwrap_or(0);
-            cpu.throttling = Some(t).into();
-        }
-        m.cpu = Some(cpu).into();
+        m.cpu = Some(v1_cpu(d, dirs.get("cpu"))).into();
     }
     if let Some(d) = dirs.get("memory") {
-        let s = read_kv(&d.join("memory.stat"));
-        let g = |k: &str| s.get(k).copied().unwrap_or(0);
-        let mut mem = v1::MemoryStat::new();
-        mem.cache = g("cache");
-        mem.rss = g("rss");
-        mem.rss_huge = g("rss_huge");
-        mem.mapped_file = g("mapped_file");
-        mem.dirty = g("dirty");
-        mem.writeback = g("writeback");
-        mem.pg_pg_in = g("pgpgin");
-        mem.pg_pg_out = g("pgpgout");
-        mem.pg_fault = g("pgfault");
-        mem.pg_maj_fault = g("pgmajfault");
-        mem.inactive_anon = g("inactive_anon");
-        mem.active_anon = g("active_anon");
-        mem.inactive_file = g("inactive_file");
-        mem.active_file = g("active_file");
-        mem.unevictable = g("unevictable");
-        mem.hierarchical_memory_limit = g("hierarchical_memory_limit");
-        mem.hierarchical_swap_limit = g("hierarchical_memsw_limit");
-        mem.total_cache = g("total_cache");
-        mem.total_rss = g("total_rss");
-        mem.total_rss_huge = g("total_rss_huge");
-        mem.total_mapped_file = g("total_mapped_file");
-        mem.total_dirty = g("total_dirty");
-        mem.total_writeback = g("total_writeback");
-        mem.total_pg_pg_in = g("total_pgpgin");
-        mem.total_pg_pg_out = g("total_pgpgout");
-        mem.total_pg_fault = g("total_pgfault");
-        mem.total_pg_maj_fault = g("total_pgmajfault");
-        mem.total_inactive_anon = g("total_inactive_anon");
-        mem.total_active_anon = g("total_active_anon");
-        mem.total_inactive_file = g("total_inactive_file");
-        mem.total_active_file = g("total_active_file");
-        mem.total_unevictable = g("total_unevictable");
-        let entry = |prefix: &str| {
-            let mut e = v1::MemoryEntry::new();
-            e.usage = read_u64(&d.join(format!("{prefix}usage_in_bytes")));
-            e.limit = read_u64(&d.join(format!("{prefix}limit_in_bytes")));
-            e.max = read_u64(&d.join(format!("{prefix}max_usage_in_bytes")));
-            e.failcnt = read_u64(&d.join(format!("{prefix}failcnt")));
-            e
-        };
-        mem.usage = Some(entry("memory.")).into();
-        mem.swap = Some(entry("memory.memsw.")).into();
-        mem.kernel = Some(entry("memory.kmem.")).into();
-        mem.kernel_tcp = Some(entry("memory.kmem.tcp.")).into();
-        m.memory = Some(mem).into();
-        let oc = read_kv(&d.join("memory.oom_control"));
-        let mut oom = v1::MemoryOomControl::new();
-        oom.oom_kill_disable = oc.get("oom_kill_disable").copied().unwrap_or(0);
-        oom.under_oom = oc.get("under_oom").copied().unwrap_or(0);
-        oom.oom_kill = oc.get("oom_kill").copied().unwrap_or(0);
-        m.memory_oom_control = Some(oom).into();
+        m.memory = Some(v1_memory(d)).into();
+        m.memory_oom_control = Some(v1_oom_control(d)).into();
     }
     m
+}
+
+fn v1_pids(d: &Path) -> v1::PidsStat {
+    let mut p = v1::PidsStat::new();
+    p.current = read_u64(&d.join("pids.current"));
+    p.limit = read_u64(&d.join("pids.max")); // "max" parses as 0: no limit
+    p
+}
+
+/// cpuacct's usage, and the cpu controller's throttling if it is mounted.
+fn v1_cpu(cpuacct: &Path, cpu_dir: Option<&PathBuf>) -> v1::CPUStat {
+    let mut usage = v1::CPUUsage::new();
+    usage.total = read_u64(&cpuacct.join("cpuacct.usage"));
+    usage.per_cpu = fs::read_to_string(cpuacct.join("cpuacct.usage_percpu"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let stat = read_kv(&cpuacct.join("cpuacct.stat"));
+    let ns = |ticks: u64| ticks * (1_000_000_000 / TICKS_PER_SEC);
+    usage.user = ns(stat.get("user").copied().unwrap_or(0));
+    usage.kernel = ns(stat.get("system").copied().unwrap_or(0));
+    let mut cpu = v1::CPUStat::new();
+    cpu.usage = Some(usage).into();
+    if let Some(c) = cpu_dir {
+        let s = read_kv(&c.join("cpu.stat"));
+        let mut t = v1::Throttle::new();
+        t.periods = s.get("nr_periods").copied().unwrap_or(0);
+        t.throttled_periods = s.get("nr_throttled").copied().unwrap_or(0);
+        t.throttled_time = s.get("throttled_time").copied().unwrap_or(0);
+        cpu.throttling = Some(t).into();
+    }
+    cpu
+}
+
+/// memory.stat, then the usage/limit/max/failcnt files of memory, memsw, kmem, kmem.tcp.
+fn v1_memory(d: &Path) -> v1::MemoryStat {
+    let s = read_kv(&d.join("memory.stat"));
+    let g = |k: &str| s.get(k).copied().unwrap_or(0);
+    let mut mem = v1::MemoryStat::new();
+    mem.cache = g("cache");
+    mem.rss = g("rss");
+    mem.rss_huge = g("rss_huge");
+    mem.mapped_file = g("mapped_file");
+    mem.dirty = g("dirty");
+    mem.writeback = g("writeback");
+    mem.pg_pg_in = g("pgpgin");
+    mem.pg_pg_out = g("pgpgout");
+    mem.pg_fault = g("pgfault");
+    mem.pg_maj_fault = g("pgmajfault");
+    mem.inactive_anon = g("inactive_anon");
+    mem.active_anon = g("active_anon");
+    mem.inactive_file = g("inactive_file");
+    mem.active_file = g("active_file");
+    mem.unevictable = g("unevictable");
+    mem.hierarchical_memory_limit = g("hierarchical_memory_limit");
+    mem.hierarchical_swap_limit = g("hierarchical_memsw_limit");
+    mem.total_cache = g("total_cache");
+    mem.total_rss = g("total_rss");
+    mem.total_rss_huge = g("total_rss_huge");
+    mem.total_mapped_file = g("total_mapped_file");
+    mem.total_dirty = g("total_dirty");
+    mem.total_writeback = g("total_writeback");
+    mem.total_pg_pg_in = g("total_pgpgin");
+    mem.total_pg_pg_out = g("total_pgpgout");
+    mem.total_pg_fault = g("total_pgfault");
+    mem.total_pg_maj_fault = g("total_pgmajfault");
+    mem.total_inactive_anon = g("total_inactive_anon");
+    mem.total_active_anon = g("total_active_anon");
+    mem.total_inactive_file = g("total_inactive_file");
+    mem.total_active_file = g("total_active_file");
+    mem.total_unevictable = g("total_unevictable");
+    mem.usage = Some(v1_memory_entry(d, "memory.")).into();
+    mem.swap = Some(v1_memory_entry(d, "memory.memsw.")).into();
+    mem.kernel = Some(v1_memory_entry(d, "memory.kmem.")).into();
+    mem.kernel_tcp = Some(v1_memory_entry(d, "memory.kmem.tcp.")).into();
+    mem
+}
+
+fn v1_memory_entry(d: &Path, prefix: &str) -> v1::MemoryEntry {
+    let mut e = v1::MemoryEntry::new();
+    e.usage = read_u64(&d.join(format!("{prefix}usage_in_bytes")));
+    e.limit = read_u64(&d.join(format!("{prefix}limit_in_bytes")));
+    e.max = read_u64(&d.join(format!("{prefix}max_usage_in_bytes")));
+    e.failcnt = read_u64(&d.join(format!("{prefix}failcnt")));
+    e
+}
+
+fn v1_oom_control(d: &Path) -> v1::MemoryOomControl {
+    let oc = read_kv(&d.join("memory.oom_control"));
+    let mut oom = v1::MemoryOomControl::new();
+    oom.oom_kill_disable = oc.get("oom_kill_disable").copied().unwrap_or(0);
+    oom.under_oom = oc.get("under_oom").copied().unwrap_or(0);
+    oom.oom_kill = oc.get("oom_kill").copied().unwrap_or(0);
+    oom
 }
 
 fn v2_metrics(dir: &Path) -> v2::Metrics {
