@@ -1,17 +1,18 @@
 //! The ttrpc server: one thread (the shim's main thread) serves every connection from
 //! one poll loop, instead of ttrpc-rust's threads per connection and worker pool.
 //!
-//! Wire format (ttrpc): a 10-byte header (payload length u32 BE, stream id u32 BE, type
-//! u8: 1 request, 2 response; flags u8), then the payload, a protobuf `ttrpc.Request`
-//! (service, method, payload, ...) answered by a `ttrpc.Response` (status, payload) on the
-//! same stream id. RPCs run one at a time in the loop, except Wait: it is parked and
-//! answered when the reaper records the exit (it wakes the loop through an eventfd) and
-//! the process's output has been copied out.
+//! Each message (framed in `conn`) is a protobuf `ttrpc.Request` (service, method,
+//! payload, ...) answered by a `ttrpc.Response` (status, payload) on the same stream id.
+//! RPCs run one at a time in the loop, except Wait: it is parked and answered when the
+//! reaper records the exit (it wakes the loop through an eventfd) and the process's
+//! output has been copied out.
+
+mod conn;
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,24 +24,11 @@ use runrs_proto::ttrpc::{self, Code, Request, Response};
 use crate::log::log;
 use crate::task::error::rpc_error;
 use crate::task::TaskService;
+use conn::{Conn, TYPE_REQUEST};
 
-const HEADER_LEN: usize = 10;
-/// ttrpc's limit for one message.
-const MESSAGE_MAX: usize = 4 << 20;
-const TYPE_REQUEST: u8 = 1;
-const TYPE_RESPONSE: u8 = 2;
 const SERVICE: &str = "containerd.task.v2.Task";
 /// How often parked Waits whose process exited look again at its output copying.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
-
-struct Conn {
-    stream: UnixStream,
-    /// Received bytes not yet a whole message.
-    input: Vec<u8>,
-    /// Encoded responses not yet written.
-    output: Vec<u8>,
-    closed: bool,
-}
 
 /// A Wait not answered yet.
 struct Parked {
@@ -133,15 +121,7 @@ impl Server<'_> {
                         continue;
                     }
                     self.next_conn += 1;
-                    self.conns.insert(
-                        self.next_conn,
-                        Conn {
-                            stream,
-                            input: Vec::new(),
-                            output: Vec::new(),
-                            closed: false,
-                        },
-                    );
+                    self.conns.insert(self.next_conn, Conn::new(stream));
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -159,51 +139,14 @@ impl Server<'_> {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        let mut buf = [0u8; 4096];
-        loop {
-            match c.stream.read(&mut buf) {
-                Ok(0) => {
-                    c.closed = true;
-                    break;
-                }
-                Ok(n) => c.input.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    c.closed = true;
-                    break;
-                }
-            }
-        }
-        loop {
-            let Some(c) = self.conns.get_mut(&id) else {
-                return;
-            };
-            if c.input.len() < HEADER_LEN {
-                break;
-            }
-            let len = u32::from_be_bytes(c.input[0..4].try_into().expect("4 bytes")) as usize;
-            let stream_id = u32::from_be_bytes(c.input[4..8].try_into().expect("4 bytes"));
-            let kind = c.input[8];
-            if len > MESSAGE_MAX {
-                log(&format!(
-                    "ttrpc message of {len} bytes: closing the connection"
-                ));
-                c.closed = true;
-                break;
-            }
-            if c.input.len() < HEADER_LEN + len {
-                break;
-            }
-            let payload: Vec<u8> = c.input.drain(..HEADER_LEN + len).skip(HEADER_LEN).collect();
-            if kind == TYPE_REQUEST {
-                self.request(id, stream_id, &payload);
+        c.read_available();
+        while let Some(frame) = self.conns.get_mut(&id).and_then(Conn::next_frame) {
+            if frame.kind == TYPE_REQUEST {
+                self.request(id, frame.stream_id, &frame.payload);
             }
         }
         if let Some(c) = self.conns.get_mut(&id) {
-            if c.input.is_empty() {
-                c.input = Vec::new();
-            }
+            c.release_input();
         }
         self.flush(id);
     }
@@ -278,33 +221,15 @@ impl Server<'_> {
                 return;
             }
         };
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.output
-            .extend_from_slice(&(body.len() as u32).to_be_bytes());
-        c.output.extend_from_slice(&stream_id.to_be_bytes());
-        c.output.extend_from_slice(&[TYPE_RESPONSE, 0]);
-        c.output.extend_from_slice(&body);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue_response(stream_id, &body);
+        }
     }
 
     /// Writes what `id` has pending without blocking.
     fn flush(&mut self, id: u64) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        while !c.output.is_empty() && !c.closed {
-            match c.stream.write(&c.output) {
-                Ok(n) => {
-                    c.output.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => c.closed = true,
-            }
-        }
-        if c.output.is_empty() {
-            c.output = Vec::new();
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.flush();
         }
     }
 
