@@ -1,9 +1,24 @@
 //! containerd-shim-runrs-v2: containerd's shim v2 for runrs (runtime type
 //! `io.containerd.runrs.v2`), driving any runc-compatible runtime binary.
 //!
-//! containerd runs `<shim> [flags] start` (spawn a detached server, print its address),
-//! `<shim> [flags] delete` (clean up after a dead shim); the server itself is this binary
-//! re-executed without an action, with its listening socket on fd 3.
+//! Three commands: containerd runs `<shim> [flags] start` (spawn a detached server, print
+//! its address) and `<shim> [flags] delete` (clean up after a dead shim); `serve`, the
+//! server itself, is this binary re-executed without an action, with its listening
+//! socket on fd 3. What they are made of is layered, each module importing only those
+//! listed below it:
+//!
+//! ```text
+//! server/    the ttrpc loop: one thread, every connection, Waits parked until the exit
+//! task/      the Task service: the dispatch, one file per RPC or group, the containers
+//!            and the shim's state (exits and OOMs become events), the RPCs' errors
+//! runtime/   the runc-compatible runtime binary (every call, its log) and its config
+//! process/   a container's processes (pid, stdio, exit), the reaper of every child
+//! io/        a process's stdio: pipes or a pty, relayed to containerd's fifos
+//! events/    the publisher to containerd, with its queue; the OOM watcher
+//! cgroup     a container's cgroup: its memory cgroup, its metrics
+//! rootfs     the rootfs mounts Create is given
+//! address    the task socket's name; flags, log, sha256
+//! ```
 #![cfg_attr(not(test), no_main)]
 
 /// Entered from C's `main`, without std's runtime start-up (which reads /proc/self/maps
@@ -22,9 +37,14 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
 #[path = "../../runtime/src/std_start.rs"]
 mod std_start;
 
+// The commands.
+mod delete;
+mod serve;
+mod start;
+
+// What they are made of, in layers (see above).
 mod address;
 mod cgroup;
-mod delete;
 mod events;
 mod flags;
 mod io;
@@ -32,10 +52,8 @@ mod log;
 mod process;
 mod rootfs;
 mod runtime;
-mod serve;
 mod server;
 mod sha256;
-mod start;
 mod task;
 
 #[cfg_attr(test, allow(dead_code))]
