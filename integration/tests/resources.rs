@@ -464,8 +464,12 @@ fn init_and_exec_enter_every_cgroup_of_the_container() {
     let (g, pid) = start(&env, &b);
     let init = v1_cgroups(pid);
     // Every hierarchy (not only the ones with limits): the container's cgroup, not ours.
+    // runc 1.1 knows no `misc` controller (Linux 5.13) and leaves it alone.
     assert!(!init.is_empty());
-    for line in &init {
+    for line in init
+        .iter()
+        .filter(|l| !(is_runc() && l.ends_with(":misc:/")))
+    {
         assert!(line.ends_with(&format!("/{name}")), "{line} in {init:?}");
     }
     // And the unified hierarchy of a hybrid host, where one is mounted.

@@ -324,3 +324,119 @@ fn without_systemd_the_driver_fails_at_once_and_leaves_nothing() {
     create(&env, &b, &id).fails_with(&["systemd not running on this host"]);
     env.assert_no_trace(&id, &b);
 }
+
+/// Every line of `/proc/<pid>/cgroup` (each v1 hierarchy, name=systemd, the hybrid's cgroup2).
+fn cgroup_lines(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .expect("read cgroup")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A cgroup v1 (hybrid) host under systemd: the scope holds the container in every
+/// hierarchy, systemd's in those it manages and the runtime's in the others, with runc's v1
+/// unit properties and the v1 files; delete leaves no unit and no directory in any of them.
+#[test]
+fn on_cgroup_v1_the_scope_holds_the_container_in_every_hierarchy() {
+    let v1 = Path::new("/run/systemd/system").is_dir() && !pure_cgroup_v2();
+    if !v1 {
+        eprintln!("skipping: needs systemd as PID 1 on cgroup v1 (RUNRS_VM_CGROUP=hybrid)");
+        return;
+    }
+    let env = TestEnv::new("sd_v1");
+    let id = env.id();
+    let unit = format!("runrs-it-{id}.scope");
+    let mut b = env.bundle();
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:runrs-it:{id}")),
+    );
+    b.set(
+        "/linux/resources",
+        json!({"memory": {"limit": 64 * MB}, "pids": {"limit": 42}, "cpu": {"shares": 512}}),
+    );
+    b.sh("touch /tmp/ready; while :; do usleep 20000; done");
+    let mut g = env.guard(&id);
+    create(&env, &b, &id).ok();
+    let pid = env.rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    g.record(pid);
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "MemoryLimit"), (64 * MB).to_string());
+    assert_eq!(show(&unit, "TasksMax"), "42");
+    let lines = cgroup_lines(pid);
+    // runc 1.1 knows no `misc` controller (Linux 5.13) and leaves it alone.
+    for l in lines
+        .iter()
+        .filter(|l| !(is_runc() && l.ends_with(":misc:/")))
+    {
+        assert!(
+            l.ends_with(&format!("/system.slice/{unit}")),
+            "{l} in {lines:?}"
+        );
+    }
+    let v1 = |ctrl: &str| {
+        PathBuf::from("/sys/fs/cgroup")
+            .join(ctrl)
+            .join("system.slice")
+            .join(&unit)
+    };
+    assert_eq!(
+        read(&v1("memory"), "memory.limit_in_bytes"),
+        (64 * MB).to_string()
+    );
+    assert_eq!(read(&v1("pids"), "pids.max"), "42");
+    assert_eq!(read(&v1("cpu,cpuacct"), "cpu.shares"), "512");
+    assert_contains(&read(&v1("devices"), "devices.list"), "c 1:3 rwm");
+
+    env.rt.run(["start", &id]).ok();
+    wait_until("ready", WAIT, || b.host_path("/tmp/ready").exists());
+    let pid_file = env.path("exec.pid");
+    sd(
+        &env,
+        &[
+            "exec",
+            "-d",
+            "--pid-file",
+            &arg(&pid_file),
+            &id,
+            "sleep",
+            "300",
+        ],
+    )
+    .ok();
+    let exec_pid: i32 = read(env.dir(), "exec.pid").parse().expect("a pid");
+    assert_eq!(
+        cgroup_lines(exec_pid),
+        lines,
+        "the exec'd process is where the init is"
+    );
+    sd(&env, &["pause", &id]).ok();
+    assert_eq!(read(&v1("freezer"), "freezer.state"), "FROZEN");
+    sd(&env, &["resume", &id]).ok();
+    sd(&env, &["update", "--memory", "128m", &id]).ok();
+    assert_eq!(show(&unit, "MemoryLimit"), (128 * MB).to_string());
+    assert_eq!(
+        read(&v1("memory"), "memory.limit_in_bytes"),
+        (128 * MB).to_string()
+    );
+
+    sd(&env, &["delete", "--force", &id]).ok();
+    wait_until("unit gone", WAIT, || unit_gone(&unit));
+    for ctrl in [
+        "memory",
+        "pids",
+        "cpu,cpuacct",
+        "devices",
+        "freezer",
+        "systemd",
+        "unified",
+    ] {
+        assert!(
+            !v1(ctrl).exists(),
+            "{} left after delete",
+            v1(ctrl).display()
+        );
+    }
+    assert_eq!(failed_units(), "", "failed units after delete");
+}

@@ -29,7 +29,7 @@ pub fn default_spec(rootless: bool) -> String {
         out.push_str(CGROUP_MOUNT);
         out.push_str(LINUX);
     }
-    if unified_mode() {
+    if crate::cgroups::unified_mode() {
         // runc adds a cgroup namespace on a pure cgroup v2 host, after mount.
         out = out.replacen(
             "\t\t\t\t\"type\": \"mount\"\n\t\t\t}",
@@ -41,11 +41,6 @@ pub fn default_spec(rootless: bool) -> String {
     out
 }
 
-/// Whether /sys/fs/cgroup is cgroup2 (runc's `IsCgroup2UnifiedMode`).
-fn unified_mode() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-}
 
 const HEAD: &str = r#"{
 	"ociVersion": "{OCI_VERSION}",

@@ -124,6 +124,12 @@ pub fn relative_base(own_path: &str, pure_v2: bool) -> &str {
     }
 }
 
+/// Whether /sys/fs/cgroup is cgroup2, the whole hierarchy (runc's `IsCgroup2UnifiedMode`).
+pub fn unified_mode() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// runc's `cgroupsPath` forms: a path, or systemd's `slice:prefix:name` (refused for now).
 pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     match cgroups_path {
@@ -283,7 +289,8 @@ impl Cgroup<'_> {
     /// rules are left as they are, as runc's update does.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         if let Some(unit) = self.systemd_unit {
-            let mut props = systemd::properties::from_resources(r)?;
+            let v1 = matches!(backend(self.paths), Some(Backend::V1(_)));
+            let mut props = systemd::properties::from_resources(r, v1)?;
             props.retain(|(name, _)| !name.starts_with("Device"));
             systemd::Systemd::connect()?.set_properties(unit, props)?;
         }
@@ -557,6 +564,22 @@ impl SelfJoin {
         }
         Ok(())
     }
+}
+
+/// Move `pid` into each directory from outside (`cgroup.procs`; v1's `tasks` where a
+/// directory has no `cgroup.procs`). Slower than a process moving itself (an RCU grace
+/// period): only where the process cannot (a user namespace under the systemd driver).
+pub fn move_into(dirs: &[PathBuf], pid: i32) -> Result<()> {
+    for dir in dirs {
+        let file = if dir.join("cgroup.procs").exists() {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        };
+        write_file(dir, file, &pid.to_string())
+            .with_context(|| format!("move the init into {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The pids in the container's cgroup (read from the first hierarchy that answers).

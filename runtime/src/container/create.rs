@@ -65,24 +65,17 @@ pub(super) fn create_from(
     make_cgroups_before_clone(&cgroups, &plan, &mut guard)?;
     crate::logging::mark("create: cgroups made");
     let mut saved = initial_state(o, &bundle, &cgroups, &plan)?;
-    let (pid, chan) = clone_init(
-        o,
-        &mut bundle,
-        &mut plan,
-        &cgroups,
-        &mut guard,
-        fifo,
-        console,
-    )?;
+    let init = clone_init(o, &mut bundle, &mut plan, &cgroups, &mut guard, fifo, console)?;
+    let (pid, chan) = (init.pid, &init.chan);
     let spec = &bundle.spec;
-    set_up_from_outside(spec, pid, &plan, &cgroups, &chan, &mut guard)?;
+    set_up_from_outside(spec, &init, &plan, &cgroups, &mut guard)?;
     saved.pid = pid;
     let creating = saved.hook_state(Status::Creating);
-    send_go(&chan, pid, &creating, &mut guard)?;
+    send_go(chan, pid, &creating, &mut guard)?;
     // While the init sets itself up: the state, under a name nothing reads until it is ready.
     saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     state::write_pending(&guard.dir, &saved)?;
-    serve_init_until_ready(spec, pid, &chan, &creating)?;
+    serve_init_until_ready(spec, pid, chan, &creating)?;
     state::commit_pending(&guard.dir)?;
     if let Some(p) = o.pid_file {
         write_pid_file(p, pid)?;
@@ -183,14 +176,23 @@ fn make_cgroups_before_clone(
 }
 
 /// The directories the init enters itself after `CGROUPS_MADE`: those not made before the
-/// clone (none without early namespaces, on a cgroup2-only host, or under systemd).
+/// clone (none without early namespaces or on a cgroup2-only host). Under systemd, the v1
+/// ones: systemd puts the init in its scope only in the hierarchies it manages (and with a
+/// user namespace, where the init could not, the runtime moves it instead).
 fn cgroups_made_after_clone(
     cgroups: &cgroups::Planned,
     plan: &Plan,
     guard: &CreateGuard,
 ) -> Vec<PathBuf> {
+    let unified = cgroups.view.unified.as_ref();
     if plan.cgroups.systemd.is_some() {
-        return Vec::new();
+        if plan.early == 0 {
+            return Vec::new();
+        }
+        return (cgroups.dirs.iter())
+            .filter(|d| Some(*d) != unified)
+            .cloned()
+            .collect();
     }
     (cgroups.dirs.iter())
         .filter(|d| !guard.cgroups.contains(d))
@@ -221,6 +223,14 @@ fn initial_state(
     })
 }
 
+/// The container's init, as the runtime sees it after the clone.
+struct Init {
+    pid: i32,
+    chan: Channel,
+    /// It waits for `CGROUPS_MADE` to enter cgroups made after the clone.
+    joins_later: bool,
+}
+
 /// clone3 the init (into its cgroup2 directory where there is one to clone into); the child
 /// goes on in `process::init` and never returns here.
 fn clone_init(
@@ -231,7 +241,7 @@ fn clone_init(
     guard: &mut CreateGuard,
     fifo: OwnedFd,
     console: Option<OwnedFd>,
-) -> Result<(i32, Channel)> {
+) -> Result<Init> {
     let (parent_chan, child_chan) = Channel::pair()?;
     if let Some(p) = &plan.namespaces.pid_join {
         namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, p)?;
@@ -274,7 +284,11 @@ fn clone_init(
         });
     }
     guard.pid = Some(pid);
-    Ok((pid, parent_chan))
+    Ok(Init {
+        pid,
+        chan: parent_chan,
+        joins_later: !later.is_empty(),
+    })
 }
 
 /// systemd socket activation passes through, as in runc.
@@ -288,35 +302,29 @@ fn pass_socket_activation(spec: &mut Spec, listen: i32) {
 }
 
 /// What the runtime does for the init while it waits for GO (no container process runs
-/// yet): id maps, the cgroups made after the clone, the systemd scope, `linux.resources`
+/// yet): id maps, the systemd scope, the cgroups made after the clone, `linux.resources`
 /// (before any device node is made), `oomScoreAdj`.
 fn set_up_from_outside(
     spec: &Spec,
-    pid: i32,
+    init: &Init,
     plan: &Plan,
     cgroups: &cgroups::Planned,
-    chan: &Channel,
     guard: &mut CreateGuard,
 ) -> Result<()> {
+    let pid = init.pid;
     if plan.namespaces.new_user {
         namespaces::write_id_maps(pid, spec)?;
     }
-    if !cgroups_made_after_clone(cgroups, plan, guard).is_empty() {
+    if let Some((unit, props)) = &plan.cgroups.systemd {
+        start_systemd_scope(unit, props, pid, plan, cgroups, guard)?;
+    }
+    if init.joins_later {
         // Meanwhile the init makes its namespaces.
         cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
         // It enters them while we configure them. A failed send shows as the init's error or
         // exit at GO.
-        let _ = chan.send(msg::CGROUPS_MADE, &[]);
+        let _ = init.chan.send(msg::CGROUPS_MADE, &[]);
         crate::logging::mark("create: cgroups made after the clone");
-    }
-    if let Some((unit, props)) = &plan.cgroups.systemd {
-        // systemd moves the init into the new scope; the init's cgroup namespace, made after
-        // GO, is rooted there.
-        crate::logging::mark("create: systemd connect");
-        systemd::Systemd::connect()?.start_scope(unit, pid, props.clone())?;
-        guard.unit = Some(unit.name.clone());
-        guard.cgroups = cgroups.dirs.clone();
-        crate::logging::mark("create: systemd scope started");
     }
     // No linux.resources still means runc's default device rules.
     let resources: LinuxResources = (spec.linux().as_ref())
@@ -334,6 +342,29 @@ fn set_up_from_outside(
                 process::io_msg(&e)
             )
         })?;
+    }
+    Ok(())
+}
+
+/// systemd makes the scope with the init in it: the init's cgroup namespace, made after GO,
+/// is rooted there. On a v1 host systemd manages only some hierarchies; the init enters the
+/// others itself (`CGROUPS_MADE`), or, in a user namespace where it could not, is moved.
+fn start_systemd_scope(
+    unit: &systemd::Unit,
+    props: &[systemd::properties::Property],
+    pid: i32,
+    plan: &Plan,
+    cgroups: &cgroups::Planned,
+    guard: &mut CreateGuard,
+) -> Result<()> {
+    crate::logging::mark("create: systemd connect");
+    systemd::Systemd::connect()?.start_scope(unit, pid, props.to_vec())?;
+    guard.unit = Some(unit.name.clone());
+    guard.cgroups = cgroups.dirs.clone();
+    crate::logging::mark("create: systemd scope started");
+    if plan.early == 0 && !cgroups.is_pure_v2() {
+        cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
+        cgroups::move_into(&cgroups.dirs, pid)?;
     }
     Ok(())
 }
@@ -472,8 +503,8 @@ impl CgroupDriver {
         systemd::check_booted()?;
         let unit = Unit::parse(path, o.id)?;
         let mut props = match linux.and_then(|l| l.resources().as_ref()) {
-            Some(r) => properties::from_resources(r)?,
-            None => properties::from_resources(&LinuxResources::default())?,
+            Some(r) => properties::from_resources(r, !cgroups::unified_mode())?,
+            None => properties::from_resources(&LinuxResources::default(), !cgroups::unified_mode())?,
         };
         let annotations = spec.annotations().clone().unwrap_or_default();
         props.extend(properties::from_annotations(
@@ -488,9 +519,6 @@ impl CgroupDriver {
     /// The container's directories, checked empty (runc's rule).
     fn plan(&self) -> Result<cgroups::Planned> {
         let planned = cgroups::plan(&self.path)?;
-        if self.systemd.is_some() && !planned.is_pure_v2() {
-            bail!("--systemd-cgroup on a cgroup v1 or hybrid host is not supported yet: use the cgroupfs driver (drop the flag)");
-        }
         planned.check_empty()?;
         Ok(planned)
     }

@@ -5,7 +5,7 @@
 use crate::cgroups::devices::{self, Effective};
 use crate::cgroups::v2::{shares_to_weight, swap_to_v2};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
 use std::collections::BTreeMap;
 use zbus::zvariant::Value;
 
@@ -20,42 +20,26 @@ fn limit(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 
-/// The resource properties runc sets for a v2 scope.
-pub fn from_resources(r: &LinuxResources) -> Result<Vec<Property>> {
+/// The resource properties runc's systemd driver sets: its v2 set on a pure cgroup v2
+/// host (`v1 == false`), its legacy set on a v1 or hybrid one (`MemoryLimit`, `CPUShares`,
+/// `BlockIOWeight`; no swap, low or cpuset properties there: those are files only).
+pub fn from_resources(r: &LinuxResources, v1: bool) -> Result<Vec<Property>> {
     let mut p = Vec::new();
     if let Some(m) = r.memory() {
-        let mem = m.limit().unwrap_or(0);
-        if mem != 0 {
-            p.push(prop("MemoryMax", limit(mem)));
-        }
-        if let Some(low) = m.reservation().filter(|v| *v != 0) {
-            p.push(prop("MemoryLow", limit(low)));
-        }
-        if let Some(swap) = swap_to_v2(m.swap().unwrap_or(0), mem)? {
-            p.push(prop("MemorySwapMax", limit(swap)));
-        }
+        memory(&mut p, m, v1)?;
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares().filter(|s| *s != 0) {
-            p.push(prop("CPUWeight", shares_to_weight(s)));
-        }
-        cpu_quota(&mut p, c.quota().unwrap_or(0), c.period().unwrap_or(0));
-        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            p.push(prop("AllowedCPUs", bitmask(cpus).context("cpu.cpus")?));
-        }
-        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            p.push(prop(
-                "AllowedMemoryNodes",
-                bitmask(mems).context("cpu.mems")?,
-            ));
-        }
+        cpu(&mut p, c, v1)?;
     }
     if let Some(pids) = r.pids() {
         if pids.limit() > 0 || pids.limit() == -1 {
             p.push(prop("TasksMax", limit(pids.limit())));
         }
     }
-    for (k, v) in r.unified().iter().flatten() {
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()).filter(|_| v1) {
+        p.push(prop("BlockIOWeight", u64::from(w)));
+    }
+    for (k, v) in r.unified().iter().flatten().filter(|_| !v1) {
         if let Some(name) = unified_property(k) {
             let n = if v.trim() == "max" {
                 u64::MAX
@@ -70,6 +54,44 @@ pub fn from_resources(r: &LinuxResources) -> Result<Vec<Property>> {
     let rules = devices::with_defaults(r.devices().as_deref().unwrap_or(&[]));
     p.extend(device_properties(&devices::reduce(&rules)));
     Ok(p)
+}
+
+fn memory(p: &mut Vec<Property>, m: &LinuxMemory, v1: bool) -> Result<()> {
+    let mem = m.limit().unwrap_or(0);
+    if mem != 0 {
+        p.push(prop(if v1 { "MemoryLimit" } else { "MemoryMax" }, limit(mem)));
+    }
+    if v1 {
+        return Ok(());
+    }
+    if let Some(low) = m.reservation().filter(|v| *v != 0) {
+        p.push(prop("MemoryLow", limit(low)));
+    }
+    if let Some(swap) = swap_to_v2(m.swap().unwrap_or(0), mem)? {
+        p.push(prop("MemorySwapMax", limit(swap)));
+    }
+    Ok(())
+}
+
+fn cpu(p: &mut Vec<Property>, c: &LinuxCpu, v1: bool) -> Result<()> {
+    if let Some(s) = c.shares().filter(|s| *s != 0) {
+        if v1 {
+            p.push(prop("CPUShares", s));
+        } else {
+            p.push(prop("CPUWeight", shares_to_weight(s)));
+        }
+    }
+    cpu_quota(p, c.quota().unwrap_or(0), c.period().unwrap_or(0));
+    if v1 {
+        return Ok(());
+    }
+    if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+        p.push(prop("AllowedCPUs", bitmask(cpus).context("cpu.cpus")?));
+    }
+    if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+        p.push(prop("AllowedMemoryNodes", bitmask(mems).context("cpu.mems")?));
+    }
+    Ok(())
 }
 
 /// The unified keys systemd has a property for (the file is written too).
@@ -258,7 +280,7 @@ mod tests {
                 "unified": {"memory.high": "max"}}"#,
         )
         .unwrap();
-        let p = from_resources(&r).unwrap();
+        let p = from_resources(&r, false).unwrap();
         assert_eq!(find(&p, "MemoryMax"), Some(&Value::from(67108864u64)));
         assert_eq!(find(&p, "MemoryLow"), Some(&Value::from(33554432u64)));
         assert_eq!(find(&p, "MemorySwapMax"), Some(&Value::from(33554432u64)));
