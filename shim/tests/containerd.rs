@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use runrs_proto::shim::{CloseIORequest, ResizePtyRequest};
+use runrs_proto::shim::{CloseIORequest, ExecProcessRequest, ResizePtyRequest, StartRequest};
 use runrs_proto::shim_ttrpc::TaskClient;
 use runrs_proto::ttrpc;
 
@@ -409,13 +409,15 @@ impl Drop for Env {
             // SAFETY: umount2 with a valid C string path under our own temp dir.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
-        // The empty per-namespace cgroups the runtime created (cgroupsPath /<ns>/<id>).
-        for ctrl in fs::read_dir("/sys/fs/cgroup")
+        // The empty per-namespace cgroups the runtime created (cgroupsPath /<ns>/<id>), in
+        // each v1 hierarchy and at the top of a cgroup v2 one.
+        let hierarchies = fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
             .flatten()
-        {
-            let ns_dir = ctrl.path().join(&self.namespace);
+            .map(|e| e.path());
+        for ctrl in hierarchies.chain([Path::new("/sys/fs/cgroup").to_path_buf()]) {
+            let ns_dir = ctrl.join(&self.namespace);
             for child in fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
                 if child.path().is_dir() {
                     let _ = fs::remove_dir(child.path());
@@ -1113,6 +1115,84 @@ fn tty_run_prints_output_and_resize_reaches_the_container() {
     );
     assert!(shown.contains("33 77"), "stty size saw: {shown:?}");
     drop(stdin);
+}
+
+/// Output written before anyone opened the stdout fifo is kept for the first reader (the Go
+/// shim blocks opening the fifo; a relay that dropped it lost the start of `ctr run`'s
+/// output when ctr opened its end a moment late).
+#[test]
+fn output_waits_for_the_fifos_first_reader() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("latereader");
+    let out = env.run(&["-d"], "lr", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let fifo = env.path().join("fifo/late-stdout");
+    nix_mkfifo(&fifo);
+    let client = env.task_client("lr");
+    let mut req = ExecProcessRequest::new();
+    req.id = "lr".into();
+    req.exec_id = "early".into();
+    req.stdout = fifo.to_string_lossy().into_owned();
+    let mut spec = runrs_proto::protobuf::well_known_types::any::Any::new();
+    spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
+    spec.value = br#"{"args": ["sh", "-c", "echo early-line; sleep 2"], "cwd": "/",
+        "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}"#
+        .to_vec();
+    req.spec = Some(spec).into();
+    client.exec(rpc_context(), &req).expect("Exec");
+    let mut start = StartRequest::new();
+    start.id = "lr".into();
+    start.exec_id = "early".into();
+    client.start(rpc_context(), &start).expect("Start");
+    // The line is written well before we open the fifo.
+    sleep(Duration::from_millis(800));
+    let text = read_fifo_until_eof(&fifo, Duration::from_secs(10));
+    assert_eq!(text, "early-line\n");
+    assert!(env
+        .ctr(&["task", "kill", "-s", "KILL", "lr"])
+        .status
+        .success());
+    env.wait_until("lr stopped", || {
+        env.task_status("lr").as_deref() == Some("STOPPED")
+    });
+    assert!(env.ctr(&["task", "delete", "lr"]).status.success());
+}
+
+/// Everything written to the fifo until its writer closes it (or `limit` passes): opened
+/// non-blocking, so a writer that never comes fails the test instead of hanging it.
+fn read_fifo_until_eof(path: &Path, limit: Duration) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .expect("open the fifo for reading");
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match f.read(&mut buf) {
+            // No writer: not there yet, or gone after writing.
+            Ok(0) if !got.is_empty() => break,
+            Ok(0) => sleep(Duration::from_millis(10)),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("reading {}: {e}", path.display()),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn nix_mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(r, 0, "mkfifo {}", path.display());
 }
 
 /// `systemctl show -p PROP --value UNIT`.

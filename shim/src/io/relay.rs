@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 /// Per copier; it lives as long as the process (a pipe holds 64 KiB anyway).
 const COPY_BUF: usize = 8 * 1024;
 
+/// How often output held for a fifo's first reader tries the fifo again.
+const READER_RETRY_MS: i32 = 5;
+
 pub(super) enum Dest {
     /// An output fifo of containerd's.
     Fifo(OutputFifo),
@@ -45,6 +48,11 @@ impl Stream {
 
     fn is_output(&self) -> bool {
         matches!(self.dst, Dest::Fifo(_))
+    }
+
+    /// Output held until its fifo's first reader comes.
+    fn waits_for_reader(&self) -> bool {
+        self.pending() && matches!(&self.dst, Dest::Fifo(f) if f.file.is_none() && !f.had_reader)
     }
 
     fn pending(&self) -> bool {
@@ -92,11 +100,17 @@ impl Stream {
         while self.pending() {
             let data = &self.buf[self.pos..self.end];
             let r = match &mut self.dst {
-                Dest::Fifo(f) => match f.writer() {
-                    Some(w) => Some(w.write(data)),
-                    // Nobody reads the fifo: the output is dropped.
-                    None => Some(Ok(data.len())),
-                },
+                Dest::Fifo(f) => {
+                    let had_reader = f.had_reader;
+                    match f.writer() {
+                        Some(w) => Some(w.write(data)),
+                        // No reader yet (containerd opens its end concurrently): keep it, as
+                        // the Go shim does by opening the fifo blocking; `relay` retries.
+                        None if !had_reader => return,
+                        // The reader went away: the output is dropped.
+                        None => Some(Ok(data.len())),
+                    }
+                }
                 Dest::Container(c) => c.lock().unwrap().as_mut().map(|w| w.write(data)),
             };
             let Some(r) = r else {
@@ -158,8 +172,16 @@ pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &Atomic
                 revents: 0,
             });
         }
-        // A stream whose destination is gone (-1) is ended by `step` without waiting.
-        let timeout = if pfds.iter().any(|p| p.fd < 0) { 0 } else { -1 };
+        // A stream whose destination is gone (-1) is ended by `step` without waiting; one
+        // waiting for its fifo's first reader tries again every few milliseconds.
+        let waiting = streams.iter().any(Stream::waits_for_reader);
+        let timeout = if waiting {
+            READER_RETRY_MS
+        } else if pfds.iter().any(|p| p.fd < 0) {
+            0
+        } else {
+            -1
+        };
         // SAFETY: pfds is a live array of pfds.len() pollfds (a -1 fd is ignored).
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
         if r < 0 {
@@ -190,6 +212,8 @@ pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &Atomic
 pub(super) struct OutputFifo {
     path: String,
     file: Option<File>,
+    /// A reader had it open once: output that finds none now is dropped, not held.
+    had_reader: bool,
 }
 
 impl OutputFifo {
@@ -198,6 +222,7 @@ impl OutputFifo {
         let mut fifo = OutputFifo {
             path: path.to_string(),
             file: None,
+            had_reader: false,
         };
         fifo.try_open()
             .map_err(|e| format!("opening output fifo {path}: {e}"))?;
@@ -213,6 +238,7 @@ impl OutputFifo {
         {
             Ok(f) => {
                 self.file = Some(f);
+                self.had_reader = true;
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
