@@ -41,7 +41,6 @@ pub fn default_spec(rootless: bool) -> String {
     out
 }
 
-
 const HEAD: &str = r#"{
 	"ociVersion": "{OCI_VERSION}",
 	"process": {

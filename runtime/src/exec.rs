@@ -114,12 +114,7 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     let spec = c.spec()?;
     let process = build_process(&o, spec.process().as_ref(), cmd)?;
     let terminal = check_console_options(&o, &process)?;
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
-        .transpose()?;
+    let seccomp = crate::seccomp::of_spec(&spec)?;
     // The exec'd process is visible inside the container while it runs runtime code.
     crate::logging::mark("exec: sealing");
     crate::selfexe::ensure_sealed()?;

@@ -144,6 +144,15 @@ pub fn check_supported(seccomp: Option<&LinuxSeccomp>) -> Result<()> {
     Ok(())
 }
 
+/// The config's `linux.seccomp`, compiled, if it has one (create and exec).
+pub fn of_spec(spec: &oci_spec::runtime::Spec) -> Result<Option<Compiled>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(compile)
+        .transpose()
+}
+
 /// Compile `seccomp` for the native architecture. Unknown syscall names are skipped (runc
 /// does the same: profiles list syscalls of every architecture and kernel).
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled> {

@@ -65,7 +65,15 @@ pub(super) fn create_from(
     make_cgroups_before_clone(&cgroups, &plan, &mut guard)?;
     crate::logging::mark("create: cgroups made");
     let mut saved = initial_state(o, &bundle, &cgroups, &plan)?;
-    let init = clone_init(o, &mut bundle, &mut plan, &cgroups, &mut guard, fifo, console)?;
+    let init = clone_init(
+        o,
+        &mut bundle,
+        &mut plan,
+        &cgroups,
+        &mut guard,
+        fifo,
+        console,
+    )?;
     let (pid, chan) = (init.pid, &init.chan);
     let spec = &bundle.spec;
     set_up_from_outside(spec, &init, &plan, &cgroups, &mut guard)?;
@@ -114,12 +122,7 @@ impl Plan {
         }
         let cgroups = CgroupDriver::choose(o, spec)?;
         let namespaces = namespaces::plan(spec);
-        let seccomp = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .map(crate::seccomp::compile)
-            .transpose()?;
+        let seccomp = crate::seccomp::of_spec(spec)?;
         if namespaces.clone_flags & libc::CLONE_NEWPID == 0 {
             // Without a pid namespace of its own, container processes can see our init while
             // it runs runtime code: run from a sealed copy so `/proc/<pid>/exe` cannot reach us.
@@ -504,7 +507,9 @@ impl CgroupDriver {
         let unit = Unit::parse(path, o.id)?;
         let mut props = match linux.and_then(|l| l.resources().as_ref()) {
             Some(r) => properties::from_resources(r, !cgroups::unified_mode())?,
-            None => properties::from_resources(&LinuxResources::default(), !cgroups::unified_mode())?,
+            None => {
+                properties::from_resources(&LinuxResources::default(), !cgroups::unified_mode())?
+            }
         };
         let annotations = spec.annotations().clone().unwrap_or_default();
         props.extend(properties::from_annotations(

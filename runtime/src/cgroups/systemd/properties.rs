@@ -36,7 +36,12 @@ pub fn from_resources(r: &LinuxResources, v1: bool) -> Result<Vec<Property>> {
             p.push(prop("TasksMax", limit(pids.limit())));
         }
     }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()).filter(|_| v1) {
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|_| v1)
+    {
         p.push(prop("BlockIOWeight", u64::from(w)));
     }
     for (k, v) in r.unified().iter().flatten().filter(|_| !v1) {
@@ -59,7 +64,10 @@ pub fn from_resources(r: &LinuxResources, v1: bool) -> Result<Vec<Property>> {
 fn memory(p: &mut Vec<Property>, m: &LinuxMemory, v1: bool) -> Result<()> {
     let mem = m.limit().unwrap_or(0);
     if mem != 0 {
-        p.push(prop(if v1 { "MemoryLimit" } else { "MemoryMax" }, limit(mem)));
+        p.push(prop(
+            if v1 { "MemoryLimit" } else { "MemoryMax" },
+            limit(mem),
+        ));
     }
     if v1 {
         return Ok(());
@@ -89,7 +97,10 @@ fn cpu(p: &mut Vec<Property>, c: &LinuxCpu, v1: bool) -> Result<()> {
         p.push(prop("AllowedCPUs", bitmask(cpus).context("cpu.cpus")?));
     }
     if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        p.push(prop("AllowedMemoryNodes", bitmask(mems).context("cpu.mems")?));
+        p.push(prop(
+            "AllowedMemoryNodes",
+            bitmask(mems).context("cpu.mems")?,
+        ));
     }
     Ok(())
 }
