@@ -440,3 +440,85 @@ fn on_cgroup_v1_the_scope_holds_the_container_in_every_hierarchy() {
     }
     assert_eq!(failed_units(), "", "failed units after delete");
 }
+
+/// runc is the reference: the same config under runc `--systemd-cgroup` and under the
+/// runtime under test gives the same unit properties and the same cgroup files.
+#[test]
+fn the_same_config_gives_runcs_unit_properties_and_files() {
+    let runc = PathBuf::from("/usr/sbin/runc");
+    if !systemd_host("the_same_config_gives_runcs_unit_properties_and_files")
+        || is_runc()
+        || !runc.exists()
+    {
+        eprintln!("skipping: needs runc and a runtime under test other than runc");
+        return;
+    }
+    let props = [
+        "Slice",
+        "Delegate",
+        "DefaultDependencies",
+        "MemoryAccounting",
+        "CPUAccounting",
+        "TasksAccounting",
+        "MemoryMax",
+        "MemoryLow",
+        "MemorySwapMax",
+        "CPUWeight",
+        "CPUQuotaPerSecUSec",
+        "CPUQuotaPeriodUSec",
+        "AllowedCPUs",
+        "TasksMax",
+        "DevicePolicy",
+    ];
+    let files = [
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "pids.max",
+        "cpu.weight",
+        "cpu.max",
+        "cpuset.cpus",
+    ];
+    let mut seen = Vec::new();
+    for bin in [runtime_path(), runc] {
+        let env = TestEnv::with_runtime("sd_same", bin);
+        let id = env.id();
+        let unit = format!("runrs-it-{id}.scope");
+        let mut b = env.bundle();
+        b.set(
+            "/linux/cgroupsPath",
+            json!(format!("system.slice:runrs-it:{id}")),
+        );
+        b.set(
+            "/linux/resources",
+            json!({"memory": {"limit": 64 * MB, "reservation": 32 * MB, "swap": 96 * MB},
+                   "pids": {"limit": 42},
+                   "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}}),
+        );
+        b.set_args(&["sleep", "300"]);
+        let mut g = env.guard(&id);
+        create(&env, &b, &id).ok();
+        g.record(env.rt.state(&id)["pid"].as_i64().expect("pid") as i32);
+        let dir = PathBuf::from("/sys/fs/cgroup/system.slice").join(&unit);
+        let mut got: Vec<String> = props
+            .iter()
+            .map(|p| format!("{p}={}", show(&unit, p)))
+            .collect();
+        // The device allow list in any order.
+        let mut devices: Vec<String> = show(&unit, "DeviceAllow")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(|c| c.join(" "))
+            .collect();
+        devices.sort();
+        got.push(format!("DeviceAllow={devices:?}"));
+        got.extend(files.iter().map(|f| format!("{f}={}", read(&dir, f))));
+        sd(&env, &["delete", "--force", &id]).ok();
+        wait_until("unit gone", WAIT, || unit_gone(&unit));
+        seen.push(got);
+    }
+    for (ours, runcs) in seen[0].iter().zip(&seen[1]) {
+        assert_eq!(ours, runcs, "runrs and runc differ");
+    }
+}
