@@ -505,12 +505,11 @@ impl CgroupDriver {
         use systemd::{properties, Unit};
         systemd::check_booted()?;
         let unit = Unit::parse(path, o.id)?;
-        let mut props = match linux.and_then(|l| l.resources().as_ref()) {
-            Some(r) => properties::from_resources(r, !cgroups::unified_mode())?,
-            None => {
-                properties::from_resources(&LinuxResources::default(), !cgroups::unified_mode())?
-            }
-        };
+        // No linux.resources still means runc's default device rules, as a property too.
+        let resources = linux
+            .and_then(|l| l.resources().clone())
+            .unwrap_or_default();
+        let mut props = properties::from_resources(&resources, !cgroups::unified_mode())?;
         let annotations = spec.annotations().clone().unwrap_or_default();
         props.extend(properties::from_annotations(
             &annotations.into_iter().collect(),
