@@ -244,6 +244,24 @@ impl Planned {
         Ok(())
     }
 
+    /// runc's check: a container's cgroup that exists already must not be frozen, or the
+    /// init would stop in it and `create` never return. Any hierarchy counts (the v1 freezer,
+    /// `cgroup.freeze` of a cgroup2 directory), and so does a freeze inherited from an
+    /// ancestor, which runc 1.1 lets through and then hangs on.
+    pub fn check_not_frozen(&self) -> Result<()> {
+        for dir in &self.dirs {
+            let v1 = crate::kernfs::read(dir.join("freezer.state"))
+                .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"));
+            let v2 = crate::kernfs::read(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+                || crate::kernfs::read(dir.join("cgroup.events"))
+                    .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"));
+            if v1 || v2 {
+                anyhow::bail!("container's cgroup unexpectedly frozen");
+            }
+        }
+        Ok(())
+    }
+
     /// Only the unified hierarchy is mounted.
     pub fn is_pure_v2(&self) -> bool {
         self.hierarchies.iter().all(|h| h.unified)

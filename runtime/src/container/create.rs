@@ -520,10 +520,11 @@ impl CgroupDriver {
         })
     }
 
-    /// The container's directories, checked empty (runc's rule).
+    /// The container's directories, checked empty and not frozen (runc's rules).
     fn plan(&self) -> Result<cgroups::Planned> {
         let planned = cgroups::plan(&self.path)?;
         planned.check_empty()?;
+        planned.check_not_frozen()?;
         Ok(planned)
     }
 }

@@ -1,0 +1,161 @@
+//! Behaviours where runrs must do what runc does, found by running both side by side
+//! (issue 13). Every test here passes against runrs and against runc
+//! (`RUNRS_TEST_RUNTIME=/usr/sbin/runc`); where runc's versions differ, the test says which
+//! one it follows.
+
+use runrs_integration::procfs::pure_cgroup_v2;
+use runrs_integration::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A cgroup the test makes on the host before the container's create, removed (thawed,
+/// emptied, deepest first) when dropped. Its name holds `runrs` so that `hack/leftovers`
+/// sees one left behind.
+struct HostCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl HostCgroup {
+    /// `rel` (e.g. `runrs-it-x/ctr`) under the root of the hierarchy of `controller` (the
+    /// unified one on a pure v2 host, whatever the controller).
+    fn new(controller: &str, rel: &str) -> HostCgroup {
+        let dir = hierarchy_root(controller).join(rel);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let mut dirs = vec![dir.clone()];
+        let mut d = dir.parent();
+        while let Some(p) = d {
+            if p == hierarchy_root(controller) {
+                break;
+            }
+            dirs.push(p.to_path_buf());
+            d = p.parent();
+        }
+        HostCgroup { dirs }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dirs[0]
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        std::fs::write(self.dir().join(file), value)
+            .unwrap_or_else(|e| panic!("write {value} to {}/{file}: {e}", self.dir().display()));
+    }
+}
+
+impl Drop for HostCgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            for (file, value) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+                let _ = std::fs::write(d.join(file), value);
+            }
+        }
+        for d in &self.dirs {
+            remove_cgroup_tree(d);
+        }
+    }
+}
+
+/// rmdir `dir` and everything below it (a runtime may have made children), deepest first.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = wait_for(Duration::from_secs(5), || {
+        std::fs::remove_dir(dir).is_ok() || !dir.exists()
+    });
+}
+
+/// Where the hierarchy carrying `controller` is mounted (`/sys/fs/cgroup` on pure v2).
+fn hierarchy_root(controller: &str) -> PathBuf {
+    if pure_cgroup_v2() {
+        return PathBuf::from("/sys/fs/cgroup");
+    }
+    let root = PathBuf::from("/sys/fs/cgroup").join(controller);
+    if root.exists() {
+        return root;
+    }
+    // A co-mount (`cpu,cpuacct`): find the hierarchy by its controller list.
+    std::fs::read_dir("/sys/fs/cgroup")
+        .expect("read /sys/fs/cgroup")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.split(',').any(|c| c == controller))
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup hierarchy mounted"))
+}
+
+fn bundle_arg(b: &Bundle) -> String {
+    arg(b.path())
+}
+
+// --- 1. a pre-existing cgroup: frozen is refused, non-empty is refused (runc ≥ 1.2) ---
+
+/// runc 1.1.5 refuses a frozen pre-existing cgroup at once ("container's cgroup unexpectedly
+/// frozen"); a runtime that does not check hangs forever, its init stopped in the freezer.
+#[test]
+fn create_into_a_frozen_cgroup_is_refused_at_once() {
+    let env = TestEnv::new("conf_frozen");
+    let name = format!("runrs-it-frozen-{}", std::process::id());
+    let cg = HostCgroup::new("freezer", &name);
+    if pure_cgroup_v2() {
+        cg.write("cgroup.freeze", "1");
+    } else {
+        cg.write("freezer.state", "FROZEN");
+    }
+    let mut b = env.bundle();
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    b.set_args(&["true"]);
+    for cmd in ["create", "run"] {
+        let id = env.id();
+        let _g = env.guard(&id);
+        let out = env
+            .rt
+            .cmd([cmd, "--bundle", &bundle_arg(&b), &id])
+            .timeout(Duration::from_secs(20))
+            .run();
+        out.fails_with(&["container's cgroup unexpectedly frozen"]);
+        assert!(env.rt_root_entries().is_empty(), "{cmd} left its state");
+        assert!(
+            procfs::processes_with_env(&b.mark()).is_empty(),
+            "{cmd} left a process"
+        );
+    }
+    assert!(cg.dir().exists(), "the pre-existing cgroup was removed");
+}
+
+/// A pre-existing cgroup with a process in it: runc 1.1 warns "container's cgroup is not
+/// empty: N process(es) found" and goes on; runc 1.2 and later refuse with those words,
+/// and so does runrs (two containers in one cgroup share limits, freezes and `kill --all`).
+#[test]
+fn create_into_a_cgroup_with_processes_says_it_is_not_empty() {
+    let env = TestEnv::new("conf_nonempty");
+    let name = format!("runrs-it-nonempty-{}", std::process::id());
+    let mut b = env.bundle();
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    b.set_args(&["sleep", "1000"]);
+    let first = env.id();
+    let mut g1 = env.guard(&first);
+    env.create_start(&b, &first);
+    g1.record(env.rt.state(&first)["pid"].as_i64().unwrap() as i32);
+    let second = env.id();
+    let _g2 = env.guard(&second);
+    let out = env.rt.run(["create", "--bundle", &bundle_arg(&b), &second]);
+    assert_contains(
+        &out.stderr,
+        "container's cgroup is not empty: 1 process(es) found",
+    );
+    if !is_runc() {
+        out.fails_with(&["container's cgroup is not empty"]);
+        assert_eq!(env.rt_root_entries(), vec![first.clone()]);
+        assert_eq!(env.rt.status(&first).as_deref(), Some("running"));
+    }
+}
