@@ -13,7 +13,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use runrs_proto::shim::{CloseIORequest, ExecProcessRequest, ResizePtyRequest, StartRequest};
+use runrs_proto::shim::{
+    CloseIORequest, DeleteRequest, ExecProcessRequest, ResizePtyRequest, StartRequest, WaitRequest,
+};
 use runrs_proto::shim_ttrpc::TaskClient;
 use runrs_proto::ttrpc;
 
@@ -1158,6 +1160,92 @@ fn output_waits_for_the_fifos_first_reader() {
         env.task_status("lr").as_deref() == Some("STOPPED")
     });
     assert!(env.ctr(&["task", "delete", "lr"]).status.success());
+}
+
+/// containerd's CRI opens an exec's stdout and stderr fifos for reading in goroutines
+/// (blocking opens), so a reader may come after the process has exited; a stream that
+/// wrote nothing (the stderr of `echo`) must still meet it and close, or the reader's open
+/// blocks forever and ExecSync never answers (seen as a probe that hangs).
+#[test]
+fn a_silent_stream_still_meets_a_late_reader() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("silent");
+    let out = env.run(&["-d"], "si", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = env.path().join("fifo/silent-stdout");
+    let stderr = env.path().join("fifo/silent-stderr");
+    nix_mkfifo(&stdout);
+    nix_mkfifo(&stderr);
+    let client = env.task_client("si");
+    let mut req = ExecProcessRequest::new();
+    req.id = "si".into();
+    req.exec_id = "probe".into();
+    req.stdout = stdout.to_string_lossy().into_owned();
+    req.stderr = stderr.to_string_lossy().into_owned();
+    let mut spec = runrs_proto::protobuf::well_known_types::any::Any::new();
+    spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
+    spec.value = br#"{"args": ["echo", "exec-ok"], "cwd": "/",
+        "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}"#
+        .to_vec();
+    req.spec = Some(spec).into();
+    client.exec(rpc_context(), &req).expect("Exec");
+    let mut start = StartRequest::new();
+    start.id = "si".into();
+    start.exec_id = "probe".into();
+    client.start(rpc_context(), &start).expect("Start");
+    let mut wait = WaitRequest::new();
+    wait.id = "si".into();
+    wait.exec_id = "probe".into();
+    let exited = client.wait(rpc_context(), &wait).expect("Wait");
+    assert_eq!(exited.exit_status, 0);
+    // Both readers come only now, as containerd's late goroutines would.
+    let out = open_blocking_and_read(&stdout, Duration::from_secs(10));
+    let err = open_blocking_and_read(&stderr, Duration::from_secs(10));
+    assert_eq!(out.as_deref(), Some("exec-ok\n"), "stdout's late reader");
+    assert_eq!(
+        err.as_deref(),
+        Some(""),
+        "stderr's late reader got no writer"
+    );
+    let mut del = DeleteRequest::new();
+    del.id = "si".into();
+    del.exec_id = "probe".into();
+    client
+        .delete(rpc_context(), &del)
+        .expect("Delete of the exec");
+    assert!(env
+        .ctr(&["task", "kill", "-s", "KILL", "si"])
+        .status
+        .success());
+    env.wait_until("si stopped", || {
+        env.task_status("si").as_deref() == Some("STOPPED")
+    });
+    assert!(env.ctr(&["task", "delete", "si"]).status.success());
+}
+
+/// Opens the fifo for reading the way containerd does (a blocking open, which returns
+/// only once a writer has it open) and reads to EOF; None when no writer came within
+/// `limit` (the blocked open is then released by a writer of ours).
+fn open_blocking_and_read(path: &Path, limit: Duration) -> Option<String> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Ok(mut f) = fs::File::open(&p) {
+            let _ = f.read_to_string(&mut text);
+        }
+        let _ = tx.send(text);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(text) => Some(text),
+        Err(_) => {
+            let _release = fs::OpenOptions::new().write(true).open(path);
+            None
+        }
+    }
 }
 
 /// Everything written to the fifo until its writer closes it (or `limit` passes): opened

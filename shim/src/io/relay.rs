@@ -6,12 +6,15 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Per copier; it lives as long as the process (a pipe holds 64 KiB anyway).
 const COPY_BUF: usize = 8 * 1024;
 
-/// How often output held for a fifo's first reader tries the fifo again.
+/// How often output held for a fifo's first reader tries the fifo again, at first; the
+/// interval grows to a tenth of how long it has waited, up to READER_RETRY_MAX_MS.
 const READER_RETRY_MS: i32 = 5;
+const READER_RETRY_MAX_MS: i32 = 1000;
 
 pub(super) enum Dest {
     /// An output fifo of containerd's.
@@ -52,7 +55,15 @@ impl Stream {
 
     /// Output held until its fifo's first reader comes.
     fn waits_for_reader(&self) -> bool {
-        self.pending() && matches!(&self.dst, Dest::Fifo(f) if f.file.is_none() && !f.had_reader)
+        self.pending() && self.unmet().is_some()
+    }
+
+    /// The output fifo, while no reader has ever had it open.
+    fn unmet(&self) -> Option<&OutputFifo> {
+        match &self.dst {
+            Dest::Fifo(f) if f.file.is_none() && !f.had_reader => Some(f),
+            _ => None,
+        }
     }
 
     fn pending(&self) -> bool {
@@ -152,16 +163,32 @@ fn is_retry(e: &std::io::Error) -> bool {
 
 /// The relay thread of one process: until every stream has ended (the copy of stdin also
 /// ends when the Io is dropped: `stopped` becomes readable).
+///
+/// An output stream that ends before its fifo ever had a reader (a process that wrote
+/// nothing to stderr and exited before containerd's goroutine opened the fifo) is not
+/// done with the fifo: the reader's open blocks until a writer comes, and its copy (so
+/// CRI's ExecSync) waits for EOF. Such fifos are kept in `unmet` and opened once a reader
+/// is there, then closed, which is that reader's EOF; or given up when the Io is dropped.
 pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &AtomicUsize) {
     let mut stop_seen = false;
+    let mut unmet: Vec<OutputFifo> = Vec::new();
+    let mut waiting_since: Option<Instant> = None;
     loop {
-        streams.retain(|s| {
-            if s.done && s.is_output() {
-                copying.fetch_sub(1, Ordering::SeqCst);
+        streams.retain_mut(|s| {
+            if !s.done {
+                return true;
             }
-            !s.done
+            if let Dest::Fifo(f) = &mut s.dst {
+                copying.fetch_sub(1, Ordering::SeqCst);
+                if f.file.is_none() && !f.had_reader && !stop_seen {
+                    unmet.push(std::mem::replace(f, OutputFifo::closed()));
+                }
+            }
+            false
         });
-        if streams.is_empty() {
+        // Opened is met: dropping the fd gives the reader its EOF.
+        unmet.retain_mut(|f| f.writer().is_none());
+        if streams.is_empty() && unmet.is_empty() {
             return;
         }
         let mut pfds: Vec<libc::pollfd> = streams.iter().map(Stream::pollfd).collect();
@@ -174,14 +201,19 @@ pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &Atomic
         }
         // A stream whose destination is gone (-1) is ended by `step` without waiting; one
         // waiting for its fifo's first reader tries again every few milliseconds.
-        let waiting = streams.iter().any(Stream::waits_for_reader);
+        let waiting = !unmet.is_empty() || streams.iter().any(Stream::waits_for_reader);
         let timeout = if waiting {
-            READER_RETRY_MS
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            let tenth = (since.elapsed().as_millis() / 10).min(READER_RETRY_MAX_MS as u128);
+            (tenth as i32).max(READER_RETRY_MS)
         } else if pfds.iter().any(|p| p.fd < 0) {
             0
         } else {
             -1
         };
+        if !waiting {
+            waiting_since = None;
+        }
         // SAFETY: pfds is a live array of pfds.len() pollfds (a -1 fd is ignored).
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
         if r < 0 {
@@ -196,6 +228,7 @@ pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &Atomic
         if !stop_seen && pfds.last().is_some_and(|p| p.revents != 0) {
             // The Io is gone: stop copying stdin; outputs go on until the container's end.
             stop_seen = true;
+            unmet.clear();
             for s in streams.iter_mut().filter(|s| !s.is_output()) {
                 s.done = true;
             }
@@ -227,6 +260,15 @@ impl OutputFifo {
         fifo.try_open()
             .map_err(|e| format!("opening output fifo {path}: {e}"))?;
         Ok(fifo)
+    }
+
+    /// A fifo already given up (what a stream keeps after its fifo moved to `unmet`).
+    fn closed() -> OutputFifo {
+        OutputFifo {
+            path: String::new(),
+            file: None,
+            had_reader: true,
+        }
     }
 
     /// Opens the write end if a reader has the fifo open (ENXIO: none yet, not an error).
