@@ -159,3 +159,40 @@ fn create_into_a_cgroup_with_processes_says_it_is_not_empty() {
         assert_eq!(env.rt.status(&first).as_deref(), Some("running"));
     }
 }
+
+// --- 2. /proc and /sys must be ordinary directories (CVE-2019-16884, CVE-2019-19921) ---
+
+/// A rootfs whose `/proc` (or `/sys`) is a symlink: runc refuses it, "filesystem \"proc\"
+/// must be mounted on ordinary directory"; mounting through the link would leave the masked
+/// and read-only paths on a directory that is not the container's procfs. So is a file.
+#[test]
+fn proc_or_sys_as_a_symlink_or_file_is_refused() {
+    let env = TestEnv::new("conf_procsym");
+    let target = format!("/runrs-it-procsym-{}", std::process::id());
+    for (dir, typ, symlink) in [
+        ("proc", "proc", true),
+        ("sys", "sysfs", true),
+        ("proc", "proc", false),
+    ] {
+        let b = env.bundle();
+        let path = b.host_path(dir);
+        std::fs::remove_dir(&path).unwrap();
+        if symlink {
+            std::os::unix::fs::symlink(&target, &path).unwrap();
+        } else {
+            std::fs::write(&path, "").unwrap();
+        }
+        let id = env.id();
+        let _g = env.guard(&id);
+        let out = env.rt.run(["run", "--bundle", &bundle_arg(&b), &id]);
+        // runc's log quotes the message: `filesystem \"proc\" must be ...`.
+        out.fails_with(&["filesystem", typ, "must be mounted on ordinary directory"]);
+        drop(_g);
+        env.assert_no_trace(&id, &b);
+        assert!(!Path::new(&target).exists(), "{target} made on the host");
+        assert!(
+            !b.host_path(&target).exists(),
+            "{target} made in the rootfs"
+        );
+    }
+}

@@ -82,6 +82,9 @@ impl Mounter<'_> {
         dest: &Path,
         options: &MountOptions,
     ) -> Result<()> {
+        if matches!(typ, "proc" | "sysfs") {
+            self.check_ordinary_dir(typ, dest)?;
+        }
         let target = self.resolve(dest, Create::Dirs)?;
         if typ != "proc" {
             self.check_not_procfs(&target, dest, typ)?;
@@ -177,6 +180,32 @@ impl Mounter<'_> {
                 self.rootfs.display()
             )
         })
+    }
+
+    /// runc's rule for `proc` and `sysfs` (CVE-2019-16884, CVE-2019-19921): the destination
+    /// itself must be a directory or missing, never a symlink (the image's `/proc -> /x`
+    /// would put the masks and read-only paths beside the real procfs) nor a file.
+    fn check_ordinary_dir(&self, typ: &str, dest: &Path) -> Result<()> {
+        let clean = lexical_clean(dest);
+        let (Some(parent), Some(name)) = (clean.parent(), clean.file_name()) else {
+            return Ok(());
+        };
+        let parent = match self.root.resolve(parent, Create::Nothing) {
+            Err(Errno::ENOENT) => return Ok(()),
+            r => r.with_context(|| format!("resolve {} in the rootfs", parent.display()))?,
+        };
+        let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        match nix::sys::stat::fstatat(Some(parent.as_raw_fd()), name, flags) {
+            Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("stat {}", dest.display())),
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
+                Ok(())
+            }
+            Ok(_) => bail!(
+                "error mounting {typ:?} to rootfs at {:?}: filesystem {typ:?} must be mounted on ordinary directory",
+                dest.display().to_string()
+            ),
+        }
     }
 
     /// A destination that resolved (say through a symlink) into the container's procfs must
