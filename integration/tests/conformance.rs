@@ -57,6 +57,27 @@ impl Drop for HostCgroup {
     }
 }
 
+/// Removes `/<name>` and what is below it from every hierarchy when dropped: the levels
+/// above a container's own cgroup stay after `delete` (with runc too).
+struct CgroupTopLevel(String);
+
+impl Drop for CgroupTopLevel {
+    fn drop(&mut self) {
+        let roots = if pure_cgroup_v2() {
+            vec![PathBuf::from("/sys/fs/cgroup")]
+        } else {
+            let hierarchies = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten();
+            hierarchies.flatten().map(|e| e.path()).collect()
+        };
+        for root in roots {
+            let dir = root.join(&self.0);
+            if dir.is_dir() {
+                remove_cgroup_tree(&dir);
+            }
+        }
+    }
+}
+
 /// rmdir `dir` and everything below it (a runtime may have made children), deepest first.
 fn remove_cgroup_tree(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -195,4 +216,52 @@ fn proc_or_sys_as_a_symlink_or_file_is_refused() {
             "{target} made in the rootfs"
         );
     }
+}
+
+// --- 3. cgroup v1 cpuset: every level gets its parent's cpus and mems ---
+
+/// A pod-style `cgroupsPath` whose intermediate levels exist already with an empty cpuset
+/// (made by `mkdir`, as a kubelet or an older runtime leaves them): runc copies
+/// `cpuset.cpus`/`cpuset.mems` down from the parent into every empty level; without that
+/// joining the container's cpuset fails with "No space left on device".
+#[test]
+fn intermediate_cpuset_cgroups_get_the_parents_cpus_and_mems() {
+    if pure_cgroup_v2() {
+        eprintln!("skipping: cpuset inheritance is a cgroup v1 rule");
+        return;
+    }
+    let env = TestEnv::new("conf_cpuset");
+    let top = format!("runrs-it-kubepods-{}", std::process::id());
+    let _cleanup = CgroupTopLevel(top.clone());
+    let pod = HostCgroup::new("cpuset", &format!("{top}/pod1"));
+    assert_eq!(read_trim(&pod.dir().join("cpuset.cpus")), "");
+    let root_cpus = read_trim(&hierarchy_root("cpuset").join("cpuset.cpus"));
+    let root_mems = read_trim(&hierarchy_root("cpuset").join("cpuset.mems"));
+    let mut b = env.bundle();
+    b.set("/linux/cgroupsPath", json!(format!("/{top}/pod1/ctr")));
+    b.set_args(&["cat", "/proc/self/cgroup"]);
+    let out = env.run_bundle(&b);
+    out.ok();
+    assert_contains(&out.stdout, &format!(":cpuset:/{top}/pod1/ctr"));
+    for dir in [pod.dir(), &hierarchy_root("cpuset").join(&top)] {
+        assert_eq!(read_trim(&dir.join("cpuset.cpus")), root_cpus, "{dir:?}");
+        assert_eq!(read_trim(&dir.join("cpuset.mems")), root_mems, "{dir:?}");
+    }
+    // And with the container's own cpus: set on its level, the parents keep theirs.
+    let first = root_cpus.split([',', '-']).next().unwrap().to_string();
+    b.set(
+        "/linux/resources/cpu",
+        json!({"cpus": first, "mems": root_mems}),
+    );
+    b.set_args(&["cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]);
+    let out = env.run_bundle(&b);
+    assert_eq!(out.ok().stdout.trim(), first);
+    assert_eq!(read_trim(&pod.dir().join("cpuset.cpus")), root_cpus);
+}
+
+fn read_trim(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_string()
 }

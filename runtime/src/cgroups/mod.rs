@@ -492,10 +492,12 @@ pub fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
     )
 }
 
-/// `mkdir -p` below the mount point; a new v1 cpuset level gets its parent's cpus and mems
-/// (an empty cpuset refuses every process).
+/// `mkdir -p` below the mount point. In a v1 cpuset hierarchy every level, new or not, whose
+/// `cpuset.cpus` or `cpuset.mems` is empty gets its parent's, top down, as runc's
+/// `cpusetEnsureParent` does: an empty cpuset refuses every process (ENOSPC), and a
+/// `/kubepods/pod…` level made by someone else (a `mkdir` leaves both empty) is common.
 fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()> {
-    if dir.exists() {
+    if dir.exists() && !cpuset {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -505,18 +507,28 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()
     }
     match fs::create_dir(dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
     if cpuset {
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = crate::kernfs::read(dir.join(f)).unwrap_or_default();
-            if mine.trim().is_empty() {
-                if let Some(p) = dir.parent() {
-                    let v = crate::kernfs::read(p.join(f)).unwrap_or_default();
-                    fs::write(dir.join(f), v.trim())?;
-                }
-            }
+        copy_cpuset_if_empty(dir)?;
+    }
+    Ok(())
+}
+
+/// `cpuset.cpus` and `cpuset.mems` from the parent where `dir`'s are empty.
+fn copy_cpuset_if_empty(dir: &Path) -> std::io::Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = crate::kernfs::read(dir.join(f))?;
+        if mine.trim().is_empty() {
+            let v = crate::kernfs::read(parent.join(f))?;
+            fs::write(dir.join(f), v.trim()).map_err(|e| {
+                let what = format!("copy {f} {:?} from the parent: {e}", v.trim());
+                std::io::Error::new(e.kind(), what)
+            })?;
         }
     }
     Ok(())
