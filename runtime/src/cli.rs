@@ -15,6 +15,7 @@ use crate::container::{self, CreateOpts};
 use crate::exec::ExecOptions;
 use crate::logging::{self, Format};
 use crate::resources::{self, UpdateOptions};
+use anyhow::Context;
 use flags::{
     BUNDLE, CONSOLE_SOCKET, DETACH, FORMAT, NO_NEW_KEYRING, NO_PIVOT, PID_FILE, PRESERVE_FDS,
 };
@@ -771,7 +772,8 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
 fn create(g: &Global, mut flags: CreateFlags, id: Vec<String>) -> anyhow::Result<()> {
     let id = one_id("create", id)?;
     flags.make_absolute();
-    container::create_cmd(&create_opts(g, &id, &flags))
+    // runc words every error of a create so (the argument check above aside).
+    container::create_cmd(&create_opts(g, &id, &flags)).context("runrs create failed")
 }
 
 fn run(
@@ -783,7 +785,7 @@ fn run(
 ) -> anyhow::Result<i32> {
     let id = one_id("run", id)?;
     flags.make_absolute();
-    container::run(&create_opts(g, &id, &flags), detach, keep)
+    container::run(&create_opts(g, &id, &flags), detach, keep).context("runrs run failed")
 }
 
 /// `kill <container-id> [signal]`, SIGTERM by default.

@@ -381,7 +381,7 @@ fn send_go(chan: &Channel, pid: i32, creating: &[u8], guard: &mut CreateGuard) -
     // It may have said why before it went (an early namespace it could not make).
     if let Ok(Some((msg::ERROR, e))) = chan.recv() {
         bail!(
-            "runrs create failed: unable to start container process: error during container init: {}",
+            "unable to start container process: {}",
             String::from_utf8_lossy(&e)
         );
     }
@@ -416,7 +416,7 @@ fn serve_init_until_ready(spec: &Spec, pid: i32, chan: &Channel, creating: &[u8]
                 return Ok(());
             }
             Some((msg::ERROR, e)) => bail!(
-                "runrs create failed: unable to start container process: error during container init: {}",
+                "unable to start container process: {}",
                 String::from_utf8_lossy(&e)
             ),
             Some(_) => bail!("unexpected message from the container's init"),

@@ -59,6 +59,24 @@ pub fn init(mut args: InitArgs) -> ! {
 /// The container's set-up, stage by stage; returns what to exec and the state JSON for the
 /// hooks.
 fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
+    // runc words errors up to its "ready" sync (namespaces, mounts, hooks, console, masks,
+    // sysctls) so; those of the process's own set-up (user, capabilities, cwd, the
+    // executable, seccomp) come without it.
+    let state = set_up_container(a).context("error during container init")?;
+    let a = &*a;
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .context("process must be specified")?;
+    crate::logging::mark("init: finalize");
+    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
+    crate::logging::mark("init: finalized");
+    Ok((target, state))
+}
+
+/// The container around the process: namespaces, cgroups, mounts, hooks, console, masks.
+fn set_up_container(a: &mut InitArgs) -> Result<Vec<u8>> {
     let state = wait_for_go(a)?;
     let a = &*a;
     enter_namespaces(a)?;
@@ -72,10 +90,7 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         .context("process must be specified")?;
     attach_console(a, process)?;
     lock_down(a)?;
-    crate::logging::mark("init: finalize");
-    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
-    crate::logging::mark("init: finalized");
-    Ok((target, state))
+    Ok(state)
 }
 
 /// Make the namespaces the init makes itself, enter the cgroups made after the clone when
