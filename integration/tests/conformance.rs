@@ -265,3 +265,46 @@ fn read_trim(path: &Path) -> String {
         .trim()
         .to_string()
 }
+
+// --- 4. update: memory and swap written in an order the kernel accepts ---
+
+/// `update --memory -1` after a swap limit: runc lifts both (an unlimited memory without a
+/// swap value means unlimited swap too) and writes swap first; writing the memory limit
+/// first, or keeping the old swap limit, is refused by the kernel (EINVAL: memsw < memory).
+#[test]
+fn update_memory_unlimited_after_a_swap_limit() {
+    let v2 = pure_cgroup_v2();
+    let (limit_file, swap_file, unlimited) = if v2 {
+        ("memory.max", "memory.swap.max", "max")
+    } else {
+        (
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "9223372036854771712",
+        )
+    };
+    if !v2 && !hierarchy_root("memory").join(swap_file).exists() {
+        eprintln!("skipping: no swap accounting in this kernel");
+        return;
+    }
+    let env = TestEnv::new("conf_memswap");
+    let name = format!("runrs-it-memswap-{}", std::process::id());
+    let _cleanup = CgroupTopLevel(name.clone());
+    let dir = hierarchy_root("memory").join(&name);
+    let mut b = env.bundle();
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let _g = env.guard(&id);
+    env.create_start(&b, &id);
+    env.rt
+        .run(["update", "--memory", "32m", "--memory-swap", "64m", &id])
+        .ok();
+    assert_eq!(read_trim(&dir.join(limit_file)), (32 << 20).to_string());
+    env.rt.run(["update", "--memory", "-1", &id]).ok();
+    assert_eq!(read_trim(&dir.join(limit_file)), unlimited);
+    assert_eq!(read_trim(&dir.join(swap_file)), unlimited);
+    // And back down: a limit under the (now unlimited) swap is written as it is.
+    env.rt.run(["update", "--memory", "16m", &id]).ok();
+    assert_eq!(read_trim(&dir.join(limit_file)), (16 << 20).to_string());
+}

@@ -142,6 +142,21 @@ fn merge(base: &mut Value, patch: Value) {
     }
 }
 
+/// runc's rule: an update to unlimited memory (`-1`) that does not name a swap limit lifts
+/// that too. Merged with a swap limit kept from before, the memory limit alone could not be
+/// lifted: the kernel wants memory+swap ≥ memory (EINVAL).
+fn unlimited_memory_means_unlimited_swap(mut patch: Value) -> Value {
+    if let Some(Value::Object(memory)) = patch.get_mut("memory") {
+        let no_swap = memory
+            .get("swap")
+            .is_none_or(|s| s.is_null() || *s == json!(0));
+        if memory.get("limit") == Some(&json!(-1)) && no_swap {
+            memory.insert("swap".into(), json!(-1));
+        }
+    }
+    patch
+}
+
 /// `runrs update`: change a container's resources, and keep them in its state.
 pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
     if f.id.len() != 1 {
@@ -164,6 +179,7 @@ pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
         }
         None => options_json(f)?,
     };
+    let patch = unlimited_memory_means_unlimited_swap(patch);
     let mut c = state::load(root, &f.id[0])?;
     let _lock = state::lock(&c.dir)?;
     if c.status() == Status::Stopped {

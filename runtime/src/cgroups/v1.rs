@@ -165,7 +165,11 @@ impl V1 {
                 return Ok(());
             }
             if !has_swap {
-                crate::logging::warn("memory.swap ignored: swap accounting is off in this kernel");
+                if v != -1 {
+                    crate::logging::warn(
+                        "memory.swap ignored: swap accounting is off in this kernel",
+                    );
+                }
                 return Ok(());
             }
             write_file(dir, "memory.memsw.limit_in_bytes", &v.to_string())
