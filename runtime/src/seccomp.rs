@@ -95,16 +95,8 @@ pub fn check_supported(seccomp: Option<&LinuxSeccomp>) -> Result<()> {
             std::env::consts::ARCH
         );
     }
-    for arch in seccomp.architectures().iter().flatten() {
-        if !architecture_accepted(*arch) {
-            bail!(
-                "linux.seccomp.architectures: {arch} is not supported by runrs on {} \
-                 (use {})",
-                std::env::consts::ARCH,
-                accepted_architectures().join(", ")
-            );
-        }
-    }
+    // Any architecture may be named (multi-arch profiles list ARM beside x86_64, as runc
+    // accepts): only ours can make a syscall here, and the filter is ours (see `compile`).
     for flag in seccomp.flags().iter().flatten() {
         let name = flag.to_string();
         if !FLAGS.iter().any(|(known, _)| *known == name) {
@@ -332,34 +324,33 @@ pub fn supported_flags() -> Vec<&'static str> {
         .collect()
 }
 
-/// Architecture names accepted in `linux.seccomp.architectures` on this machine.
+/// Architecture names accepted in `linux.seccomp.architectures`: every one the OCI spec
+/// (and libseccomp) names. The program filters the native architecture's syscalls; any
+/// other ABI, the native one's compat ABIs included, gets the bad-arch action.
 pub fn accepted_architectures() -> Vec<String> {
     [
         Arch::ScmpArchNative,
-        Arch::ScmpArchX86_64,
         Arch::ScmpArchX86,
+        Arch::ScmpArchX86_64,
         Arch::ScmpArchX32,
-        Arch::ScmpArchAarch64,
         Arch::ScmpArchArm,
+        Arch::ScmpArchAarch64,
+        Arch::ScmpArchMips,
+        Arch::ScmpArchMips64,
+        Arch::ScmpArchMips64n32,
+        Arch::ScmpArchMipsel,
+        Arch::ScmpArchMipsel64,
+        Arch::ScmpArchMipsel64n32,
+        Arch::ScmpArchPpc,
+        Arch::ScmpArchPpc64,
+        Arch::ScmpArchPpc64le,
+        Arch::ScmpArchS390,
+        Arch::ScmpArchS390x,
         Arch::ScmpArchRiscv64,
     ]
     .into_iter()
-    .filter(|arch| architecture_accepted(*arch))
     .map(|arch| arch.to_string())
     .collect()
-}
-
-/// The native architecture is filtered; the others seccompiler knows and the native one's
-/// compat ABIs (which Docker's and containerd's profiles list) are accepted, and their
-/// syscalls get the bad-arch action: only native programs run under a profile.
-fn architecture_accepted(arch: Arch) -> bool {
-    match arch {
-        Arch::ScmpArchNative | Arch::ScmpArchX86_64 | Arch::ScmpArchAarch64 => true,
-        Arch::ScmpArchRiscv64 => true,
-        Arch::ScmpArchX86 | Arch::ScmpArchX32 => cfg!(target_arch = "x86_64"),
-        Arch::ScmpArchArm => cfg!(target_arch = "aarch64"),
-        _ => false,
-    }
 }
 
 /// What the profile says about one syscall number.
