@@ -339,3 +339,124 @@ fn seccomp_profile_naming_other_architectures_is_accepted_and_enforced() {
     assert_contains(&out.stdout, "done");
     assert!(!b.host_path("/tmp/d").exists(), "mkdir was not filtered");
 }
+
+// --- 6. configs without a mount namespace ---
+
+/// The bundle's config without a mount namespace and with nothing that would have to be
+/// mounted (no mounts, masks, read-only root or devices).
+fn without_mount_namespace(b: &mut Bundle) {
+    b.without_namespace("mount");
+    b.set("/mounts", json!([]));
+    b.remove("/linux/maskedPaths");
+    b.remove("/linux/readonlyPaths");
+    std::fs::write(b.host_path("/marker"), "in the rootfs\n").unwrap();
+}
+
+/// runc with a config that has no mount namespace mounts in the namespace it runs in and
+/// makes its `/` rslave: run it inside a mount namespace of its own, never the host's.
+fn runtime_for_no_mount_namespace(env: &TestEnv) -> Runtime {
+    if !is_runc() {
+        return env.rt.clone();
+    }
+    let wrapper = env.path("runtime-in-own-mntns");
+    let script = format!(
+        "#!/bin/sh\nexec unshare --mount -- {} \"$@\"\n",
+        env.rt.bin.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.rt.with_bin(wrapper)
+}
+
+/// The runtime-spec allows a container without a mount namespace; runc runs it chrooted
+/// into its rootfs. runrs does the same, and changes no mount of the namespace it shares.
+#[test]
+fn a_config_without_a_mount_namespace_runs_chrooted() {
+    let env = TestEnv::new("conf_nomntns");
+    let rt = runtime_for_no_mount_namespace(&env);
+    let mut b = env.bundle();
+    without_mount_namespace(&mut b);
+    // Neither runtime can mount one: both need a procfs in the rootfs (runc's init reads
+    // /proc/self/fd). Made by the test, unmounted with its temp dir.
+    mount_proc(&b.host_path("/proc"));
+    b.sh("cat /marker; echo $$");
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let id = env.id();
+    let _g = env.guard(&id);
+    let out = rt.run(["run", "--bundle", &bundle_arg(&b), &id]);
+    assert_eq!(lines(&out.ok().stdout), ["in the rootfs", "1"]);
+    if is_runc() {
+        return;
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts_before,
+        "the shared mount table changed"
+    );
+    // Detached, with an exec: both in the runtime's mount namespace, both in the rootfs.
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let mut g = env.guard(&id);
+    env.create_start(&b, &id);
+    let pid = env.rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    g.record(pid);
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+    assert_eq!(ns(&pid.to_string()), ns("self"));
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        b.rootfs()
+    );
+    let out = env.rt.run(["exec", &id, "cat", "/marker"]);
+    assert_eq!(out.ok().stdout, "in the rootfs\n");
+}
+
+/// What would have to be mounted without a mount namespace: runc refuses masked and
+/// read-only paths ("unable to restrict sys entries without a private MNT namespace"), as
+/// runrs does; runc makes `mounts` in the namespace it runs in, where runrs refuses them.
+#[test]
+fn a_config_without_a_mount_namespace_refuses_masks_like_runc() {
+    let env = TestEnv::new("conf_nomntns_masks");
+    let rt = runtime_for_no_mount_namespace(&env);
+    let mut b = env.bundle();
+    without_mount_namespace(&mut b);
+    b.set("/linux/maskedPaths", json!(["/proc/kcore"]));
+    let id = env.id();
+    let _g = env.guard(&id);
+    rt.run(["run", "--bundle", &bundle_arg(&b), &id])
+        .fails_with(&["unable to restrict sys entries without a private MNT namespace"]);
+    env.assert_no_trace(&id, &b);
+    if is_runc() {
+        return;
+    }
+    b.remove("/linux/maskedPaths");
+    b.mount("/proc", "proc", "proc", &[]);
+    env.rt
+        .run(["run", "--bundle", &bundle_arg(&b), &id])
+        .fails_with(&["mounts need a private mount namespace"]);
+    env.assert_no_trace(&id, &b);
+}
+
+fn mount_proc(at: &Path) {
+    let target = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: NUL-terminated strings that live across the call.
+    let rc = unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            target.as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mount proc on {}: {}",
+        at.display(),
+        std::io::Error::last_os_error()
+    );
+}

@@ -208,6 +208,9 @@ struct Namespaces {
     /// The ones the child joins with setns, in order (user first, mount last).
     files: Vec<(LinuxNamespaceType, std::fs::File)>,
     in_user: bool,
+    /// The init's root, to chroot into when the container has no mount namespace to join
+    /// (runc's exec would run on the host's root filesystem then).
+    root: Option<std::fs::File>,
 }
 
 impl Namespaces {
@@ -240,11 +243,19 @@ impl Namespaces {
                     .with_context(|| format!("open {}", p.display()))
             })
             .collect::<Result<_>>()?;
+        let root = if types.contains(&LinuxNamespaceType::Mount) {
+            None
+        } else {
+            let path = format!("/proc/{init}/root");
+            let dir = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+            Some(dir)
+        };
         Ok(Namespaces {
             init,
             types,
             files,
             in_user,
+            root,
         })
     }
 
@@ -286,8 +297,7 @@ fn clone_child(c: &state::Container, ns: Namespaces, child: Child) -> Result<(i3
             &child_chan,
             parent,
             (cgroup_join, in_cgroup2),
-            &ns.files,
-            ns.in_user,
+            &ns,
             child.process,
             child.console,
             child.preserve_fds,
@@ -296,7 +306,7 @@ fn clone_child(c: &state::Container, ns: Namespaces, child: Child) -> Result<(i3
     }
     drop(child_chan);
     drop(child.console);
-    drop(ns.files);
+    drop(ns);
     drop(cgroup_join);
     Ok((pid, parent_chan))
 }
@@ -345,8 +355,7 @@ fn exec_child(
     chan: &Channel,
     parent: i32,
     (cgroups, in_cgroup2): (cgroups::SelfJoin, bool),
-    ns: &[(LinuxNamespaceType, std::fs::File)],
-    in_user: bool,
+    ns: &Namespaces,
     process: &Process,
     console: Option<OwnedFd>,
     preserve_fds: i32,
@@ -360,14 +369,18 @@ fn exec_child(
         }
         // Into the container's cgroups before entering anything of the container.
         cgroups.join(in_cgroup2)?;
-        for (t, file) in ns {
+        for (t, file) in &ns.files {
             // SAFETY: setns on an fd we hold, restricted to its namespace type.
             if unsafe { libc::setns(file.as_raw_fd(), namespaces::clone_flag(*t)) } != 0 {
                 return Err(std::io::Error::last_os_error())
                     .with_context(|| format!("join {} namespace", namespaces::proc_name(*t)));
             }
         }
-        if in_user {
+        if let Some(root) = &ns.root {
+            nix::unistd::fchdir(root.as_raw_fd()).context("chdir to the container's root")?;
+            nix::unistd::chroot(".").context("chroot into the container's root")?;
+        }
+        if ns.in_user {
             // SAFETY: plain integer syscalls.
             unsafe {
                 if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {

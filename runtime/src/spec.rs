@@ -66,6 +66,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     let linux = spec.linux().as_ref();
     check_namespaces(spec, linux)?;
+    check_without_mount_namespace(spec, linux)?;
     check_user_mappings(linux)?;
     check_sysctls(linux)?;
     crate::seccomp::check_supported(linux.and_then(|l| l.seccomp().as_ref()))?;
@@ -134,6 +135,38 @@ fn check_namespaces(spec: &Spec, linux: Option<&Linux>) -> Result<()> {
         bail!("unable to set domainname without a private UTS namespace");
     }
     Ok(())
+}
+
+/// Without a mount namespace the container shares the runtime's mounts: it is only chrooted
+/// into its rootfs. What would have to be mounted or made there is refused, rather than
+/// mounted into the host's namespace (runc makes the host's `/` rslave and leaves the
+/// mounts on the host) or skipped in silence.
+fn check_without_mount_namespace(spec: &Spec, linux: Option<&Linux>) -> Result<()> {
+    if has_namespace(linux, LinuxNamespaceType::Mount) {
+        return Ok(());
+    }
+    let non_empty = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    if linux.is_some_and(|l| {
+        non_empty(l.masked_paths().as_ref()) || non_empty(l.readonly_paths().as_ref())
+    }) {
+        bail!("unable to restrict sys entries without a private MNT namespace");
+    }
+    let what = if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        "mounts"
+    } else if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        "root.readonly"
+    } else if linux
+        .and_then(|l| l.devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        "linux.devices"
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "{what} need a private mount namespace: without one they would be made in the host's \
+         (add {{\"type\": \"mount\"}} to linux.namespaces)"
+    )
 }
 
 /// A new user namespace needs uid and gid mappings; mappings need a user namespace.

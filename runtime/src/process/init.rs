@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Process, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything the container's init needs; built by `create` before the clone.
 pub struct InitArgs {
@@ -159,16 +159,22 @@ fn enter_namespaces(a: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// In the container's mount namespace (required): the mounts, devices and `/dev` symlinks.
-fn mount_rootfs(a: &InitArgs) -> Result<()> {
-    let has_mnt_ns = a.plan.clone_flags & libc::CLONE_NEWNS != 0
+/// Whether the container has a mount namespace (new or joined). Without one it shares the
+/// runtime's mounts and is only chrooted into its rootfs (`spec::validate` refused mounts,
+/// masks and devices for it).
+fn has_mount_ns(a: &InitArgs) -> bool {
+    a.plan.clone_flags & libc::CLONE_NEWNS != 0
         || a.plan.unshare_flags & libc::CLONE_NEWNS != 0
         || a.plan
             .join
             .iter()
-            .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::Mount);
-    if !has_mnt_ns {
-        bail!("a mount namespace is required (add {{\"type\": \"mount\"}} to linux.namespaces)");
+            .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::Mount)
+}
+
+/// In the container's mount namespace: the mounts, devices and `/dev` symlinks.
+fn mount_rootfs(a: &InitArgs) -> Result<()> {
+    if !has_mount_ns(a) {
+        return Ok(());
     }
     crate::logging::mark("init: mounts");
     crate::rootfs::prepare(&a.spec, &a.rootfs, &a.cgroup_view)?;
@@ -197,8 +203,21 @@ fn run_create_hooks(a: &InitArgs, state: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Into the rootfs: `pivot_root` (or chroot with `--no-pivot`).
+/// Into the rootfs: `pivot_root` (or chroot with `--no-pivot`); without a mount namespace
+/// only a chroot (runc's too), which touches no mount of the host's.
 fn pivot(a: &InitArgs) -> Result<()> {
+    if !has_mount_ns(a) {
+        nix::unistd::chroot(&a.rootfs)
+            .with_context(|| format!("chroot into {}", a.rootfs.display()))?;
+        nix::unistd::chdir("/").context("chdir to / in the container")?;
+        // Nor can we mount one: the runtime's own steps (exec.fifo, fds) need it.
+        if !Path::new("/proc/self/fd").is_dir() {
+            bail!(
+                "without a mount namespace the rootfs must have a procfs mounted at /proc already"
+            );
+        }
+        return Ok(());
+    }
     crate::rootfs::enter(&a.rootfs, a.no_pivot)?;
     crate::logging::mark("init: pivoted");
     Ok(())
@@ -228,7 +247,9 @@ fn lock_down(a: &InitArgs) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("write sysctl {k}={v}: {}", io_msg(&e)))?;
         }
     }
-    crate::rootfs::finish(spec)?;
+    if has_mount_ns(a) {
+        crate::rootfs::finish(spec)?;
+    }
     if !a.no_new_keyring {
         join_session_keyring(&a.id);
     }
