@@ -460,3 +460,100 @@ fn mount_proc(at: &Path) {
         std::io::Error::last_os_error()
     );
 }
+
+// --- 7. hooks: working directory and environment ---
+
+/// Where each kind of hook runs, as runc 1.1 runs them: the runtime's own hooks (prestart,
+/// createRuntime, poststart, poststop) in the directory the runtime runs in (`create` and
+/// `run` change into the bundle first; `start` and `delete` stay where they were called),
+/// createContainer in the container's rootfs (the init has changed into it before
+/// pivot_root), startContainer in the process's cwd inside the container. A hook's `env`
+/// is its whole environment; without one it inherits the runtime's.
+#[test]
+fn hooks_run_in_runcs_directories_with_runcs_environment() {
+    let env = TestEnv::new("conf_hooks_cwd");
+    let mut b = env.bundle();
+    let out = env.path("hooks");
+    std::fs::create_dir(&out).unwrap();
+    b.set("/process/cwd", json!("/home/user"));
+    b.set_args(&["true"]);
+    let record = |dir: &str, kind: &str| format!("pwd > {dir}/{kind}.cwd; env > {dir}/{kind}.env");
+    let host = arg(&out);
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        b.hook(kind, &["/bin/sh", "-c", &record(&host, kind)], None);
+    }
+    // Runs inside the container: writes into its /tmp.
+    b.hook(
+        "startContainer",
+        &["/bin/sh", "-c", &record("/tmp", "startContainer")],
+        None,
+    );
+    // No `env`: the runtime's environment (cargo gives the test, so the runtime, this one).
+    b.push(
+        "/hooks/prestart",
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("env > {host}/inherited.env")]}),
+    );
+    let elsewhere = env.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let id = env.id();
+    let _g = env.guard(&id);
+    let bundle = bundle_arg(&b);
+    env.rt
+        .cmd(["create", "--bundle", &bundle, &id])
+        .current_dir(&elsewhere)
+        .run()
+        .ok();
+    env.rt
+        .cmd(["start", &id])
+        .current_dir(&elsewhere)
+        .run()
+        .ok();
+    wait_until("the container to stop", Duration::from_secs(10), || {
+        env.rt.status(&id).as_deref() == Some("stopped")
+    });
+    env.rt
+        .cmd(["delete", &id])
+        .current_dir(&elsewhere)
+        .run()
+        .ok();
+    let cwd = |kind: &str| read_trim(&out.join(format!("{kind}.cwd")));
+    let bundle_dir = b.path().display().to_string();
+    assert_eq!(cwd("prestart"), bundle_dir);
+    assert_eq!(cwd("createRuntime"), bundle_dir);
+    assert_eq!(cwd("createContainer"), b.rootfs().display().to_string());
+    // runc 1.1 runs poststart hooks at the end of `create` (so in the bundle), a bug runc
+    // 1.2 fixed: they run in `start`, after the process has started, as the spec asks.
+    if !is_runc() {
+        assert_eq!(cwd("poststart"), elsewhere.display().to_string());
+    }
+    assert_eq!(cwd("poststop"), elsewhere.display().to_string());
+    assert_eq!(
+        read_trim(&b.host_path("/tmp/startContainer.cwd")),
+        "/home/user"
+    );
+    for kind in ["prestart", "createContainer", "poststop"] {
+        let mut vars: Vec<String> = std::fs::read_to_string(out.join(format!("{kind}.env")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=") && !l.starts_with("_="))
+            .map(str::to_owned)
+            .collect();
+        vars.sort();
+        assert_eq!(
+            vars,
+            ["PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string(), b.mark()],
+            "{kind}"
+        );
+    }
+    let inherited = std::fs::read_to_string(out.join("inherited.env")).unwrap();
+    assert_contains(
+        &inherited,
+        &format!("CARGO_MANIFEST_DIR={}", env!("CARGO_MANIFEST_DIR")),
+    );
+}
