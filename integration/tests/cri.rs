@@ -11,6 +11,7 @@ mod cri {
     pub mod pod;
 
     pub mod bad_input;
+    pub mod bench;
     pub mod exec;
     pub mod lifecycle;
     pub mod logs;
@@ -98,4 +99,11 @@ fn privileged_container_gets_all_devices_and_capabilities() {
 #[test]
 fn bad_input_is_refused_naming_the_cause_and_leaves_nothing() {
     each_handler("bad", cri::bad_input::bad_input);
+}
+
+/// Not a test: `hack/bench-cri` runs it (with the release build) for docs/benchmarks.md.
+#[test]
+#[ignore = "a benchmark: run by hack/bench-cri"]
+fn cri_benchmark() {
+    cri::bench::run();
 }

@@ -2,6 +2,7 @@
 //! row under load, each with its own deadline, so that a call that never answers fails
 //! naming its iteration.
 
+use super::client::api;
 use super::node::Node;
 use std::time::{Duration, Instant};
 
@@ -38,22 +39,29 @@ pub fn exec_sync(node: &mut Node, handler: &str) {
     pod.remove();
 }
 
-const ROUNDS: usize = 300;
+/// How many ExecSyncs in a row: 300, or `RUNRS_CRI_EXEC_ROUNDS` to hunt a rare hang.
+fn rounds() -> usize {
+    std::env::var("RUNRS_CRI_EXEC_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
 
-/// ROUNDS ExecSyncs (`echo exec-ok-N`) in a pod whose other container burns CPU and
+/// `rounds()` ExecSyncs (`echo exec-ok-N`) in a pod whose other container burns CPU and
 /// forks, each answered within its deadline with exactly its output.
 pub fn exec_sync_repeated(node: &mut Node, handler: &str) {
     let pod = node.run_pod("execloop", handler);
     let c = pod.start_sh("app", "sleep 1000");
     pod.start_sh("load", "while :; do echo load > /dev/null; true; done");
+    let rounds = rounds();
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
-    for i in 0..ROUNDS {
+    for i in 0..rounds {
         let t = Instant::now();
         let word = format!("exec-ok-{i}");
         let r = pod.exec(&c, &["echo", &word], 10).unwrap_or_else(|e| {
             panic!(
-                "ExecSync {i} of {ROUNDS} ({handler}): {e} after {:?}",
+                "ExecSync {i} of {rounds} ({handler}): {e} after {:?}",
                 t.elapsed()
             )
         });
@@ -66,7 +74,7 @@ pub fn exec_sync_repeated(node: &mut Node, handler: &str) {
         slowest = slowest.max(t.elapsed());
     }
     eprintln!(
-        "execloop [{handler}]: {ROUNDS} ExecSync in {:?}, slowest {slowest:?}",
+        "execloop [{handler}]: {rounds} ExecSync in {:?}, slowest {slowest:?}",
         started.elapsed()
     );
     pod.remove();
@@ -88,6 +96,32 @@ pub fn first_exec_and_concurrent(node: &mut Node, handler: &str) {
         assert_eq!(String::from_utf8_lossy(&r.stdout), "exec-ok\n");
         pod.stop_container(&c, 0).expect("StopContainer");
         pod.remove_container(&c).expect("RemoveContainer");
+    }
+    // The set-up: a fresh host-network pod, its first container, its first exec.
+    for i in 0..5 {
+        let mut config = node.pod_config(&format!("hostnet{i}"), handler);
+        let sc = config
+            .linux
+            .as_mut()
+            .unwrap()
+            .security_context
+            .as_mut()
+            .unwrap();
+        sc.namespace_options.as_mut().unwrap().network = api::NamespaceMode::Node as i32;
+        config.hostname.clear(); // the node's: the kubelet sends none for host network
+        let host_pod = node.try_run_pod(handler, config).expect("RunPodSandbox");
+        let c = host_pod.start_sh("app", "sleep 1000");
+        let t = Instant::now();
+        let r = host_pod
+            .exec(&c, &["echo", "exec-ok"], 10)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "first ExecSync in host-network pod {i}: {e} after {:?}",
+                    t.elapsed()
+                )
+            });
+        assert_eq!(String::from_utf8_lossy(&r.stdout), "exec-ok\n");
+        host_pod.remove();
     }
     let c = pod.start_sh("app", "sleep 1000");
     let socket = node.socket();

@@ -73,6 +73,17 @@ pub fn removal_leaves_nothing(node: &mut Node, handler: &str) {
         "no pod mounts seen while it runs"
     );
     let ids = [pod.id.clone(), a.clone(), b.clone()];
+    // The runtime keeps its state where the handler's options said (for runrs: the
+    // ConfigPath file's `root`, taken as is; the Go shim adds the namespace to its Root).
+    let root = node.path().join(if handler == "runrs" {
+        "runrs-root"
+    } else {
+        "runc-root/k8s.io"
+    });
+    assert!(
+        entries(&root).contains(&a),
+        "{a} not in the runtime root {root:?}"
+    );
     pod.stop_container(&a, 1).expect("StopContainer");
     pod.remove_container(&a).expect("RemoveContainer");
     pod.remove();
@@ -91,11 +102,6 @@ pub fn removal_leaves_nothing(node: &mut Node, handler: &str) {
     let task_dir = node
         .path()
         .join("state/io.containerd.runtime.v2.task/k8s.io");
-    let root = node.path().join(if handler == "runrs" {
-        "runrs-root/k8s.io"
-    } else {
-        "runc-root"
-    });
     for id in &ids {
         assert!(!entries(&task_dir).contains(id), "task state {id} left");
         assert!(
