@@ -557,3 +557,77 @@ fn hooks_run_in_runcs_directories_with_runcs_environment() {
         &format!("CARGO_MANIFEST_DIR={}", env!("CARGO_MANIFEST_DIR")),
     );
 }
+
+// --- 8. exec --cgroup ---
+
+/// `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH`: runc runs the process in an existing
+/// sub-cgroup of the container's (runc's own test, "runc exec --cgroup sub-cgroups").
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let env = TestEnv::new("conf_exec_cgroup");
+    let name = format!("runrs-it-execcg-{}", std::process::id());
+    let _cleanup = CgroupTopLevel(name.clone());
+    let mut b = env.bundle();
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let mut g = env.guard(&id);
+    env.create_start(&b, &id);
+    g.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    let exec = |flags: &[&str], cmd: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.push(&id);
+        args.extend_from_slice(cmd);
+        env.rt.run(args)
+    };
+    let cgroups_of = |flags: &[&str]| {
+        let out = exec(flags, &["cat", "/proc/self/cgroup"]);
+        out.ok().stdout.clone()
+    };
+    exec(&["--cgroup", ".."], &["true"]).fails_with(&[".. is not a sub cgroup path"]);
+    exec(&["--cgroup", "nonexistent"], &["true"]).fails_with(&["no such file"]);
+    exec(&["--cgroup", "whaaat:/"], &["true"]).fails_with(&["unknown controller whaaat"]);
+    for flags in [&[][..], &["--cgroup", "/"]] {
+        for line in lines(&cgroups_of(flags)) {
+            assert!(line.ends_with(&format!(":/{name}")), "{flags:?}: {line}");
+        }
+    }
+    // A sub-cgroup in every hierarchy (cpuset's with its parent's cpus and mems).
+    for dir in procfs::cgroup_dirs_named(&name) {
+        let sub = dir.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if sub.join(f).exists() {
+                std::fs::write(sub.join(f), read_trim(&dir.join(f))).unwrap();
+            }
+        }
+    }
+    for line in lines(&cgroups_of(&["--cgroup", "sub"])) {
+        assert!(line.ends_with(&format!(":/{name}/sub")), "{line}");
+    }
+    if pure_cgroup_v2() {
+        exec(&["--cgroup", "memory:sub"], &["true"]).fails_with(&["unknown controller memory"]);
+        return;
+    }
+    let pids_sub = hierarchy_root("pids").join(&name).join("subpids");
+    std::fs::create_dir(&pids_sub).unwrap();
+    let out = cgroups_of(&["--cgroup", "memory:sub", "--cgroup", "pids:subpids"]);
+    assert_contains(&out, &format!(":memory:/{name}/sub\n"));
+    assert_contains(&out, &format!(":pids:/{name}/subpids\n"));
+    assert_contains(&out, &format!(":cpuset:/{name}\n"));
+    // Two controllers, and freezer has no subpids: that fails, as in runc.
+    exec(&["--cgroup", "pids,freezer:subpids"], &["true"]).fails_with(&["no such file"]);
+    std::fs::create_dir(hierarchy_root("freezer").join(&name).join("subpids")).unwrap();
+    let out = cgroups_of(&["--cgroup", "memory:sub", "--cgroup", "pids,freezer:subpids"]);
+    assert_contains(&out, &format!(":freezer:/{name}/subpids\n"));
+    exec(&["--cgroup", "a", "--cgroup", "b"], &["true"])
+        .fails_with(&["invalid --cgroup argument: a (missing <controller>: prefix)"]);
+    // delete removes the sub-cgroups with the container's (runc's RemovePath).
+    drop(g);
+    assert!(
+        procfs::cgroup_dirs_named(&name).is_empty(),
+        "left: {:?}",
+        procfs::cgroup_dirs_named(&name)
+    );
+}

@@ -1331,7 +1331,7 @@ mod tests {
             "no_new_privs: true",
             r#"cap: ["CAP_KILL", "NET_ADMIN"]"#,
             "preserve_fds: 3",
-            r#"cgroup: Some("g")"#,
+            r#"cgroup: ["g"]"#,
             "ignore_paused: true",
             r#"args: ["ctr", "true"]"#,
         ] {

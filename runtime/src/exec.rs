@@ -29,7 +29,8 @@ pub struct ExecOptions {
     pub no_new_privs: bool,
     pub cap: Vec<String>,
     pub preserve_fds: i32,
-    pub cgroup: Option<String>,
+    /// `--cgroup`: sub-cgroups to run in, `[CONTROLLER[,CONTROLLER]:]PATH` each.
+    pub cgroup: Vec<String>,
     pub ignore_paused: bool,
     /// `<container-id> <command> [args...]`
     pub args: Vec<String>,
@@ -107,10 +108,8 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     let Some((id, cmd)) = o.args.split_first() else {
         bail!("runrs: \"exec\" requires a minimum of 1 argument(s)");
     };
-    if o.cgroup.is_some() {
-        bail!("--cgroup is not supported yet");
-    }
     let c = load_running(root, id, o.ignore_paused)?;
+    let cgroup_paths = cgroups::sub_cgroups(&c.saved.cgroup_paths, &o.cgroup)?;
     let spec = c.spec()?;
     let process = build_process(&o, spec.process().as_ref(), cmd)?;
     let terminal = check_console_options(&o, &process)?;
@@ -136,8 +135,9 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
         console: console_theirs,
         preserve_fds: o.preserve_fds,
         seccomp: seccomp.as_ref(),
+        cgroups: &cgroup_paths,
     };
-    let (pid, chan) = clone_child(&c, ns, child)?;
+    let (pid, chan) = clone_child(ns, child)?;
     let guard = KillOnDrop(Some(pid));
     chan.send(msg::GO, &[])?;
     let master = match &console_ours {
@@ -281,15 +281,17 @@ struct Child<'a> {
     console: Option<OwnedFd>,
     preserve_fds: i32,
     seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// The container's cgroups, or the sub-cgroups `--cgroup` named.
+    cgroups: &'a [PathBuf],
 }
 
 /// Clone the child (into the container's cgroup2 directory when the kernel allows) and
 /// let it go its way; returns its pid and our end of the sync channel.
-fn clone_child(c: &state::Container, ns: Namespaces, child: Child) -> Result<(i32, Channel)> {
+fn clone_child(ns: Namespaces, child: Child) -> Result<(i32, Channel)> {
     let (parent_chan, child_chan) = Channel::pair()?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let cgroup_join = cgroups::SelfJoin::open(&c.saved.cgroup_paths)?;
+    let cgroup_join = cgroups::SelfJoin::open(child.cgroups)?;
     let (pid, in_cgroup2) = process::clone_into(0, cgroup_join.cgroup2_fd())?;
     if pid == 0 {
         drop(parent_chan);

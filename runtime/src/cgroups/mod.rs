@@ -9,6 +9,7 @@
 pub mod bpf;
 pub mod devices;
 pub mod events;
+pub mod running;
 pub mod stats;
 pub mod systemd;
 pub mod v1;
@@ -596,6 +597,63 @@ impl SelfJoin {
     }
 }
 
+/// `exec --cgroup`: the container's directories with runc's sub-cgroup arguments applied.
+/// `PATH` alone (given once) goes below every directory; `CTRL[,CTRL]:PATH` below those of
+/// the v1 hierarchies carrying the controllers. A path may not leave the container's cgroup.
+pub fn sub_cgroups(dirs: &[PathBuf], args: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = dirs.to_vec();
+    if args.is_empty() {
+        return Ok(out);
+    }
+    let hierarchies = hierarchies()?;
+    for arg in args {
+        let (controllers, sub) = match arg.split(':').collect::<Vec<_>>()[..] {
+            [sub] if args.len() == 1 => (None, sub),
+            [_] => anyhow::bail!("invalid --cgroup argument: {arg} (missing <controller>: prefix)"),
+            [ctrls, sub] => (Some(ctrls), sub),
+            _ => anyhow::bail!("invalid --cgroup argument: {arg}"),
+        };
+        for (i, dir) in dirs.iter().enumerate() {
+            if let Some(ctrls) = controllers {
+                let of_dir = hierarchies.iter().find(|h| dir.starts_with(&h.mount_point));
+                let carries =
+                    |c: &str| of_dir.is_some_and(|h| h.controllers.iter().any(|x| x == c));
+                if !ctrls.split(',').any(carries) {
+                    continue;
+                }
+            }
+            out[i] = sub_path(dir, sub)?;
+        }
+        for c in controllers.into_iter().flat_map(|c| c.split(',')) {
+            if !hierarchies
+                .iter()
+                .any(|h| h.controllers.iter().any(|x| x == c))
+            {
+                anyhow::bail!("unknown controller {c} in SubCgroupPaths");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `dir/sub` cleaned lexically; refused when it is not `dir` or below it.
+fn sub_path(dir: &Path, sub: &str) -> Result<PathBuf> {
+    let mut p = dir.to_path_buf();
+    for c in sub.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                p.pop();
+            }
+            name => p.push(name),
+        }
+    }
+    if !p.starts_with(dir) {
+        anyhow::bail!("{sub} is not a sub cgroup path");
+    }
+    Ok(p)
+}
+
 /// Move `pid` into each directory from outside (`cgroup.procs`; v1's `tasks` where a
 /// directory has no `cgroup.procs`). Slower than a process moving itself (an RCU grace
 /// period): only where the process cannot (a user namespace under the systemd driver).
@@ -623,20 +681,31 @@ pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
     Vec::new()
 }
 
-/// Remove the directories (deepest first), retrying while exiting processes still hold them.
+/// Remove the directories (deepest first), and the sub-cgroups made in them (`exec
+/// --cgroup`, a container managing its own), as runc's `RemovePath`; retrying while exiting
+/// processes still hold them.
 pub fn remove(paths: &[PathBuf]) {
     for dir in paths.iter().rev() {
-        for attempt in 0..50 {
-            match fs::remove_dir(dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => {
-                    crate::logging::warn(&format!("remove cgroup {}: {e}", dir.display()));
-                    break;
-                }
+        remove_tree(dir);
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path());
+        }
+    }
+    for attempt in 0..50 {
+        match fs::remove_dir(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::NotFound => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => {
+                crate::logging::warn(&format!("remove cgroup {}: {e}", dir.display()));
+                break;
             }
         }
     }
@@ -707,6 +776,17 @@ mod tests {
             hs[0].dir_for("/../../etc"),
             Path::new("/sys/fs/cgroup/systemd/etc")
         );
+    }
+
+    #[test]
+    fn sub_cgroup_paths_stay_below_the_container() {
+        let dir = Path::new("/sys/fs/cgroup/memory/ctr");
+        assert_eq!(sub_path(dir, "/").unwrap(), dir);
+        assert_eq!(sub_path(dir, "a/./b/").unwrap(), dir.join("a/b"));
+        assert_eq!(sub_path(dir, "a/..").unwrap(), dir);
+        let e = sub_path(dir, "..").unwrap_err().to_string();
+        assert_eq!(e, ".. is not a sub cgroup path");
+        assert!(sub_path(dir, "../ctr2").is_err());
     }
 
     #[test]

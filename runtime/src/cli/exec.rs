@@ -42,8 +42,8 @@ pub(super) const EXEC_FLAGS: &[Flag] = &[
     PRESERVE_FDS,
     Flag::new(
         &["cgroup"],
-        Kind::Str,
-        "run the process in an (existing) sub-cgroup(s) (not supported yet)",
+        Kind::StrList,
+        "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.",
     ),
     Flag::new(
         &["ignore-paused"],
@@ -80,7 +80,7 @@ pub(super) fn options(m: &Matches) -> Result<ExecOptions, String> {
         no_new_privs: m.bool("no-new-privs"),
         cap: m.strings("cap"),
         preserve_fds: m.int("preserve-fds").unwrap_or(0) as i32,
-        cgroup: m.string("cgroup"),
+        cgroup: m.strings("cgroup"),
         ignore_paused: m.bool("ignore-paused"),
         args: m.args(),
     })
