@@ -17,6 +17,7 @@ mod cri {
     pub mod logs;
     pub mod pods;
     pub mod security;
+    pub mod stream;
 }
 
 use cri::pod::each_handler;
@@ -99,6 +100,21 @@ fn privileged_container_gets_all_devices_and_capabilities() {
 #[test]
 fn bad_input_is_refused_naming_the_cause_and_leaves_nothing() {
     each_handler("bad", cri::bad_input::bad_input);
+}
+
+#[test]
+fn streaming_exec_with_stdin_tty_and_resize() {
+    each_handler("stream", cri::stream::exec);
+}
+
+#[test]
+fn streaming_attach_to_a_containers_stdin() {
+    each_handler("attach", cri::stream::attach);
+}
+
+#[test]
+fn port_forward_into_the_pod() {
+    each_handler("portfwd", cri::stream::port_forward);
 }
 
 /// Not a test: `hack/bench-cri` runs it (with the release build) for docs/benchmarks.md.
