@@ -36,6 +36,17 @@ fn make_rootfs(dir: &Path, pause: bool) {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     if pause {
+        // The image holds nothing else: the program must need no loader or libc.
+        let kind = Command::new("file")
+            .arg("-L")
+            .arg(PAUSE_BIN)
+            .output()
+            .unwrap();
+        let kind = String::from_utf8_lossy(&kind.stdout);
+        assert!(
+            kind.contains("statically linked") || kind.contains("static-pie linked"),
+            "pause is not static: {kind}"
+        );
         std::fs::copy(PAUSE_BIN, dir.join("pause")).unwrap();
         return;
     }

@@ -236,22 +236,22 @@ pub fn attach(node: &mut Node, handler: &str) {
 pub fn port_forward(node: &mut Node, handler: &str) {
     let pod = node.run_pod("portfwd", handler);
     pod.start_sh("web", "mkdir -p /tmp/www && echo served > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www");
-    let req = api::PortForwardRequest {
-        pod_sandbox_id: pod.id.clone(),
-        port: vec![8080],
-    };
-    let url = node
-        .cri()
-        .call("PortForward", CALL, |mut cl| async move {
-            cl.port_forward(req).await
-        })
-        .expect("PortForward")
-        .url;
-    // httpd may not listen yet: retry a few connections.
+    // httpd may not listen yet: retry, with a new URL each time (a URL serves once).
     let body = poll(
         "a response through the port forward",
         Duration::from_secs(20),
         || {
+            let req = api::PortForwardRequest {
+                pod_sandbox_id: pod.id.clone(),
+                port: vec![8080],
+            };
+            let url = node
+                .cri()
+                .call("PortForward", CALL, |mut cl| async move {
+                    cl.port_forward(req).await
+                })
+                .expect("PortForward")
+                .url;
             let mut ws = Ws::open(node, &format!("{url}?port=8080"), PROTOCOL);
             ws.send(0, b"GET /index.html HTTP/1.0\r\n\r\n");
             let s = ws.read_until(Duration::from_secs(5), |s| s.text(0).contains("served"));
