@@ -1,6 +1,5 @@
-//! What a binary started from C's `main` (no std `lang_start`) needs of std's start-up. One
-//! file for both binaries: the shim takes it as a module (`#[path]`) rather than linking the
-//! runtime crate.
+//! What a binary started from C's `main` (no std `lang_start`) needs of std's start-up, for
+//! both binaries (the shim links the runtime crate for it and for the cgroup interface).
 
 /// fds 0, 1 and 2 open (on /dev/null when closed, so that no file opened later lands on
 /// them) and SIGPIPE ignored (a write to a closed pipe is EPIPE, not death). Aborts, as std

@@ -1,55 +1,40 @@
-//! A container's cgroup, found through its init's /proc/<pid>/cgroup: its memory cgroup
-//! (for OOM events), and for Stats its files read straight into containerd's cgroup v1
-//! or v2 Metrics message.
+//! For Stats, a container's cgroup files read into containerd's cgroup v1 or v2 Metrics
+//! message, and the OOM watcher's source. The cgroup itself (its directories, found through
+//! its init's /proc/<pid>/cgroup, and the backend that drives them) comes from the
+//! runtime's cgroup interface, `runrs::cgroups`, as for every other command.
 
-use std::collections::HashMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
+use runrs::cgroups::running::{dirs_of, OomSource};
+use runrs::cgroups::stats::flat_keyed;
+use runrs::cgroups::{backend, v1::V1, Backend};
 use runrs_proto::protobuf::well_known_types::any::Any;
 use runrs_proto::protobuf::Message;
 use runrs_proto::{metrics_v1 as v1, metrics_v2 as v2};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// USER_HZ: cpuacct.stat counts in these ticks.
 const TICKS_PER_SEC: u64 = 100;
 
+/// The backend of the cgroup `pid` is in.
+fn backend_of(pid: i32) -> Result<Backend, String> {
+    let dirs = dirs_of(pid).map_err(|e| format!("cgroups of pid {pid}: {e:#}"))?;
+    backend(&dirs).ok_or_else(|| format!("pid {pid} is in no cgroup this shim can read"))
+}
+
 /// Metrics of the cgroup of `pid`, packed as containerd's `Any`.
 pub fn metrics(pid: i32) -> Result<Any, String> {
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("reading cgroups of pid {pid}: {e}"))?;
-    if is_unified(Path::new(CGROUP_ROOT)) {
-        let rel = cgroups
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/");
-        pack(
-            &v2_metrics(&Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/'))),
-            "io.containerd.cgroups.v2.Metrics",
-        )
-    } else {
-        let dirs = v1_dirs(&cgroups);
-        pack(&v1_metrics(&dirs), "io.containerd.cgroups.v1.Metrics")
+    match backend_of(pid)? {
+        Backend::V1(b) => pack(&v1_metrics(&b), "io.containerd.cgroups.v1.Metrics"),
+        Backend::V2(b) => pack(&v2_metrics(&b.dir), "io.containerd.cgroups.v2.Metrics"),
     }
 }
 
-/// The memory cgroup directory of `pid`, and whether it is cgroup v2 (unified).
-pub fn memory_cgroup(pid: i32) -> Result<(PathBuf, bool), String> {
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("reading cgroups of pid {pid}: {e}"))?;
-    if is_unified(Path::new(CGROUP_ROOT)) {
-        let rel = cgroups
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/");
-        let dir = Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/'));
-        Ok((dir, true))
-    } else {
-        v1_dirs(&cgroups)
-            .remove("memory")
-            .map(|d| (d, false))
-            .ok_or_else(|| format!("pid {pid} is in no memory cgroup"))
-    }
+/// Where the OOM kills of the cgroup of `pid` show.
+pub fn oom_source(pid: i32) -> Result<OomSource, String> {
+    backend_of(pid)?
+        .oom_source()
+        .ok_or_else(|| format!("pid {pid} is in no memory cgroup"))
 }
 
 /// Packs `m` as an `Any` of type `type_url` (spelled out: looking it up through
@@ -61,59 +46,27 @@ fn pack<M: Message>(m: &M, type_url: &str) -> Result<Any, String> {
     Ok(any)
 }
 
-fn is_unified(root: &Path) -> bool {
-    root.join("cgroup.controllers").exists()
-}
-
-/// controller → directory of the process's cgroup in that hierarchy.
-fn v1_dirs(proc_cgroup: &str) -> HashMap<String, PathBuf> {
-    let mut dirs = HashMap::new();
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        for ctrl in ctrls.split(',').filter(|c| !c.is_empty()) {
-            let mount = Path::new(CGROUP_ROOT).join(ctrls);
-            let mount = if mount.exists() {
-                mount
-            } else {
-                Path::new(CGROUP_ROOT).join(ctrl)
-            };
-            dirs.insert(ctrl.to_string(), mount.join(path.trim_start_matches('/')));
-        }
-    }
-    dirs
-}
-
 fn read_u64(path: &Path) -> u64 {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    runrs::cgroups::read_u64(path).unwrap_or(0)
 }
 
 /// `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
-pub fn read_kv(path: &Path) -> HashMap<String, u64> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
-        })
-        .collect()
+pub fn read_kv(path: &Path) -> BTreeMap<String, u64> {
+    match (path.parent(), path.file_name().and_then(|f| f.to_str())) {
+        (Some(dir), Some(file)) => flat_keyed(dir, file),
+        _ => BTreeMap::new(),
+    }
 }
 
-fn v1_metrics(dirs: &HashMap<String, PathBuf>) -> v1::Metrics {
+fn v1_metrics(b: &V1) -> v1::Metrics {
     let mut m = v1::Metrics::new();
-    if let Some(d) = dirs.get("pids") {
+    if let Some(d) = b.dir("pids") {
         m.pids = Some(v1_pids(d)).into();
     }
-    if let Some(d) = dirs.get("cpuacct") {
-        m.cpu = Some(v1_cpu(d, dirs.get("cpu"))).into();
+    if let Some(d) = b.dir("cpuacct") {
+        m.cpu = Some(v1_cpu(d, b.dir("cpu"))).into();
     }
-    if let Some(d) = dirs.get("memory") {
+    if let Some(d) = b.dir("memory") {
         m.memory = Some(v1_memory(d)).into();
         m.memory_oom_control = Some(v1_oom_control(d)).into();
     }
@@ -128,10 +81,10 @@ fn v1_pids(d: &Path) -> v1::PidsStat {
 }
 
 /// cpuacct's usage, and the cpu controller's throttling if it is mounted.
-fn v1_cpu(cpuacct: &Path, cpu_dir: Option<&PathBuf>) -> v1::CPUStat {
+fn v1_cpu(cpuacct: &Path, cpu_dir: Option<&Path>) -> v1::CPUStat {
     let mut usage = v1::CPUUsage::new();
     usage.total = read_u64(&cpuacct.join("cpuacct.usage"));
-    usage.per_cpu = fs::read_to_string(cpuacct.join("cpuacct.usage_percpu"))
+    usage.per_cpu = runrs::kernfs::read(cpuacct.join("cpuacct.usage_percpu"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|v| v.parse().ok())
@@ -269,13 +222,6 @@ fn v2_metrics(dir: &Path) -> v2::Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn v1_dirs_map_controllers() {
-        let d = v1_dirs("4:memory:/ns/c1\n2:cpu,cpuacct:/ns/c1\n0::/\n");
-        assert_eq!(d["memory"], Path::new("/sys/fs/cgroup/memory/ns/c1"));
-        assert!(d["cpuacct"].ends_with("ns/c1"));
-    }
 
     #[test]
     fn own_metrics_pack() {

@@ -28,14 +28,9 @@
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    std_start::std_start();
+    runrs::std_start::std_start();
     std::process::exit(run())
 }
-
-// The runtime's own copy: this binary does not link the runtime crate.
-#[cfg_attr(test, allow(dead_code))]
-#[path = "../../runtime/src/std_start.rs"]
-mod std_start;
 
 // The commands.
 mod delete;

@@ -16,6 +16,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use crate::cgroup;
+use runrs::cgroups::running::OomSource;
 
 /// The epoll token of the inotify fd; an eventfd's token is its fd number.
 const INOTIFY_TOKEN: u64 = u64::MAX;
@@ -72,23 +73,24 @@ impl OomWatcher {
 
     /// Watches the memory cgroup `pid` is in, reported as `container_id`.
     pub fn watch(&self, container_id: &str, pid: i32) -> Result<(), String> {
-        let (cgroup, unified) = cgroup::memory_cgroup(pid)?;
         let container_id = container_id.to_string();
-        if unified {
-            let events_file = cgroup.join("memory.events");
-            let wd = self
-                .inotify
-                .add_watch(&events_file, AddWatchFlags::IN_MODIFY)
-                .map_err(|e| format!("watching {}: {e}", events_file.display()))?;
-            let oom_kills = oom_kills(&events_file);
-            let watch = V2Watch {
-                container_id,
-                events_file,
-                oom_kills,
-            };
-            self.watches.lock().unwrap().v2.insert(wd, watch);
-            return Ok(());
-        }
+        let cgroup = match cgroup::oom_source(pid)? {
+            OomSource::EventControl(dir) => dir,
+            OomSource::Events(events_file) => {
+                let wd = self
+                    .inotify
+                    .add_watch(&events_file, AddWatchFlags::IN_MODIFY)
+                    .map_err(|e| format!("watching {}: {e}", events_file.display()))?;
+                let oom_kills = oom_kills(&events_file);
+                let watch = V2Watch {
+                    container_id,
+                    events_file,
+                    oom_kills,
+                };
+                self.watches.lock().unwrap().v2.insert(wd, watch);
+                return Ok(());
+            }
+        };
         let eventfd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
             .map_err(|e| format!("eventfd: {e}"))?;
         let control = fs::File::open(cgroup.join("memory.oom_control"))
