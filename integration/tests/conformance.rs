@@ -631,3 +631,106 @@ fn exec_into_a_sub_cgroup() {
         procfs::cgroup_dirs_named(&name)
     );
 }
+
+// --- 9. AppArmor and SELinux labels ---
+
+fn apparmor_enabled() -> bool {
+    Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.starts_with('Y'))
+}
+
+/// A loaded AppArmor profile in complain mode (it confines nothing a test does), if any.
+fn complain_profile() -> Option<String> {
+    let list = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles").ok()?;
+    list.lines()
+        .find_map(|l| l.strip_suffix(" (complain)"))
+        .map(str::to_owned)
+}
+
+/// A profile the host cannot enforce fails the create and the exec, as runc fails them
+/// ("apparmor failed to apply profile"), instead of running the process unconfined; where
+/// AppArmor is enabled, the container's process is confined by the profile.
+#[test]
+fn apparmor_profile_is_applied_or_the_create_fails() {
+    let env = TestEnv::new("conf_apparmor");
+    let mut b = env.bundle();
+    if apparmor_enabled() {
+        let Some(profile) = complain_profile() else {
+            eprintln!("skipping the confined half: no AppArmor profile in complain mode loaded");
+            return;
+        };
+        b.set("/process/apparmorProfile", json!(profile));
+        b.set_args(&["cat", "/proc/self/attr/current"]);
+        let out = env.run_bundle(&b);
+        assert_eq!(out.ok().stdout.trim(), format!("{profile} (complain)"));
+        return;
+    }
+    b.set(
+        "/process/apparmorProfile",
+        json!("runrs-it-no-such-profile"),
+    );
+    b.set_args(&["true"]);
+    let id = env.id();
+    let _g = env.guard(&id);
+    env.rt
+        .run(["run", "--bundle", &bundle_arg(&b), &id])
+        .fails_with(&["apparmor failed to apply profile"]);
+    env.assert_no_trace(&id, &b);
+    // exec --apparmor too.
+    b.remove("/process/apparmorProfile");
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let _g = env.guard(&id);
+    env.create_start(&b, &id);
+    env.rt
+        .run([
+            "exec",
+            "--apparmor",
+            "runrs-it-no-such-profile",
+            &id,
+            "true",
+        ])
+        .code(255)
+        .fails_with(&["apparmor failed to apply profile"]);
+}
+
+/// SELinux labels where SELinux is off: runc refuses them ("selinux label is specified in
+/// config, but selinux is disabled or not supported"); so does runrs, which applies none.
+#[test]
+fn selinux_label_without_selinux_is_refused() {
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("skipping: SELinux is enabled here");
+        return;
+    }
+    let env = TestEnv::new("conf_selinux");
+    let mut b = env.bundle();
+    b.set(
+        "/process/selinuxLabel",
+        json!("system_u:system_r:container_t:s0"),
+    );
+    b.set_args(&["true"]);
+    let id = env.id();
+    let _g = env.guard(&id);
+    env.rt
+        .run(["run", "--bundle", &bundle_arg(&b), &id])
+        .fails_with(&[
+            "selinux label is specified in config, but selinux is disabled or not supported",
+        ]);
+    env.assert_no_trace(&id, &b);
+    b.remove("/process/selinuxLabel");
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let _g = env.guard(&id);
+    env.create_start(&b, &id);
+    env.rt
+        .run([
+            "exec",
+            "--process-label",
+            "system_u:system_r:container_t:s0",
+            &id,
+            "true",
+        ])
+        .code(255)
+        .fails_with(&["selinux is disabled or not supported"]);
+}

@@ -97,6 +97,12 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
         }
         p.set_capabilities(Some(caps));
     }
+    if let Some(profile) = &f.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &f.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     if f.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
@@ -112,6 +118,7 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     let cgroup_paths = cgroups::sub_cgroups(&c.saved.cgroup_paths, &o.cgroup)?;
     let spec = c.spec()?;
     let process = build_process(&o, spec.process().as_ref(), cmd)?;
+    crate::lsm::check(&process, None)?;
     let terminal = check_console_options(&o, &process)?;
     let seccomp = crate::seccomp::of_spec(&spec)?;
     // The exec'd process is visible inside the container while it runs runtime code.

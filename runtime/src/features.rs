@@ -177,7 +177,10 @@ pub fn json() -> String {
                 rdma: true,
             },
             seccomp: seccomp(),
-            apparmor: Enabled { enabled: false },
+            // runc reports whether the host has it: profiles are applied where it does.
+            apparmor: Enabled {
+                enabled: crate::lsm::apparmor_enabled(),
+            },
             selinux: Enabled { enabled: false },
         },
         annotations: BTreeMap::from([(
@@ -234,7 +237,10 @@ mod tests {
             v["linux"]["cgroup"],
             json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
         );
-        assert_eq!(v["linux"]["apparmor"], json!({"enabled": false}));
+        assert_eq!(
+            v["linux"]["apparmor"],
+            json!({"enabled": crate::lsm::apparmor_enabled()})
+        );
         assert_eq!(v["linux"]["selinux"], json!({"enabled": false}));
         let opts = strings(&v["mountOptions"]);
         assert_sorted_unique(&opts);

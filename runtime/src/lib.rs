@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod kernfs;
 pub mod list;
 pub mod logging;
+pub mod lsm;
 mod mountinfo;
 pub mod namespaces;
 pub mod process;

@@ -69,6 +69,9 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     check_without_mount_namespace(spec, linux)?;
     check_user_mappings(linux)?;
     check_sysctls(linux)?;
+    if let Some(process) = spec.process() {
+        crate::lsm::check(process, linux.and_then(|l| l.mount_label().as_deref()))?;
+    }
     crate::seccomp::check_supported(linux.and_then(|l| l.seccomp().as_ref()))?;
     Ok(rootfs)
 }

@@ -22,12 +22,12 @@ pub(super) const EXEC_FLAGS: &[Flag] = &[
     Flag::new(
         &["process-label"],
         Kind::Str,
-        "set the asm process label for the process commonly used with selinux (not supported)",
+        "set the asm process label for the process commonly used with selinux",
     ),
     Flag::new(
         &["apparmor"],
         Kind::Str,
-        "set the apparmor profile for the process (not supported)",
+        "set the apparmor profile for the process",
     ),
     Flag::new(
         &["no-new-privs"],

@@ -127,6 +127,13 @@ pub fn finalize(
     chan: &Channel,
 ) -> Result<ExecTarget> {
     let nnp = process.no_new_privileges() == Some(true);
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        crate::lsm::apply_apparmor(profile)?;
+    }
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping
     // capabilities (runc's order); with it, load it last.
     if let (Some(f), false) = (seccomp, nnp) {
