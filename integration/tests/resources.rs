@@ -50,7 +50,7 @@ fn memory_over_the_limit_is_oom_killed() {
     let mut b = env.bundle();
     b.set(
         "/linux/resources/memory",
-        json!({"limit": 32 * MB, "swap": 32 * MB}),
+        json!({"limit": 12 * MB, "swap": 12 * MB}),
     );
     // The shell itself grows past the limit: the OOM killer picks it, the init.
     b.sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
@@ -401,7 +401,7 @@ fn events_stream_stats_and_oom() {
     let mut b = env.bundle();
     b.set(
         "/linux/resources/memory",
-        json!({"limit": 32 * MB, "swap": 32 * MB}),
+        json!({"limit": 12 * MB, "swap": 12 * MB}),
     );
     b.sh("while [ ! -e /tmp/go ]; do usleep 10000; done; \
           (x=$(head -c 200000000 /dev/zero | tr '\\0' a)); touch /tmp/done; while :; do usleep 20000; done");
