@@ -734,3 +734,80 @@ fn selinux_label_without_selinux_is_refused() {
         .code(255)
         .fails_with(&["selinux is disabled or not supported"]);
 }
+
+// --- 10. output details scripts parse (found by hack/runc-compare) ---
+
+/// What hack/runc-compare found different and runrs now prints as runc does.
+#[test]
+fn command_output_details_match_runc() {
+    let env = TestEnv::new("conf_outputs");
+    let mut b = env.bundle();
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let mut g = env.guard(&id);
+    env.create_start(&b, &id);
+    g.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    // `state` ends without a newline.
+    let state = env.rt.run(["state", &id]);
+    assert!(state.ok().stdout.ends_with('}'), "{:?}", state.stdout);
+    // `list` names the owner of the state directory.
+    let list = env.rt.run(["list", "-f", "json"]);
+    assert_eq!(list.ok().json()[0]["owner"], "root");
+    // Any number is a signal for kill(2): 0 probes, the kernel refuses what it does not know.
+    env.rt.run(["kill", &id, "0"]).ok();
+    env.rt
+        .run(["kill", &id, "99"])
+        .fails_with(&["unable to signal init: invalid argument"]);
+    // exec -p: an absent user is root; cwd and args are required.
+    let process = env.path("process.json");
+    std::fs::write(
+        &process,
+        r#"{"args": ["id", "-u"], "cwd": "/", "env": ["PATH=/bin"]}"#,
+    )
+    .unwrap();
+    let out = env.rt.run(["exec", "-p", &arg(&process), &id]);
+    assert_eq!(out.ok().stdout.trim(), "0");
+    std::fs::write(&process, r#"{"args": ["id"]}"#).unwrap();
+    env.rt
+        .run(["exec", "-p", &arg(&process), &id])
+        .code(255)
+        .fails_with(&["exec failed: Cwd property must not be empty"]);
+    env.rt
+        .run(["exec", &id])
+        .code(255)
+        .fails_with(&["exec failed: process args cannot be empty"]);
+    env.rt
+        .run(["exec", "-u", "nobody", &id, "true"])
+        .code(255)
+        .fails_with(&["parsing nobody as int for uid failed"]);
+    // An unknown capability is a warning, once.
+    let out = env.rt.run(["exec", "-c", "CAP_NOSUCH", &id, "true"]);
+    let warning = "ignoring unknown or unavailable capabilities: [CAP_NOSUCH]";
+    assert_eq!(
+        out.ok().stderr.matches(warning).count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    env.rt
+        .run(["update", "--memory", "nonsense", &id])
+        .fails_with(&["invalid value for memory: invalid size: 'nonsense'"]);
+    env.rt
+        .run(["list", "-f", "yaml"])
+        .fails_with(&["invalid format option"]);
+    env.rt
+        .run(["create", "-b", &bundle_arg(&b), "a/b"])
+        .fails_with(&["create failed: invalid container ID format"]);
+    env.rt
+        .run(["create", "-b", &arg(&env.path("nowhere")), "x"])
+        .fails_with(&["create failed: chdir", "no such file or directory"]);
+    let usage = env.rt.run(["state"]);
+    usage.fails_with(&[&format!(
+        "{}: \\\"state\\\" requires exactly 1 argument(s)",
+        env.rt.bin.display()
+    )]);
+    env.rt.run(["delete", "-f", &id]).ok();
+    env.rt
+        .run(["state", &id])
+        .fails_with(&["msg=\"container does not exist\""]);
+}

@@ -547,7 +547,7 @@ fn parse_command(args: &[OsString]) -> Result<Cmd, Exit> {
     if let Some(count) = count {
         return Err(Exit::Usage {
             out: format!("Incorrect Usage.\n\n{}", command_help(c)),
-            err: format!("runrs: {:?} requires {count}", c.name),
+            err: format!("{}: {:?} requires {count}", crate::argv0(), c.name),
         });
     }
     build(c, &m)
@@ -625,6 +625,12 @@ fn build(c: &Command, m: &Matches) -> Result<Cmd, Exit> {
     })
 }
 
+/// The parser alone, for `fuzz/`: whether `args` (without the program name) name a command.
+#[doc(hidden)]
+pub fn parses(args: &[OsString]) -> bool {
+    matches!(parse(args), Ok(Cli { cmd: Ok(_), .. }))
+}
+
 /// Parse, run, and return the exit code.
 pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -697,7 +703,7 @@ pub fn absolute(p: &std::path::Path) -> PathBuf {
 
 fn one_id(cmd: &str, ids: Vec<String>) -> anyhow::Result<String> {
     if ids.len() != 1 {
-        anyhow::bail!("runrs: {cmd:?} requires exactly 1 argument(s)");
+        anyhow::bail!("{}: {cmd:?} requires exactly 1 argument(s)", crate::argv0());
     }
     Ok(ids.into_iter().next().expect("one id"))
 }
@@ -730,7 +736,8 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             id,
         } => run(g, flags, id, detach, keep),
         Cmd::State { id } => {
-            println!("{}", container::state_json(root, &one_id("state", id)?)?);
+            // Without a newline at the end, as runc prints it.
+            print!("{}", container::state_json(root, &one_id("state", id)?)?);
             Ok(0)
         }
         Cmd::Kill { all, args } => kill(root, &args, all).map(|()| 0),
@@ -791,7 +798,10 @@ fn run(
 /// `kill <container-id> [signal]`, SIGTERM by default.
 fn kill(root: &std::path::Path, args: &[String], all: bool) -> anyhow::Result<()> {
     if args.is_empty() || args.len() > 2 {
-        anyhow::bail!("runrs: \"kill\" requires a minimum of 1 and a maximum of 2 arguments");
+        anyhow::bail!(
+            "{}: \"kill\" requires a minimum of 1 and a maximum of 2 arguments",
+            crate::argv0()
+        );
     }
     let sig = args.get(1).map(String::as_str).unwrap_or("SIGTERM");
     container::kill(root, &args[0], sig, all)
@@ -1063,7 +1073,7 @@ mod tests {
                 usage(args),
                 (
                     format!("Incorrect Usage.\n\n{}", help_of(name)),
-                    err.to_owned()
+                    err.replace("runrs:", &format!("{}:", crate::argv0()))
                 ),
                 "{args:?}"
             );

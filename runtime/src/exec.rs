@@ -36,15 +36,57 @@ pub struct ExecOptions {
     pub args: Vec<String>,
 }
 
+/// `exec -p FILE`, checked as runc checks it: `cwd` and `args` must be given; an absent
+/// `user` is root, as Go's zero value.
+fn process_file(data: &[u8]) -> Result<Process> {
+    let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    let Some(obj) = v.as_object_mut() else {
+        bail!("process property must not be empty");
+    };
+    obj.entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    match obj.get("cwd").and_then(|c| c.as_str()) {
+        None | Some("") => bail!("Cwd property must not be empty"),
+        Some(c) if !c.starts_with('/') => bail!("Cwd must be an absolute path"),
+        Some(_) => {}
+    }
+    if obj
+        .get("args")
+        .and_then(|a| a.as_array())
+        .is_none_or(|a| a.is_empty())
+    {
+        bail!("args must not be empty");
+    }
+    Ok(serde_json::from_value(v)?)
+}
+
+/// runc's `strconv.Atoi` of a `--user` part, in its words; as runc, a negative id wraps.
+fn atoi(s: &str, what: &str) -> Result<u32> {
+    match s.parse::<i64>() {
+        Ok(n) => Ok(n as u32),
+        Err(e) => {
+            let why = if matches!(
+                e.kind(),
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+            ) {
+                "value out of range"
+            } else {
+                "invalid syntax"
+            };
+            bail!("parsing {s} as int for {what} failed: strconv.Atoi: parsing {s:?}: {why}")
+        }
+    }
+}
+
 /// Build the process to run from the options and the container's own `process`, as runc does.
 fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Result<Process> {
     if let Some(p) = &f.process {
-        let data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
-        return serde_json::from_slice(&data)
-            .map_err(|e| anyhow::anyhow!("invalid process file {}: {e}", p.display()));
+        let data = std::fs::read(p)
+            .map_err(|e| anyhow::anyhow!("open {}: {}", p.display(), process::io_msg(&e)))?;
+        return process_file(&data);
     }
     if cmd.is_empty() {
-        bail!("runrs: \"exec\" requires a minimum of 2 arguments");
+        bail!("process args cannot be empty");
     }
     let mut p = base.cloned().unwrap_or_default();
     p.set_args(Some(cmd.to_vec()));
@@ -64,9 +106,9 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
             Some((a, b)) => (a, Some(b)),
             None => (u.as_str(), None),
         };
-        user.set_uid(uid.parse().with_context(|| format!("parse uid {uid:?}"))?);
+        user.set_uid(atoi(uid, "uid")?);
         if let Some(g) = gid {
-            user.set_gid(g.parse().with_context(|| format!("parse gid {g:?}"))?);
+            user.set_gid(atoi(g, "gid")?);
         }
     }
     if !f.additional_gids.is_empty() {
@@ -75,14 +117,18 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
     p.set_user(user);
     if !f.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for c in &f.cap {
             let name = if c.starts_with("CAP_") {
                 c.clone()
             } else {
                 format!("CAP_{c}")
             };
-            let cap: Capability = serde_json::from_value(serde_json::Value::String(name))
-                .map_err(|_| anyhow::anyhow!("unknown capability {c:?}"))?;
+            let Ok(cap) = serde_json::from_value::<Capability>(serde_json::Value::String(name))
+            else {
+                unknown.push(c.as_str());
+                continue;
+            };
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -96,6 +142,13 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
             caps.set_bounding(b).set_effective(e).set_permitted(pm);
         }
         p.set_capabilities(Some(caps));
+        if !unknown.is_empty() {
+            // runc's warning; the process runs without them.
+            crate::logging::warn(&format!(
+                "ignoring unknown or unavailable capabilities: [{}]",
+                unknown.join(" ")
+            ));
+        }
     }
     if let Some(profile) = &f.apparmor {
         p.set_apparmor_profile(Some(profile.clone()));
@@ -112,19 +165,24 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
 /// `runrs exec`: start `o`'s process in a running container; its exit code unless detached.
 pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     let Some((id, cmd)) = o.args.split_first() else {
-        bail!("runrs: \"exec\" requires a minimum of 1 argument(s)");
+        bail!(
+            "{}: \"exec\" requires a minimum of 1 argument(s)",
+            crate::argv0()
+        );
     };
     let c = load_running(root, id, o.ignore_paused)?;
-    let cgroup_paths = cgroups::sub_cgroups(&c.saved.cgroup_paths, &o.cgroup)?;
+    // The exec'd process is visible inside the container while it runs runtime code. Sealing
+    // re-executes us: before anything that warns, or the warning shows twice.
+    crate::logging::mark("exec: sealing");
+    crate::selfexe::ensure_sealed()?;
+    crate::logging::mark("exec: sealed");
+    let cgroup_paths = cgroups::sub_cgroups(&c.saved.cgroup_paths, &o.cgroup)
+        .context("unable to create new parent process")?;
     let spec = c.spec()?;
     let process = build_process(&o, spec.process().as_ref(), cmd)?;
     crate::lsm::check(&process, None)?;
     let terminal = check_console_options(&o, &process)?;
     let seccomp = crate::seccomp::of_spec(&spec)?;
-    // The exec'd process is visible inside the container while it runs runtime code.
-    crate::logging::mark("exec: sealing");
-    crate::selfexe::ensure_sealed()?;
-    crate::logging::mark("exec: sealed");
 
     let ns = Namespaces::open(c.saved.pid, &spec)?;
     if !c.init_alive() {

@@ -27,3 +27,11 @@ pub mod signals;
 pub mod spec;
 pub mod state;
 pub mod std_start;
+
+/// The name this program was run by, as given (`/usr/sbin/runc` in runc's usage errors).
+pub fn argv0() -> String {
+    std::env::args_os()
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "runrs".to_string())
+}

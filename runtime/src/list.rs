@@ -7,9 +7,11 @@ use std::path::Path;
 /// `runrs list`.
 pub fn list(root: &Path, format: &str, quiet: bool) -> Result<String> {
     let mut rows = Vec::new();
+    let mut owners = Vec::new();
     for id in state::list(root)? {
         if let Ok(c) = state::load(root, &id) {
             let st = c.status();
+            owners.push(owner_of(&c.dir));
             rows.push((c, st));
         }
     }
@@ -24,7 +26,13 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<String> {
             if rows.is_empty() {
                 return Ok("null\n".into());
             }
-            let v: Vec<_> = rows.iter().map(|(c, st)| c.saved.oci(*st)).collect();
+            let v: Vec<_> = (rows.iter().zip(&owners))
+                .map(|((c, st), owner)| {
+                    let mut o = c.saved.oci(*st);
+                    o.owner = owner;
+                    o
+                })
+                .collect();
             Ok(format!("{}\n", serde_json::to_string(&v)?))
         }
         "table" => {
@@ -36,7 +44,7 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<String> {
                 "CREATED".into(),
                 "OWNER".into(),
             ]];
-            for (c, st) in &rows {
+            for ((c, st), owner) in rows.iter().zip(&owners) {
                 let s = &c.saved;
                 table.push(vec![
                     s.id.clone(),
@@ -44,13 +52,30 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<String> {
                     st.as_str().into(),
                     s.bundle.display().to_string(),
                     s.created.clone(),
-                    s.owner.clone(),
+                    owner.clone(),
                 ]);
             }
             Ok(tabulate(&table))
         }
-        other => bail!("invalid format option {other:?}"),
+        _ => bail!("invalid format option"),
     }
+}
+
+/// The owner of a container's state directory, by name from /etc/passwd, else `#UID`
+/// (runc's `list`; `state` leaves it empty).
+fn owner_of(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }
 
 /// Go's tabwriter as runc configures it (minwidth 12, padding 3); the last cell is unpadded.

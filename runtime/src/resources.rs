@@ -65,7 +65,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size: {s:?}"))?;
+        .map_err(|_| anyhow::anyhow!("invalid size: '{s}'"))?;
     let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
         "" => 1.0,
         "k" => 1024.0,
@@ -73,7 +73,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
         "g" => 1024.0 * 1024.0 * 1024.0,
         "t" => 1024f64.powi(4),
         "p" => 1024f64.powi(5),
-        _ => bail!("invalid size: {s:?}"),
+        _ => bail!("invalid size: '{s}'"),
     };
     Ok((n * mult) as i64)
 }
@@ -83,7 +83,7 @@ fn options_json(f: &UpdateOptions) -> Result<Value> {
     let mut r = json!({});
     let size = |name: &str, v: &Option<String>| -> Result<Option<i64>> {
         v.as_deref()
-            .map(|s| ram_in_bytes(s).with_context(|| format!("invalid value for --{name}")))
+            .map(|s| ram_in_bytes(s).with_context(|| format!("invalid value for {name}")))
             .transpose()
     };
     let mut mem = serde_json::Map::new();
@@ -124,8 +124,12 @@ fn options_json(f: &UpdateOptions) -> Result<Value> {
     if let Some(p) = f.pids_limit {
         r["pids"] = json!({ "limit": p });
     }
-    if f.l3_cache_schema.is_some() || f.mem_bw_schema.is_some() {
-        bail!("Intel RDT is not supported by runrs: drop --l3-cache-schema/--mem-bw-schema");
+    // runrs has no Intel RDT support: runc's words where the host has none enabled.
+    if f.l3_cache_schema.is_some() {
+        bail!("Intel RDT/CAT: l3 cache schema is not enabled");
+    }
+    if f.mem_bw_schema.is_some() {
+        bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
     }
     Ok(r)
 }
@@ -160,7 +164,10 @@ fn unlimited_memory_means_unlimited_swap(mut patch: Value) -> Value {
 /// `runrs update`: change a container's resources, and keep them in its state.
 pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
     if f.id.len() != 1 {
-        bail!("runrs: \"update\" requires exactly 1 argument(s)");
+        bail!(
+            "{}: \"update\" requires exactly 1 argument(s)",
+            crate::argv0()
+        );
     }
     let patch = match f.resources.as_deref() {
         Some(src) => {
@@ -168,7 +175,8 @@ pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
             if src == "-" {
                 std::io::stdin().read_to_string(&mut text)?;
             } else {
-                text = std::fs::read_to_string(src).with_context(|| format!("read {src}"))?;
+                text = std::fs::read_to_string(src)
+                    .map_err(|e| anyhow::anyhow!("open {src}: {}", crate::process::io_msg(&e)))?;
             }
             let v: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{src}: not a LinuxResources JSON object"))?;
@@ -227,7 +235,7 @@ pub fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<Str
             }
             Ok(filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)?)
         }
-        other => bail!("invalid format option {other:?}"),
+        _ => bail!("invalid format option"),
     }
 }
 

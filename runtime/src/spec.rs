@@ -15,14 +15,11 @@ pub struct Bundle {
     pub rootfs: PathBuf,
 }
 
-/// Load `<bundle>/config.json` and check it, without touching anything.
+/// Load `<bundle>/config.json` and check it, without touching anything. (runc changes into
+/// the bundle first, hence its "chdir" wording for a missing one.)
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let path = std::fs::canonicalize(bundle).map_err(|e| {
-        anyhow::anyhow!(
-            "bundle {}: {}",
-            bundle.display(),
-            crate::process::io_msg(&e)
-        )
+        anyhow::anyhow!("chdir {}: {}", bundle.display(), crate::process::io_msg(&e))
     })?;
     let config = path.join("config.json");
     let data = match std::fs::read(&config) {
@@ -253,16 +250,16 @@ pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
 /// runc's rule for container ids.
 pub fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() {
-        bail!("invalid container id format: container id cannot be empty");
+        bail!("container id cannot be empty");
     }
     if id == "." || id == ".." {
-        bail!("invalid container id format: {id}");
+        bail!("invalid container ID format");
     }
     if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
     {
-        bail!("invalid container id format: {id}");
+        bail!("invalid container ID format");
     }
     Ok(())
 }

@@ -169,7 +169,7 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     let data = match fs::read(dir.join(STATE_FILE)) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("container {id} does not exist")
+            bail!("container does not exist")
         }
         Err(e) => return Err(e).with_context(|| format!("read state of container {id}")),
     };

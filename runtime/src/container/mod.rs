@@ -252,7 +252,8 @@ pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
     }
     // SAFETY: kill of the init we verified by start time above.
     if unsafe { libc::kill(c.saved.pid, sig) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("kill container init");
+        let e = std::io::Error::last_os_error();
+        bail!("unable to signal init: {}", crate::process::io_msg(&e));
     }
     Ok(())
 }
@@ -338,7 +339,8 @@ fn wait_gone(pid: i32, start_time: u64, timeout: Duration) {
 pub fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
     let path = dir.join("config.json");
     if path.exists() {
-        bail!("File {} exists. Remove it first", path.display());
+        // runc names the file as it is in the bundle it changed into.
+        bail!("File config.json exists. Remove it first");
     }
     std::fs::write(&path, crate::default_spec::default_spec(rootless))
         .with_context(|| format!("write {}", path.display()))?;
