@@ -753,6 +753,10 @@ fn command_output_details_match_runc() {
     // `list` names the owner of the state directory.
     let list = env.rt.run(["list", "-f", "json"]);
     assert_eq!(list.ok().json()[0]["owner"], "root");
+    // events: the keys in runc's order.
+    let events = env.rt.run(["events", "--stats", &id]);
+    let start = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{");
+    assert!(events.ok().stdout.starts_with(&start), "{}", events.stdout);
     // Any number is a signal for kill(2): 0 probes, the kernel refuses what it does not know.
     env.rt.run(["kill", &id, "0"]).ok();
     env.rt

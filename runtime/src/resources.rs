@@ -304,13 +304,16 @@ pub fn events(root: &Path, id: &str, stats_once: bool, interval: &str) -> Result
     }
     let paths = c.saved.cgroup_paths.clone();
     let mut out = std::io::stdout().lock();
-    let mut emit = |v: Value| -> Result<()> {
-        writeln!(out, "{v}")?;
+    let mut emit = |v: Event| -> Result<()> {
+        writeln!(out, "{}", serde_json::to_string(&v)?)?;
         out.flush()?;
         Ok(())
     };
-    let stats =
-        |id: &str| json!({"type": "stats", "id": id, "data": cgroups::stats::collect(&paths)});
+    let stats = |id: &str| Event {
+        kind: "stats",
+        id: id.to_string(),
+        data: Some(cgroups::stats::collect(&paths)),
+    };
     if stats_once {
         return emit(stats(id));
     }
@@ -329,13 +332,27 @@ pub fn events(root: &Path, id: &str, stats_once: bool, interval: &str) -> Result
             }
             // Short waits so that a stopped container ends the stream promptly.
             if oom.wait(left.min(Duration::from_millis(500))) > 0 {
-                emit(json!({"type": "oom", "id": id}))?;
+                emit(Event {
+                    kind: "oom",
+                    id: id.to_string(),
+                    data: None,
+                })?;
             }
             if !state::load(root, id).is_ok_and(|c| c.status() != Status::Stopped) {
                 return Ok(());
             }
         }
     }
+}
+
+/// One line of `events`, its keys in runc's order (`type`, `id`, `data`).
+#[derive(serde::Serialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
 }
 
 #[cfg(test)]
