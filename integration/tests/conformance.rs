@@ -817,3 +817,41 @@ fn command_output_details_match_runc() {
         .run(["state", &id])
         .fails_with(&["msg=\"container does not exist\""]);
 }
+
+// --- --no-pivot must not leave a full procfs to mount a fresh, unmasked one over ---
+
+/// With `--no-pivot` the host's mounts stay in the container's mount namespace behind the
+/// chroot; the kernel allows a new procfs mount where a full one exists, so a container
+/// that can make a user and mount namespace (unshare -mrpf) could mount `/proc` without the
+/// masks. runc detaches those mounts first (runc's test "runc run --no-pivot must not expose
+/// bare /proc").
+#[test]
+fn no_pivot_does_not_expose_a_bare_proc() {
+    let env = TestEnv::new("conf_nopivot_proc");
+    let mut b = env.bundle();
+    b.set_args(&[
+        "unshare",
+        "-mrpf",
+        "sh",
+        "-c",
+        "mount -t proc none /proc && echo mounted-a-fresh-proc",
+    ]);
+    for set in ["bounding", "permitted"] {
+        b.push(
+            &format!("/process/capabilities/{set}"),
+            json!("CAP_SETFCAP"),
+        );
+    }
+    let out = env.run_bundle_with(&b, &["--no-pivot"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_not_contains(&all, "mounted-a-fresh-proc");
+    assert_contains(&all, "mount: permission denied");
+    // The masks still hold in the container itself.
+    b.set_args(&[
+        "sh",
+        "-c",
+        "cat /proc/kcore 2>/dev/null | head -c 10 | wc -c; echo ok",
+    ]);
+    let out = env.run_bundle_with(&b, &["--no-pivot"]);
+    assert_eq!(lines(&out.ok().stdout), ["0", "ok"]);
+}

@@ -90,6 +90,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroups: &crate::cgroups::MountView) 
 /// `pivot_root` into `rootfs` (or `MS_MOVE` + chroot when `no_pivot`), then `chdir("/")`.
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
+        hide_host_proc_and_sys(rootfs)?;
         chdir(rootfs).with_context(|| format!("chdir to rootfs {}", rootfs.display()))?;
         mount(
             Some(rootfs),
@@ -119,6 +120,46 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).context("detach the old root")?;
     }
     chdir("/").context("chdir to / in the container")?;
+    Ok(())
+}
+
+/// `--no-pivot` keeps the host's mounts in the container's mount namespace, only out of the
+/// chroot's sight. The kernel lets a new procfs or sysfs be mounted where a full one is
+/// already mounted, unmasked: so a container able to make a user and mount namespace could
+/// mount a fresh `/proc` without the masks. As runc does, detach every full procfs and sysfs
+/// mount outside the rootfs first (where detaching is refused, cover it with a tmpfs).
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let mounts = crate::mountinfo::read_mountinfo()?;
+    let full = mounts.iter().filter(|m| {
+        m.root == Path::new("/")
+            && matches!(m.fs_type.as_str(), "proc" | "sysfs")
+            && !m.mount_point.starts_with(rootfs)
+    });
+    for m in full {
+        let p = m.mount_point.as_path();
+        // The unmount must not propagate to the host.
+        match set_propagation(p, MsFlags::MS_SLAVE | MsFlags::MS_REC) {
+            // A parent detached before took it along.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            r => r.with_context(|| format!("make {} rslave (--no-pivot)", p.display()))?,
+        }
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    p,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .with_context(|| format!("cover {} with a tmpfs (--no-pivot)", p.display()))?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("detach {} (--no-pivot)", p.display()))
+            }
+        }
+    }
     Ok(())
 }
 
