@@ -855,3 +855,55 @@ fn no_pivot_does_not_expose_a_bare_proc() {
     let out = env.run_bundle_with(&b, &["--no-pivot"]);
     assert_eq!(lines(&out.ok().stdout), ["0", "ok"]);
 }
+
+// --- user namespace: bind sources the container's root cannot reach ---
+
+/// A bind mount whose source sits below a directory the container's (mapped) root may not
+/// search: runc opens the sources before the init enters the user namespace and mounts from
+/// those fds, so the bind works; opening it from inside fails with EACCES.
+#[test]
+fn user_namespace_binds_a_source_its_root_cannot_reach() {
+    let env = TestEnv::new("conf_userns_bind");
+    let private = env.path("private");
+    std::fs::create_dir(&private).unwrap();
+    // A shared mount as the sources' home, as / is on a systemd host.
+    procfs::mount_tmpfs(&private, true);
+    std::fs::create_dir(private.join("data")).unwrap();
+    std::fs::write(private.join("data/file"), "from the host\n").unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let mut b = env.bundle();
+    b.namespace("user", None);
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
+    // The mount point exists: the mapped root could not make it in a rootfs owned by root.
+    std::fs::create_dir(b.host_path("/mnt")).unwrap();
+    b.mount("/mnt", "bind", &arg(&private.join("data")), &["bind", "ro"]);
+    // A file as the source, recursively.
+    std::fs::write(private.join("single"), "a file\n").unwrap();
+    std::fs::write(b.host_path("/etc/single"), "").unwrap();
+    b.mount(
+        "/etc/single",
+        "bind",
+        &arg(&private.join("single")),
+        &["rbind"],
+    );
+    b.sh("cat /mnt/file /etc/single; grep -E ' /(mnt|etc/single) ' /proc/self/mountinfo");
+    let out = env.run_bundle(&b);
+    let stdout = out.ok().stdout.clone();
+    let got = lines(&stdout);
+    assert_eq!(got[..2], ["from the host", "a file"]);
+    // Mounts below /mnt in the container must not propagate to the host.
+    assert_eq!(got.len(), 4, "{stdout}");
+    assert_not_contains(&stdout, "shared:");
+    assert!(got[2].contains(" ro,"), "/mnt is not read-only: {}", got[2]);
+}

@@ -23,7 +23,7 @@ use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use resolve::{open_host, owned, Create, Root};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Before `pivot_root`: set `/` propagation (rslave by default, or `rootfsPropagation`), bind
@@ -31,6 +31,50 @@ use std::path::Path;
 /// `linux.devices`, and the `/dev` symlinks. `rootfs` is absolute (on the host); `cgroups`
 /// is what a `type: "cgroup"` mount shows.
 pub fn prepare(spec: &Spec, rootfs: &Path, cgroups: &crate::cgroups::MountView) -> Result<()> {
+    prepare_with_sources(spec, rootfs, cgroups, &[])
+}
+
+/// The bind sources of `spec.mounts` as detached copies of their mounts (`open_tree` with
+/// `OPEN_TREE_CLONE`, recursive for `rbind`), one per entry: `None` for other kinds, or a
+/// source that would not open (the init tries again and says why). For a user namespace,
+/// whose mapped root may not be allowed to reach them (runc opens them before it enters the
+/// namespace, for the same reason); a detached tree, unlike an fd of a path, can be attached
+/// in the init's mount namespace.
+pub fn open_bind_sources(spec: &Spec) -> Vec<Option<OwnedFd>> {
+    (spec.mounts().as_deref().unwrap_or(&[]).iter())
+        .map(|m| {
+            let options = m.options().as_deref().unwrap_or(&[]);
+            let rbind = options.iter().any(|o| o == "rbind");
+            let bind =
+                rbind || m.typ().as_deref() == Some("bind") || options.iter().any(|o| o == "bind");
+            m.source()
+                .as_deref()
+                .filter(|_| bind)
+                .and_then(|s| clone_tree(s, rbind).ok())
+        })
+        .collect()
+}
+
+/// open_tree(2) with `OPEN_TREE_CLONE`: a detached copy of the mount at `source`.
+fn clone_tree(source: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
+        .map_err(|_| nix::errno::Errno::EINVAL)?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a NUL-terminated path; the kernel returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    nix::errno::Errno::result(fd).map(|fd| owned(fd as i32))
+}
+
+/// [`prepare`], with bind sources opened before the init entered its user namespace.
+pub fn prepare_with_sources(
+    spec: &Spec,
+    rootfs: &Path,
+    cgroups: &crate::cgroups::MountView,
+    bind_sources: &[Option<OwnedFd>],
+) -> Result<()> {
     let linux = spec.linux().as_ref();
     let propagation = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     set_propagation("/", propagation).context("set the propagation of / in the container")?;
@@ -66,8 +110,12 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroups: &crate::cgroups::MountView) 
 
     let mut dev_is_bind = false;
     let mut devpts = false;
-    for entry in spec.mounts().as_deref().unwrap_or(&[]) {
-        mount_entry(&mounter, entry)?;
+    for (i, entry) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        let opened = bind_sources
+            .get(i)
+            .and_then(|f| f.as_ref())
+            .map(|f| f.as_fd());
+        mount_entry(&mounter, entry, opened)?;
         let dest = lexical_clean(entry.destination());
         if dest == Path::new("/dev") {
             let typ = entry.typ().as_deref();

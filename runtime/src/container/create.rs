@@ -256,6 +256,12 @@ fn clone_init(
     let cgroup_join = cgroups::SelfJoin::open(&guard.cgroups)?;
     let later = cgroups_made_after_clone(cgroups, plan, guard);
     crate::logging::mark("create: cgroups opened");
+    // Bind sources are cloned here: the init, root of a user namespace, may not reach them.
+    let bind_sources = if plan.namespaces.any_user {
+        crate::rootfs::open_bind_sources(&bundle.spec)
+    } else {
+        Vec::new()
+    };
     let flags = plan.namespaces.clone_flags & !plan.early;
     let (pid, in_cgroup2) = process::clone_into(flags, cgroup_join.cgroup2_fd())?;
     crate::logging::mark("create: cloned");
@@ -284,6 +290,7 @@ fn clone_init(
             early_unshare: plan.early,
             join_later: later,
             cgroup_view: cgroups.view.clone(),
+            bind_sources,
         });
     }
     guard.pid = Some(pid);

@@ -36,6 +36,9 @@ pub struct InitArgs {
     pub join_later: Vec<PathBuf>,
     /// The container's cgroup directories for a `type: "cgroup"` mount.
     pub cgroup_view: crate::cgroups::MountView,
+    /// With a user namespace, the bind sources opened before the clone, one per mount entry
+    /// (see `rootfs::open_bind_sources`); empty otherwise.
+    pub bind_sources: Vec<Option<OwnedFd>>,
 }
 
 /// The container's init: never returns. Errors before `READY` go to the parent over the
@@ -177,7 +180,7 @@ fn mount_rootfs(a: &InitArgs) -> Result<()> {
         return Ok(());
     }
     crate::logging::mark("init: mounts");
-    crate::rootfs::prepare(&a.spec, &a.rootfs, &a.cgroup_view)?;
+    crate::rootfs::prepare_with_sources(&a.spec, &a.rootfs, &a.cgroup_view, &a.bind_sources)?;
     crate::logging::mark("init: mounted");
     Ok(())
 }

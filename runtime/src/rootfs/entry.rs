@@ -10,11 +10,15 @@ use anyhow::{bail, Context, Result};
 use nix::mount::MsFlags;
 use nix::sys::statfs::PROC_SUPER_MAGIC;
 use oci_spec::runtime::Mount;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-/// Performs one `mounts[]` entry.
-pub(super) fn mount_entry(mounter: &Mounter<'_>, entry: &Mount) -> Result<()> {
+/// Performs one `mounts[]` entry; a bind's source may have been opened already (`opened`).
+pub(super) fn mount_entry(
+    mounter: &Mounter<'_>,
+    entry: &Mount,
+    opened: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let dest = entry.destination();
     let typ = entry.typ().as_deref().unwrap_or("");
     let mut options = MountOptions::parse(entry.options().as_deref().unwrap_or(&[]));
@@ -37,7 +41,10 @@ pub(super) fn mount_entry(mounter: &Mounter<'_>, entry: &Mount) -> Result<()> {
     if options.is_bind() {
         let source =
             source.with_context(|| format!("bind mount on {} has no source", dest.display()))?;
-        mounter.bind(source, dest, &options)?;
+        match opened {
+            Some(tree) => mounter.attach_tree(source, tree, dest, &options)?,
+            None => mounter.bind(source, dest, &options)?,
+        }
     } else {
         match typ {
             // As runc: on a cgroup2-only host `cgroup` means the unified hierarchy.

@@ -73,6 +73,57 @@ impl Mounter<'_> {
         Ok(())
     }
 
+    /// A bind whose source the runtime cloned before the clone (`rootfs::open_bind_sources`):
+    /// attach that detached tree on `dest` (move_mount(2)), then remount as [`Mounter::bind`].
+    pub fn attach_tree(
+        &self,
+        source: &Path,
+        tree: BorrowedFd<'_>,
+        dest: &Path,
+        options: &MountOptions,
+    ) -> Result<()> {
+        let create = if is_dir(tree)? {
+            Create::Dirs
+        } else {
+            Create::File
+        };
+        let target = self.resolve(dest, create)?;
+        self.check_not_procfs(&target, dest, "bind")?;
+        let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+        // SAFETY: two fds we hold and empty NUL-terminated paths.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                target.as_raw_fd(),
+                c"".as_ptr(),
+                flags,
+            )
+        };
+        Errno::result(rc)
+            .with_context(|| format!("bind mount {} on {}", source.display(), dest.display()))?;
+        let mounted = self.resolve(dest, Create::Nothing)?;
+        // The clone was made in the host's namespace, a peer of the host's mount: as a bind
+        // made in the container's rslave copy would be, a slave (the entry's own propagation
+        // options come after).
+        mount::<str, str, str, str>(
+            None,
+            fd_path(mounted.as_fd()).as_str(),
+            None,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None,
+        )
+        .with_context(|| format!("make the bind mount on {} rslave", dest.display()))?;
+        let remount = options.bind_remount_flags();
+        if !remount.is_empty() {
+            remount_bind(mounted.as_fd(), remount).with_context(|| {
+                format!("remount bind mount on {} ({remount:?})", dest.display())
+            })?;
+        }
+        Ok(())
+    }
+
     /// A filesystem mount (`proc`, `sysfs`, `tmpfs`, `devpts`, `mqueue`, ...), with runc's
     /// fallbacks when a user namespace may not mount `sysfs` or `mqueue`.
     pub(super) fn filesystem(
