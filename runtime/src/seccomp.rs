@@ -7,6 +7,8 @@
 //! its last step before `execve`, `send_listener` from the runtime once it holds the fd.
 
 mod bpf;
+#[cfg(test)]
+mod differential;
 mod syscalls;
 
 use std::collections::BTreeMap;
@@ -156,6 +158,11 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled> {
     let mut listener = false;
     for syscall in seccomp.syscalls().iter().flatten() {
         let action = action_code(syscall.action(), syscall.errno_ret());
+        if action == default {
+            // runc skips such a rule as redundant (libseccomp refuses it), so it overrides
+            // nothing: the syscall's other rules still apply.
+            continue;
+        }
         let matching = arg_rules(syscall.args().as_deref().unwrap_or_default())?;
         for name in syscall.names() {
             let Some(nr) = syscalls::number(name) else {
@@ -181,7 +188,10 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled> {
         .into_iter()
         .map(|(nr, rules)| bpf::Section {
             nr,
-            conditional: rules.conditional,
+            conditional: match rules.always {
+                Some(_) => Vec::new(),
+                None => rules.conditional,
+            },
             fallback: rules.always.unwrap_or(default),
         })
         .filter(|section| !section.conditional.is_empty() || section.fallback != default)
@@ -356,10 +366,10 @@ pub fn accepted_architectures() -> Vec<String> {
 /// What the profile says about one syscall number.
 #[derive(Default)]
 struct SyscallRules {
-    /// Rules with argument tests, in profile order, with their `SECCOMP_RET_*` values; they
-    /// are tried before `always`, so the more specific rule wins.
+    /// Rules with argument tests, in profile order, with their `SECCOMP_RET_*` values.
     conditional: Vec<(SeccompRule, u32)>,
-    /// The action of the first rule without argument tests.
+    /// The action of the first rule without argument tests. It overrides every rule with
+    /// tests of the syscall, before or after it, as libseccomp (so runc) makes it.
     always: Option<u32>,
 }
 
@@ -385,24 +395,20 @@ fn arg_rules(args: &[LinuxSeccompArg]) -> Result<Matching> {
     } else {
         vec![args]
     };
-    let mut rules = Vec::new();
-    'groups: for group in groups {
-        let mut conditions = Vec::with_capacity(group.len());
-        for arg in group {
-            match condition(arg)? {
-                Some(condition) => conditions.push(condition),
-                // A test that can never pass makes its whole rule dead.
-                None => continue 'groups,
-            }
-        }
-        rules.push(SeccompRule::new(conditions)?);
-    }
+    let rules = groups
+        .into_iter()
+        .map(|group| {
+            let conditions = group.iter().map(condition).collect::<Result<Vec<_>>>()?;
+            Ok(SeccompRule::new(conditions)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Matching::AnyOf(rules))
 }
 
-/// One argument test, compared on all 64 bits; `None` for a MASKED_EQ that cannot match
-/// (libseccomp compares `arg & value` with `valueTwo` unmasked).
-fn condition(arg: &LinuxSeccompArg) -> Result<Option<SeccompCondition>> {
+/// One argument test, compared on all 64 bits. MASKED_EQ compares `arg & value` with
+/// `valueTwo & value`: libseccomp masks the datum too, so a `valueTwo` with bits outside the
+/// mask still matches (runc's filters do).
+fn condition(arg: &LinuxSeccompArg) -> Result<SeccompCondition> {
     let index = u8::try_from(arg.index())
         .ok()
         .filter(|index| usize::from(*index) <= MAX_ARG_INDEX)
@@ -415,19 +421,19 @@ fn condition(arg: &LinuxSeccompArg) -> Result<Option<SeccompCondition>> {
         LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
         LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
         LinuxSeccompOperator::ScmpCmpMaskedEq => {
-            let (mask, datum) = (arg.value(), arg.value_two().unwrap_or(0));
-            if datum & !mask != 0 {
-                return Ok(None);
-            }
-            (SeccompCmpOp::MaskedEq(mask), datum)
+            let mask = arg.value();
+            (
+                SeccompCmpOp::MaskedEq(mask),
+                arg.value_two().unwrap_or(0) & mask,
+            )
         }
     };
-    Ok(Some(SeccompCondition::new(
+    Ok(SeccompCondition::new(
         index,
         SeccompCmpArgLen::Qword,
         op,
         value,
-    )?))
+    )?)
 }
 
 /// The `SECCOMP_RET_*` value of an action; ERRNO and TRACE carry `errnoRet` (default EPERM,
