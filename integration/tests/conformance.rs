@@ -907,3 +907,61 @@ fn user_namespace_binds_a_source_its_root_cannot_reach() {
     assert_not_contains(&stdout, "shared:");
     assert!(got[2].contains(" ro,"), "/mnt is not read-only: {}", got[2]);
 }
+
+// --- terminals: ownership, mode, size ---
+
+/// The container's terminal as runc sets it up: the pty slave owned by the process's user
+/// (its group left as devpts made it), mode 0620, `/dev/console` the same pty, the size
+/// from `process.consoleSize`; the same for `exec --tty`, which keeps the container's size.
+#[test]
+fn terminal_ownership_mode_and_size() {
+    let env = TestEnv::new("conf_tty");
+    let mut b = env.bundle();
+    b.set("/process/terminal", json!(true));
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.set("/process/consoleSize", json!({"height": 31, "width": 101}));
+    let probe = "t=$(tty); stat -c '%u %g %a' $t /dev/console; stty size; echo done";
+    b.sh(&format!("{probe}; sleep 1000"));
+    let socket = ConsoleSocket::bind(&env.path("console.sock"));
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    let console = arg(socket.path());
+    let bundle = bundle_arg(&b);
+    env.rt
+        .run([
+            "create",
+            "--bundle",
+            &bundle,
+            "--console-socket",
+            &console,
+            &id,
+        ])
+        .ok();
+    let master = socket.receive_master(Duration::from_secs(20));
+    guard.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    env.rt.run(["start", &id]).ok();
+    let seen = console::read_until(&master, "done", Duration::from_secs(20));
+    // The devpts mount's gid=5 (tty) stays; runc changes only the owner.
+    let want = ["1000 5 620", "1000 5 620", "31 101", "done"];
+    assert_eq!(lines(&seen), want, "init: {seen:?}");
+    let socket2 = ConsoleSocket::bind(&env.path("console2.sock"));
+    let console2 = arg(socket2.path());
+    env.rt
+        .run([
+            "exec",
+            "--detach",
+            "--tty",
+            "--console-socket",
+            &console2,
+            "-u",
+            "1000:1000",
+            &id,
+            "sh",
+            "-c",
+            probe,
+        ])
+        .ok();
+    let master2 = socket2.receive_master(Duration::from_secs(20));
+    let seen2 = console::read_until(&master2, "done", Duration::from_secs(20));
+    assert_eq!(lines(&seen2), want, "exec --tty: {seen2:?}");
+}

@@ -91,7 +91,6 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
     let mut p = base.cloned().unwrap_or_default();
     p.set_args(Some(cmd.to_vec()));
     p.set_terminal(Some(f.tty));
-    p.set_console_size(None);
     if let Some(cwd) = &f.cwd {
         p.set_cwd(PathBuf::from(cwd));
     }
@@ -457,6 +456,7 @@ fn exec_child(
         }
         if let Some(sock) = &console {
             let (master, slave) = crate::console::open_pty()?;
+            process::set_console_size(&slave, process)?;
             crate::console::send_master(sock.as_raw_fd(), &master)?;
             drop(master);
             crate::console::set_controlling_tty(&slave)?;

@@ -7,7 +7,7 @@ mod finalize;
 mod init;
 
 pub use finalize::{finalize, forward_seccomp_fd, io_msg, look_path, ExecTarget};
-pub use init::{init, setup_terminal, with_status, InitArgs};
+pub use init::{init, set_console_size, setup_terminal, with_status, InitArgs};
 
 use anyhow::{Context, Result};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -99,7 +99,7 @@ fn home_of(uid: u32) -> String {
 }
 
 /// Give the container user its stdio (pipes from a shim are owned by root), as runc does.
-fn fix_stdio_owner(uid: u32, gid: u32) {
+fn fix_stdio_owner(uid: u32) {
     for fd in 0..3 {
         // SAFETY: fstat into a zeroed stat buffer we own.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -112,8 +112,10 @@ fn fix_stdio_owner(uid: u32, gid: u32) {
         if is_null || st.st_uid == uid {
             continue;
         }
-        // SAFETY: fchown on a stdio fd; failure is ignored (read-only files, other owners).
-        unsafe { libc::fchown(fd, uid, gid) };
+        // Only the owner, as runc: the group stays what the mount gave it (devpts `gid=5`,
+        // the tty group). SAFETY: fchown on a stdio fd; failure is ignored (read-only
+        // files, other owners).
+        unsafe { libc::fchown(fd, uid, st.st_gid) };
     }
 }
 
@@ -146,7 +148,7 @@ pub fn finalize(
     let caps = process.capabilities().clone().unwrap_or_default_caps();
     crate::capabilities::drop_bounding(&caps)?;
     let user = process.user();
-    fix_stdio_owner(user.uid(), user.gid());
+    fix_stdio_owner(user.uid());
     keep_caps(true);
     set_ids(user)?;
     enter_cwd(process.cwd())?;

@@ -237,7 +237,7 @@ fn attach_console(a: &InitArgs, process: &Process) -> Result<()> {
             .console
             .as_ref()
             .context("cannot allocate tty if runc will detach without setting console socket")?;
-        setup_terminal(sock.as_raw_fd())?;
+        setup_terminal(sock.as_raw_fd(), process)?;
     }
     Ok(())
 }
@@ -264,13 +264,25 @@ fn lock_down(a: &InitArgs) -> Result<()> {
 
 /// Open a pty inside the container, send its master to the console socket, make the slave
 /// `/dev/console` and our controlling terminal.
-pub fn setup_terminal(socket: RawFd) -> Result<()> {
+pub fn setup_terminal(socket: RawFd, process: &Process) -> Result<()> {
     let (master, slave) = crate::console::open_pty()?;
+    set_console_size(&slave, process)?;
     let name = crate::console::pty_name(&master)?;
     crate::console::send_master(socket, &master)?;
     drop(master);
     crate::rootfs::mount_console(&name)?;
     crate::console::set_controlling_tty(&slave)?;
+    Ok(())
+}
+
+/// `process.consoleSize` on a new terminal, as runc sets it (`exec` too).
+pub fn set_console_size(tty: &OwnedFd, process: &Process) -> Result<()> {
+    if let Some(size) = process.console_size() {
+        let (rows, cols) = (size.height(), size.width());
+        if rows != 0 && cols != 0 {
+            crate::console::set_size(std::os::fd::AsFd::as_fd(tty), rows as u16, cols as u16)?;
+        }
+    }
     Ok(())
 }
 
