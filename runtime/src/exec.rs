@@ -78,6 +78,43 @@ fn atoi(s: &str, what: &str) -> Result<u32> {
     }
 }
 
+/// `exec --cap`: each one into the bounding, effective and permitted sets (`CAP_` may be
+/// left out); an unknown one is a warning, as runc's.
+fn add_capabilities(p: &mut Process, names: &[String]) {
+    let mut caps = p.capabilities().clone().unwrap_or_default();
+    let mut unknown = Vec::new();
+    for c in names {
+        let name = if c.starts_with("CAP_") {
+            c.clone()
+        } else {
+            format!("CAP_{c}")
+        };
+        let Ok(cap) = serde_json::from_value::<Capability>(serde_json::Value::String(name)) else {
+            unknown.push(c.as_str());
+            continue;
+        };
+        let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+            let mut s = s.clone().unwrap_or_default();
+            s.insert(cap);
+            Some(s)
+        };
+        let (b, e, pm) = (
+            add(caps.bounding()),
+            add(caps.effective()),
+            add(caps.permitted()),
+        );
+        caps.set_bounding(b).set_effective(e).set_permitted(pm);
+    }
+    p.set_capabilities(Some(caps));
+    if !unknown.is_empty() {
+        // runc's warning; the process runs without them.
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        ));
+    }
+}
+
 /// Build the process to run from the options and the container's own `process`, as runc does.
 fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Result<Process> {
     if let Some(p) = &f.process {
@@ -115,39 +152,7 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
     }
     p.set_user(user);
     if !f.cap.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
-        let mut unknown = Vec::new();
-        for c in &f.cap {
-            let name = if c.starts_with("CAP_") {
-                c.clone()
-            } else {
-                format!("CAP_{c}")
-            };
-            let Ok(cap) = serde_json::from_value::<Capability>(serde_json::Value::String(name))
-            else {
-                unknown.push(c.as_str());
-                continue;
-            };
-            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
-                let mut s = s.clone().unwrap_or_default();
-                s.insert(cap);
-                Some(s)
-            };
-            let (b, e, pm) = (
-                add(caps.bounding()),
-                add(caps.effective()),
-                add(caps.permitted()),
-            );
-            caps.set_bounding(b).set_effective(e).set_permitted(pm);
-        }
-        p.set_capabilities(Some(caps));
-        if !unknown.is_empty() {
-            // runc's warning; the process runs without them.
-            crate::logging::warn(&format!(
-                "ignoring unknown or unavailable capabilities: [{}]",
-                unknown.join(" ")
-            ));
-        }
+        add_capabilities(&mut p, &f.cap);
     }
     if let Some(profile) = &f.apparmor {
         p.set_apparmor_profile(Some(profile.clone()));
