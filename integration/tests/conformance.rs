@@ -965,3 +965,26 @@ fn terminal_ownership_mode_and_size() {
     let seen2 = console::read_until(&master2, "done", Duration::from_secs(20));
     assert_eq!(lines(&seen2), want, "exec --tty: {seen2:?}");
 }
+
+/// runc starts the init and every exec'd process in a session of its own (nsexec's setsid):
+/// no container process stays in the session and process group of whoever ran the runtime.
+#[test]
+fn container_processes_lead_their_own_session() {
+    let env = TestEnv::new("conf_setsid");
+    let mut b = env.bundle();
+    let probe = "set -- $(cat /proc/$$/stat); echo $1 $5 $6";
+    b.sh(&format!("{probe}; exec sleep 1000"));
+    let id = env.id();
+    let mut g = env.guard(&id);
+    let created = env.create_start(&b, &id);
+    g.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    wait_until("the init printed", Duration::from_secs(10), || {
+        !created.stdout_now().is_empty()
+    });
+    // pid, process group and session: all 1.
+    assert_eq!(created.stdout_now().trim(), "1 1 1");
+    let out = env.rt.run(["exec", &id, "sh", "-c", probe]);
+    let got = out.ok().stdout.clone();
+    let f: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!((f[1], f[2]), (f[0], f[0]), "exec'd process: {got}");
+}

@@ -10,6 +10,8 @@ pub mod container;
 pub mod default_spec;
 pub mod exec;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod kernfs;
 pub mod list;

@@ -29,8 +29,21 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         }
         Err(e) => bail!("read {}: {e}", config.display()),
     };
+    let (spec, raw) = parse_config(&data)?;
+    let rootfs = validate(&spec, &path)?;
+    Ok(Bundle {
+        spec,
+        config: raw,
+        path,
+        rootfs,
+    })
+}
+
+/// `config.json`'s bytes as a spec, and the JSON it keeps in `state.json`; nothing is read or
+/// checked on the host here (`validate` does that).
+pub fn parse_config(data: &[u8]) -> Result<(Spec, serde_json::Value)> {
     let mut raw: serde_json::Value =
-        serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
+        serde_json::from_slice(data).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
     // runc ignores capability names it does not know (with a warning) and names a bad rlimit
     // type; oci-spec would refuse both with a bare parse error.
     let unknown = crate::capabilities::strip_unknown(&mut raw);
@@ -43,13 +56,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     crate::rlimits::check_names(&raw)?;
     let spec = <Spec as serde::Deserialize>::deserialize(&raw)
         .map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
-    let rootfs = validate(&spec, &path)?;
-    Ok(Bundle {
-        spec,
-        config: raw,
-        path,
-        rootfs,
-    })
+    Ok((spec, raw))
 }
 
 /// Check what runc checks before creating anything; return the absolute rootfs path.

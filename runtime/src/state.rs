@@ -218,6 +218,11 @@ pub fn lock(dir: &Path) -> Result<OwnedFd> {
 /// Field 22 (starttime) of `/proc/<pid>/stat`, and the state letter.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let s = crate::kernfs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat(&s)
+}
+
+/// The state letter and starttime of a `/proc/<pid>/stat` line.
+pub(crate) fn parse_proc_stat(s: &str) -> Option<(char, u64)> {
     // The command name may hold spaces and parentheses: parse after the last ')'.
     let rest = &s[s.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

@@ -43,7 +43,10 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>> {
     ))
 }
 
-fn parse_hierarchies(own: &str, mountinfo: &[crate::mountinfo::MountInfo]) -> Vec<Hierarchy> {
+pub(crate) fn parse_hierarchies(
+    own: &str,
+    mountinfo: &[crate::mountinfo::MountInfo],
+) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in own.lines() {
         let mut parts = line.splitn(3, ':');
