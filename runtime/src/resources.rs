@@ -288,7 +288,12 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         total += n * secs;
         rest = &rest[u_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Go's durations are i64 nanoseconds: a longer one is invalid there (and too long for
+    // Duration here).
+    Duration::try_from_secs_f64(total)
+        .ok()
+        .filter(|d| d.as_nanos() <= i64::MAX as u128)
+        .with_context(|| format!("time: invalid duration {s:?}"))
 }
 
 /// `runrs events`: one stats event (`--stats`), or stats every `interval` plus OOM
@@ -375,6 +380,12 @@ mod tests {
         assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("5").is_err());
+        // Found by fuzz/ (cli): a duration beyond Go's 292 years panicked in Duration.
+        let nines = format!("{}s", "9".repeat(400));
+        for huge in ["5555555555555555550s", "300000000000h", &nines] {
+            let e = parse_duration(huge).unwrap_err().to_string();
+            assert!(e.starts_with("time: invalid duration"), "{e}");
+        }
     }
 
     #[test]

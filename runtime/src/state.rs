@@ -224,7 +224,7 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
 /// The state letter and starttime of a `/proc/<pid>/stat` line.
 pub(crate) fn parse_proc_stat(s: &str) -> Option<(char, u64)> {
     // The command name may hold spaces and parentheses: parse after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
+    let rest = s.get(s.rfind(')')? + 2..)?;
     let mut fields = rest.split(' ');
     let state = fields.next()?.chars().next()?;
     // `rest` starts at field 3; starttime is field 22.
@@ -292,6 +292,16 @@ mod tests {
         let (st, start) = proc_stat(std::process::id() as i32).expect("own stat");
         assert!("RS".contains(st), "{st}");
         assert!(start > 0);
+    }
+
+    #[test]
+    fn a_stat_line_cut_after_the_name_is_no_panic() {
+        // Found by fuzz/ (proc): slicing past the end or into a character panicked.
+        assert_eq!(parse_proc_stat("1 (sh)"), None);
+        assert_eq!(parse_proc_stat("1 (sh) "), None);
+        assert_eq!(parse_proc_stat("1 (sh)\u{20ac} S"), None);
+        let line = "1 (a) b) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0";
+        assert_eq!(parse_proc_stat(line), Some(('S', 4242)));
     }
 
     #[test]
