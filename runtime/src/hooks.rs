@@ -99,29 +99,50 @@ fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
-/// A pipe already holding all of `state`, read end returned: the hook can read it or not,
-/// and we never block on nor get SIGPIPE from a hook that does not read its stdin.
-fn state_pipe(state: &[u8]) -> Result<OwnedFd> {
+/// The hook's stdin: a pipe fed with the state while the hook runs (see [`Feed`]).
+fn state_pipe(state: &[u8]) -> Result<(OwnedFd, Feed<'_>)> {
     let (r, w) = cloexec_pipe()?;
     if state.len() > 65536 {
         let size = libc::c_int::try_from(state.len()).unwrap_or(libc::c_int::MAX);
-        // A failure shows up below as a short write, with a clearer error.
+        // Best effort (the limit is /proc/sys/fs/pipe-max-size): what does not fit is
+        // written as the hook reads.
         let _ = fcntl(w.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(size));
     }
     fcntl(w.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    let mut off = 0;
-    while off < state.len() {
-        match write(&w, &state[off..]) {
-            Ok(n) => off += n,
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => bail!(
-                "the container state ({} bytes) does not fit in a pipe for the hook's stdin",
-                state.len()
-            ),
-            Err(e) => bail!("write the container state for a hook: {e}"),
+    let mut feed = Feed {
+        fd: Some(w),
+        data: state,
+        off: 0,
+    };
+    feed.push();
+    Ok((r, feed))
+}
+
+/// What of the state is still to be written to the hook's stdin. Written without blocking
+/// as the hook reads; closed once all is written (the hook's EOF), or when the hook closes
+/// its end (EPIPE: a hook need not read its stdin), so we never block on a hook.
+struct Feed<'a> {
+    fd: Option<OwnedFd>,
+    data: &'a [u8],
+    off: usize,
+}
+
+impl Feed<'_> {
+    /// Writes what fits now.
+    fn push(&mut self) {
+        while let Some(fd) = &self.fd {
+            if self.off == self.data.len() {
+                self.fd = None;
+                return;
+            }
+            match write(fd, &self.data[self.off..]) {
+                Ok(n) => self.off += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                Err(_) => self.fd = None,
+            }
         }
     }
-    Ok(r)
 }
 
 /// The child side of the fork: stdio, a clean signal state, then `execve`. On failure the
@@ -157,7 +178,7 @@ fn exec_child(args: &ExecArgs, stdio: [RawFd; 3], err_w: RawFd) -> ! {
 
 fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
     let args = ExecArgs::new(hook)?;
-    let stdin_r = state_pipe(state)?;
+    let (stdin_r, mut feed) = state_pipe(state)?;
     let (out_r, out_w) = cloexec_pipe()?;
     let (err_r, err_w) = cloexec_pipe()?;
     let (exec_r, exec_w) = cloexec_pipe()?;
@@ -188,7 +209,8 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<()> {
         .map(|t| Instant::now() + Duration::from_secs(t.max(0) as u64));
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let status = match wait_capturing(pid, deadline, [out_r, err_r], [&mut out, &mut err])? {
+    let pipes = [out_r, err_r];
+    let status = match wait_capturing(pid, deadline, &mut feed, pipes, [&mut out, &mut err])? {
         Some(status) => status,
         None => {
             let _ = kill(pid, Signal::SIGKILL);
@@ -232,12 +254,13 @@ fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Read the hook's stdout and stderr until it exits; `None` if `deadline` passed first (the
-/// hook is still running). Once the hook has exited, output still buffered is read, but
-/// descendants holding the pipes open are not waited for.
+/// Read the hook's stdout and stderr (and feed its stdin) until it exits; `None` if
+/// `deadline` passed first (the hook is still running). Once the hook has exited, output
+/// still buffered is read, but descendants holding the pipes open are not waited for.
 fn wait_capturing(
     pid: Pid,
     deadline: Option<Instant>,
+    feed: &mut Feed<'_>,
     pipes: [OwnedFd; 2],
     bufs: [&mut Vec<u8>; 2],
 ) -> Result<Option<WaitStatus>> {
@@ -271,39 +294,54 @@ fn wait_capturing(
         } else {
             timeout.min(Duration::from_millis(50))
         };
-        let mut fds = Vec::with_capacity(3);
-        let mut which = Vec::with_capacity(3);
-        for (i, fd) in pipes.iter().enumerate() {
-            if open[i] {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                which.push(Some(i));
-            }
-        }
-        if let Some(p) = &pidfd {
-            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-            which.push(None);
-        }
-        let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, ms) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => bail!("poll on hook output: {e}"),
-        }
-        let ready: Vec<usize> = fds
-            .iter()
-            .zip(&which)
-            .filter_map(|(f, w)| match (f.revents(), w) {
-                (Some(r), Some(i)) if !r.is_empty() => Some(*i),
-                _ => None,
-            })
-            .collect();
-        drop(fds);
-        for i in ready {
+        for i in poll_once(&pipes, &open, feed, pidfd.as_ref(), timeout)? {
             if drain(&pipes[i], bufs[i]) == Drain::Eof {
                 open[i] = false;
             }
         }
+        feed.push();
     }
+}
+
+/// One poll of the open output pipes, the stdin being fed and the pidfd; returns the
+/// output pipes that are readable.
+fn poll_once(
+    pipes: &[OwnedFd; 2],
+    open: &[bool; 2],
+    feed: &Feed<'_>,
+    pidfd: Option<&OwnedFd>,
+    timeout: Duration,
+) -> Result<Vec<usize>> {
+    let mut fds = Vec::with_capacity(4);
+    let mut which = Vec::with_capacity(4);
+    for (i, fd) in pipes.iter().enumerate() {
+        if open[i] {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            which.push(Some(i));
+        }
+    }
+    if let Some(w) = &feed.fd {
+        fds.push(PollFd::new(w.as_fd(), PollFlags::POLLOUT));
+        which.push(None);
+    }
+    if let Some(p) = pidfd {
+        fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        which.push(None);
+    }
+    let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, ms) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => bail!("poll on hook output: {e}"),
+    }
+    Ok(fds
+        .iter()
+        .zip(&which)
+        .filter_map(|(f, w)| match (f.revents(), w) {
+            (Some(r), Some(i)) if !r.is_empty() => Some(*i),
+            _ => None,
+        })
+        .collect())
 }
 
 #[derive(PartialEq)]

@@ -30,7 +30,13 @@ pub mod msg {
     /// child → parent: seccomp listener fd number; parent → child: taken.
     pub const SECCOMP_FD: u8 = b'S';
     pub const SECCOMP_DONE: u8 = b's';
+    /// Either way: a part of a message too long for one packet; its last part has the
+    /// message's own kind.
+    pub const CONTINUED: u8 = b'+';
 }
+
+/// The payload of one packet on the sync channel (a packet must fit the socket's buffer).
+const MAX_PACKET: usize = 32 * 1024;
 
 /// One end of the parent/child sync socket.
 pub struct Channel {
@@ -65,7 +71,26 @@ impl Channel {
         })
     }
 
+    /// Sends one message. A payload over MAX_PACKET (a config's annotations end up in the
+    /// hooks' state) goes as CONTINUED packets and a last one of its kind: one packet of
+    /// it would exceed the socket's buffer (EMSGSIZE) or the receiver's buffer.
     pub fn send(&self, kind: u8, payload: &[u8]) -> Result<()> {
+        let mut chunks = payload.chunks(MAX_PACKET).peekable();
+        if chunks.peek().is_none() {
+            return self.send_packet(kind, &[]);
+        }
+        while let Some(chunk) = chunks.next() {
+            let k = if chunks.peek().is_some() {
+                msg::CONTINUED
+            } else {
+                kind
+            };
+            self.send_packet(k, chunk)?;
+        }
+        Ok(())
+    }
+
+    fn send_packet(&self, kind: u8, payload: &[u8]) -> Result<()> {
         let mut buf = Vec::with_capacity(payload.len() + 1);
         buf.push(kind);
         buf.extend_from_slice(payload);
@@ -86,18 +111,36 @@ impl Channel {
 
     /// The next message, or `None` when the other end is closed.
     pub fn recv(&self) -> Result<Option<(u8, Vec<u8>)>> {
+        let mut whole: Vec<u8> = Vec::new();
+        loop {
+            let Some((kind, part)) = self.recv_packet()? else {
+                return Ok(None);
+            };
+            if kind != msg::CONTINUED {
+                if whole.is_empty() {
+                    return Ok(Some((kind, part)));
+                }
+                whole.extend_from_slice(&part);
+                return Ok(Some((kind, whole)));
+            }
+            whole.extend_from_slice(&part);
+        }
+    }
+
+    fn recv_packet(&self) -> Result<Option<(u8, Vec<u8>)>> {
         // Not zeroed: a zeroed 64 KiB buffer per message faulted in 16 pages, in the
         // runtime and again (copy-on-write) in the container's init; the kernel writes
         // only the message.
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut buf: Vec<u8> = Vec::with_capacity(MAX_PACKET + 1);
         loop {
-            // SAFETY: buf has buf.capacity() writable bytes.
+            // SAFETY: buf has buf.capacity() writable bytes. MSG_TRUNC: the packet's real
+            // length is returned, so a longer one is an error, not silently cut.
             let n = unsafe {
                 libc::recv(
                     self.fd.as_raw_fd(),
                     buf.as_mut_ptr().cast(),
                     buf.capacity(),
-                    0,
+                    libc::MSG_TRUNC,
                 )
             };
             if n < 0 {
@@ -109,6 +152,9 @@ impl Channel {
             }
             if n == 0 {
                 return Ok(None);
+            }
+            if n as usize > buf.capacity() {
+                anyhow::bail!("sync channel receive: a packet of {n} bytes is over the limit");
             }
             // SAFETY: recv initialised the first n bytes (n <= capacity).
             unsafe { buf.set_len(n as usize) };
@@ -245,5 +291,27 @@ pub fn reset_signals() {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_longer_than_a_packet_arrive_whole() {
+        let (a, b) = Channel::pair().unwrap();
+        let big: Vec<u8> = (0..3 * MAX_PACKET + 17).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let sender = std::thread::spawn(move || {
+            a.send(msg::GO, &sent).unwrap();
+            a.send(msg::READY, &[]).unwrap();
+            a.send(msg::ERROR, b"short").unwrap();
+        });
+        assert_eq!(b.recv().unwrap(), Some((msg::GO, big)));
+        assert_eq!(b.recv().unwrap(), Some((msg::READY, Vec::new())));
+        assert_eq!(b.recv().unwrap(), Some((msg::ERROR, b"short".to_vec())));
+        sender.join().unwrap();
+        assert_eq!(b.recv().unwrap(), None);
     }
 }

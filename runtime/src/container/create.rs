@@ -382,8 +382,11 @@ fn start_systemd_scope(
 /// GO: the init sets itself up now. If it is gone, say why.
 fn send_go(chan: &Channel, pid: i32, creating: &[u8], guard: &mut CreateGuard) -> Result<()> {
     crate::logging::mark("create: go");
-    if chan.send(msg::GO, creating).is_ok() {
-        return Ok(());
+    match chan.send(msg::GO, creating) {
+        Ok(()) => return Ok(()),
+        // Not a closed channel: the init is still there, waiting for GO.
+        Err(e) if !is_closed_channel(&e) => return Err(e),
+        Err(_) => {}
     }
     // It may have said why before it went (an early namespace it could not make).
     if let Ok(Some((msg::ERROR, e))) = chan.recv() {
@@ -397,6 +400,13 @@ fn send_go(chan: &Channel, pid: i32, creating: &[u8], guard: &mut CreateGuard) -
         "container init exited before it was set up ({})",
         reap_status(pid)
     );
+}
+
+/// EPIPE / ECONNRESET: the other end of the sync channel is gone.
+fn is_closed_channel(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+        .is_some_and(|n| n == libc::EPIPE || n == libc::ECONNRESET)
 }
 
 /// Answer the init's requests (prestart and createRuntime hooks, a seccomp listener fd)
