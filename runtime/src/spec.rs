@@ -89,14 +89,37 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if root.path().as_os_str().is_empty() {
         bail!("root.path must not be empty");
     }
-    let rootfs = bundle.join(root.path());
-    let rootfs = std::fs::canonicalize(&rootfs).map_err(|_| {
-        anyhow::anyhow!("rootfs ({:?}) does not exist", rootfs.display().to_string())
+    // runc works in the bundle (chdir resolves the bundle's own symlinks), makes the path
+    // absolute and clean, and refuses it if resolving symlinks changes it.
+    let bundle = std::fs::canonicalize(bundle).unwrap_or_else(|_| bundle.to_path_buf());
+    let joined = lexically_clean(&bundle.join(root.path()));
+    let rootfs = std::fs::canonicalize(&joined).map_err(|_| {
+        anyhow::anyhow!("rootfs ({:?}) does not exist", joined.display().to_string())
     })?;
+    if rootfs != joined {
+        bail!("invalid rootfs: not an absolute path, or a symlink");
+    }
     if !rootfs.is_dir() {
         bail!("rootfs ({}) is not a directory", rootfs.display());
     }
     Ok(rootfs)
+}
+
+/// `path` without `.`, `..` and repeated separators, symlinks left alone (Go's
+/// `filepath.Clean` of an absolute path).
+fn lexically_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 fn check_process(spec: &Spec) -> Result<()> {

@@ -118,7 +118,7 @@ pub fn container_dir(root: &Path, id: &str) -> PathBuf {
 pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf> {
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o711)
+        .mode(0o700)
         .create(root)
         .with_context(|| format!("create root directory {}", root.display()))?;
     let dir = container_dir(root, id);
