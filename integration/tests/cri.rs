@@ -38,6 +38,11 @@ fn container_status_gives_exit_codes_and_reasons() {
 }
 
 #[test]
+fn systemd_cgroup_driver_is_honoured_or_refused_naming_systemd() {
+    each_handler("systemd", cri::pods::systemd_driver);
+}
+
+#[test]
 fn exec_sync_returns_output_exit_code_and_times_out() {
     each_handler("exec", cri::exec::exec_sync);
 }

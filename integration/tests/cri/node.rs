@@ -64,6 +64,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runrs.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runrs.options]
         ConfigPath = "{d}/runrs.toml"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runrs-systemd]
+      runtime_type = "io.containerd.runrs.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runrs-systemd.options]
+        ConfigPath = "{d}/runrs-systemd.toml"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc-systemd]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc-systemd.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "{d}/runc-root"
+        SystemdCgroup = true
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
@@ -143,6 +153,15 @@ impl Node {
             ),
         )
         .unwrap();
+        std::fs::write(
+            d.join("runrs-systemd.toml"),
+            format!(
+                "binary_name = \"{}\"\nroot = \"{}/runrs-root\"\nSystemdCgroup = true\n",
+                runtime_path().display(),
+                d.display()
+            ),
+        )
+        .unwrap();
         let mut node = Node {
             dir,
             cgroup_root: format!("runrs-cri-{name}-{}", std::process::id()),
@@ -196,8 +215,11 @@ impl Node {
 
     fn start_holder(&mut self) {
         let d = self.path().display().to_string();
+        // systemd's and D-Bus's sockets stay reachable (the systemd cgroup driver), if any.
         let script = format!(
-            "mount --bind '{d}/run' /run && mount --bind '{d}/varlib' /var/lib \
+            "for x in systemd dbus; do [ -d /run/$x ] || continue; mkdir -p '{d}/run/'$x \
+             && mount --rbind /run/$x '{d}/run/'$x || exit 1; done; \
+             mount --rbind '{d}/run' /run && mount --bind '{d}/varlib' /var/lib \
              && ip link set lo up && touch '{d}/holder-ready' && exec sleep 100000"
         );
         let child = Command::new("unshare")

@@ -151,3 +151,36 @@ pub fn exit_reasons(node: &mut Node, handler: &str) {
     assert_eq!(pod.status(&running).0.state, RUNNING);
     pod.remove();
 }
+
+/// The systemd driver as docs/kubernetes.md configures it (`SystemdCgroup = true` in the
+/// handler's ConfigPath file for runrs, in runc's options for runc) and a kubelet-style
+/// `.slice` parent: without systemd (this host) the pod is refused naming systemd and
+/// nothing is left; with systemd, its processes run in a scope under that slice.
+pub fn systemd_driver(node: &mut Node, handler: &str) {
+    let mut config = node.pod_config("systemd", handler);
+    let uid = config.metadata.as_ref().unwrap().uid.replace('-', "_");
+    config.linux.as_mut().unwrap().cgroup_parent = format!("kubepods-besteffort-pod{uid}.slice");
+    let systemd = std::path::Path::new("/run/systemd/system").exists();
+    match node.try_run_pod(&format!("{handler}-systemd"), config) {
+        Ok(pod) => {
+            assert!(systemd, "a systemd pod ran on a host without systemd");
+            let cgroup =
+                std::fs::read_to_string(format!("/proc/{}/cgroup", pod.sandbox_pid())).unwrap();
+            assert!(
+                cgroup.contains(&format!("pod{uid}.slice/cri-containerd-{}.scope", pod.id)),
+                "{cgroup}"
+            );
+            pod.remove();
+        }
+        Err(e) => {
+            assert!(!systemd, "the systemd driver failed with systemd: {e}");
+            eprintln!("systemd [{handler}]: refused: {}", e.message());
+            let m = e.message().to_lowercase();
+            assert!(
+                m.contains("systemd") || m.contains("dbus"),
+                "error does not name systemd: {e}"
+            );
+            assert!(node.list_pods().is_empty(), "a refused pod is listed");
+        }
+    }
+}
