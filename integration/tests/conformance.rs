@@ -988,3 +988,30 @@ fn container_processes_lead_their_own_session() {
     let f: Vec<&str> = got.split_whitespace().collect();
     assert_eq!((f[1], f[2]), (f[0], f[0]), "exec'd process: {got}");
 }
+
+/// Cgroup writes the kernel refuses, in runc's words.
+#[test]
+fn refused_cgroup_writes_read_as_runcs() {
+    if pure_cgroup_v2() {
+        eprintln!("skipping: v1 file names");
+        return;
+    }
+    let env = TestEnv::new("conf_update_words");
+    let mut b = env.bundle();
+    b.set_args(&["sleep", "1000"]);
+    let id = env.id();
+    let mut g = env.guard(&id);
+    env.create_start(&b, &id);
+    g.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    env.rt
+        .run(["update", "--cpu-period", "500", &id])
+        .fails_with(&[
+            "failed to write",
+            "500",
+            "cpu.cfs_period_us: invalid argument",
+        ]);
+    env.rt.run(["update", "--memory", "1k", &id]).fails_with(&[
+        "unable to set memory limit to 1024 (current usage: ",
+        ", peak usage: ",
+    ]);
+}

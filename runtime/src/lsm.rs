@@ -57,10 +57,12 @@ pub fn apply_apparmor(profile: &str) -> Result<()> {
         "/proc/self/attr/exec"
     };
     std::fs::write(path, format!("exec {profile}")).map_err(|e| {
-        let e = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc();
+        // SAFETY: strerror returns a pointer to a static string.
+        let why =
+            unsafe { std::ffi::CStr::from_ptr(libc::strerror(e.raw_os_error().unwrap_or(0))) };
         anyhow::anyhow!(
             "unable to apply apparmor profile: apparmor failed to apply profile: write {path}: {}",
-            e.to_lowercase()
+            why.to_string_lossy().to_lowercase()
         )
     })
 }

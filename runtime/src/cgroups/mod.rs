@@ -471,7 +471,44 @@ pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<()> {
         .truncate(true)
         .open(&path)
         .and_then(|mut f| f.write_all(value.as_bytes()));
-    r.map_err(|e| anyhow::Error::new(e).context(format!("write {value:?} to {}", path.display())))
+    r.map_err(|e| {
+        anyhow::Error::new(WriteError {
+            errno: e.raw_os_error(),
+            msg: format!(
+                "failed to write {value:?}: write {}: {}",
+                path.display(),
+                errno_text(&e)
+            ),
+        })
+    })
+}
+
+/// A failed cgroup write in runc's words (`failed to write "99": write PATH: numerical
+/// result out of range`), keeping the errno for [`is_errno`].
+#[derive(Debug)]
+pub struct WriteError {
+    errno: Option<i32>,
+    msg: String,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Go's text of an errno: strerror(3), lowercased.
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            // SAFETY: strerror returns a pointer to a static string.
+            let s = unsafe { std::ffi::CStr::from_ptr(libc::strerror(n)) };
+            s.to_string_lossy().to_lowercase()
+        }
+        None => e.to_string(),
+    }
 }
 
 /// A number from a cgroup file (`max` and garbage read as `None`).
@@ -481,9 +518,12 @@ pub fn read_u64(path: &Path) -> Option<u64> {
 
 /// Is the root cause of `e` the errno `n`?
 pub fn is_errno(e: &anyhow::Error, n: i32) -> bool {
-    e.root_cause()
-        .downcast_ref::<std::io::Error>()
+    let root = e.root_cause();
+    root.downcast_ref::<std::io::Error>()
         .is_some_and(|io| io.raw_os_error() == Some(n))
+        || root
+            .downcast_ref::<WriteError>()
+            .is_some_and(|w| w.errno == Some(n))
 }
 
 /// `mlx5_1 hca_handle=3 hca_object=max` for `rdma.max`.

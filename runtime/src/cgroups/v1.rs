@@ -152,8 +152,9 @@ impl V1 {
             write_file(dir, "memory.limit_in_bytes", &v.to_string()).map_err(|e| {
                 if super::is_errno(&e, libc::EBUSY) {
                     let usage = read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
+                    let max = read_u64(&dir.join("memory.max_usage_in_bytes")).unwrap_or(0);
                     anyhow::anyhow!(
-                        "unable to set memory limit to {v} (current usage: {usage}): lower usage first or pick a larger limit"
+                        "unable to set memory limit to {v} (current usage: {usage}, peak usage: {max})"
                     )
                 } else {
                     e
