@@ -87,19 +87,26 @@ fn bind(path: &Path) -> Result<Option<UnixListener>, String> {
             .map_err(|e| format!("creating socket dir {}: {e}", dir.display()))?;
     }
     match UnixListener::bind(path) {
-        Ok(l) => Ok(Some(l)),
+        Ok(l) => only_owner(path).map(|()| Some(l)),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             if UnixStream::connect(path).is_ok() {
                 return Ok(None);
             }
             // Stale socket from a shim that died: replace it.
             fs::remove_file(path).map_err(|e| format!("removing stale {}: {e}", path.display()))?;
-            UnixListener::bind(path)
-                .map(Some)
-                .map_err(|e| format!("binding {}: {e}", path.display()))
+            let l =
+                UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+            only_owner(path).map(|()| Some(l))
         }
         Err(e) => Err(format!("binding {}: {e}", path.display())),
     }
+}
+
+/// Mode 0600: only root (the shim's user) may connect; the server checks the peer's uid too.
+fn only_owner(socket: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", socket.display()))
 }
 
 fn write_address(bundle: &Path, address: &str) -> Result<(), String> {

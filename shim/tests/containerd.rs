@@ -1640,3 +1640,150 @@ fn print_smaps(pid: i32) {
     threads.sort();
     eprintln!("  threads: {}", threads.join(" "));
 }
+
+/// One raw ttrpc request frame: header (length, stream id, type 1 = request, flags 0), body.
+fn request_frame(stream_id: u32, service: &str, method: &str, payload: &[u8]) -> Vec<u8> {
+    use runrs_proto::protobuf::Message;
+    let mut req = ttrpc::Request::new();
+    req.service = service.into();
+    req.method = method.into();
+    req.payload = payload.to_vec();
+    let body = req.write_to_bytes().unwrap();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&stream_id.to_be_bytes());
+    frame.extend_from_slice(&[1, 0]);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Sends `frame` on a new connection and returns the status code of the answer, or None
+/// when the shim hung up without one.
+fn raw_call(socket: &str, frame: &[u8]) -> Option<i32> {
+    use runrs_proto::protobuf::Message;
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect to the shim");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(frame).unwrap();
+    let mut header = [0u8; 10];
+    s.read_exact(&mut header).ok()?;
+    let len = u32::from_be_bytes(header[0..4].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    let res = ttrpc::Response::parse_from_bytes(&body).expect("a ttrpc Response");
+    Some(res.status.as_ref().map_or(0, |s| s.code.value()))
+}
+
+/// Connects to `socket` as uid/gid 65534 (nobody) and sends `frame`: 10 if the connect was
+/// refused, 11 if the shim hung up without an answer, 12 if it answered.
+fn call_as_nobody(socket: &str, frame: Vec<u8>) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let path = std::ffi::CString::new(socket).unwrap();
+    let mut cmd = Command::new("/bin/true");
+    cmd.uid(65534).gid(65534);
+    // SAFETY: the closure runs in the child after setuid and calls only async-signal-safe
+    // libc functions on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            let mut addr: libc::sockaddr_un = std::mem::zeroed();
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            for (i, b) in path.as_bytes().iter().enumerate() {
+                addr.sun_path[i] = *b as libc::c_char;
+            }
+            let size = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::connect(fd, (&raw const addr).cast(), size) != 0 {
+                libc::_exit(10);
+            }
+            libc::write(fd, frame.as_ptr().cast(), frame.len());
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            libc::poll(&mut pfd, 1, 3000);
+            let mut b = [0u8; 1];
+            if libc::read(fd, b.as_mut_ptr().cast(), 1) == 1 {
+                libc::_exit(12);
+            }
+            libc::_exit(11);
+        });
+    }
+    cmd.status().expect("spawn as nobody").code().unwrap_or(-1)
+}
+
+/// The task socket: mode 0600, and a client of another user gets nothing (the Go shim's
+/// same-user handshake); an unknown method, a garbage request, a truncated frame and one
+/// over 4 MiB each get an error or a hang-up, and the shim goes on serving its task.
+#[test]
+fn the_task_socket_serves_only_root_and_survives_bad_frames() {
+    use std::os::unix::fs::PermissionsExt;
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("badframes");
+    let out = env.run(&["-d"], "bf", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let bundle = env
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&env.namespace)
+        .join("bf");
+    let address = fs::read_to_string(bundle.join("address")).unwrap();
+    let socket = address.trim_start_matches("unix://").to_string();
+    let mode = fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode of the task socket {socket}");
+    let state = {
+        use runrs_proto::protobuf::Message;
+        let mut r = runrs_proto::shim::StateRequest::new();
+        r.id = "bf".into();
+        r.write_to_bytes().unwrap()
+    };
+    let service = "containerd.task.v2.Task";
+    let good = request_frame(1, service, "State", &state);
+    assert_eq!(raw_call(&socket, &good), Some(0), "root's State");
+    assert_ne!(
+        call_as_nobody(&socket, good.clone()),
+        12,
+        "nobody got an answer"
+    );
+    let unknown = raw_call(&socket, &request_frame(3, service, "Teleport", &state));
+    assert!(
+        matches!(unknown, Some(c) if c != 0),
+        "unknown method: {unknown:?}"
+    );
+    let garbage = raw_call(&socket, &request_frame(5, service, "State", &[0xff; 64]));
+    assert!(
+        matches!(garbage, Some(c) if c != 0),
+        "garbage payload: {garbage:?}"
+    );
+    let mut not_a_request = good.clone();
+    not_a_request.truncate(10);
+    not_a_request.extend_from_slice(&[0xff; 40]);
+    not_a_request[0..4].copy_from_slice(&40u32.to_be_bytes());
+    let broken = raw_call(&socket, &not_a_request);
+    assert!(
+        matches!(broken, Some(c) if c != 0),
+        "not a Request: {broken:?}"
+    );
+    let truncated = &good[..good.len() - 3];
+    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    std::io::Write::write_all(&mut s, truncated).unwrap();
+    drop(s);
+    let mut huge = good.clone();
+    huge[0..4].copy_from_slice(&(5u32 << 20).to_be_bytes());
+    assert_eq!(raw_call(&socket, &huge), None, "a 5 MiB frame was answered");
+    assert_eq!(
+        raw_call(&socket, &good),
+        Some(0),
+        "State after the bad frames"
+    );
+    assert_eq!(env.task_status("bf").as_deref(), Some("RUNNING"));
+    assert!(env
+        .ctr(&["task", "kill", "-s", "KILL", "bf"])
+        .status
+        .success());
+    env.wait_until("bf stopped", || {
+        env.task_status("bf").as_deref() == Some("STOPPED")
+    });
+    assert!(env.ctr(&["task", "delete", "bf"]).status.success());
+}

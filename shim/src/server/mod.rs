@@ -112,12 +112,33 @@ pub fn serve(listener: UnixListener, task: &TaskService) -> Result<(), String> {
     }
 }
 
+/// Whether the peer runs as our user (SO_PEERCRED), as the Go shim's ttrpc handshaker
+/// requires; anyone else is hung up on before a byte is read.
+fn same_user(stream: &std::os::unix::net::UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match getsockopt(stream, PeerCredentials) {
+        Ok(cred) if cred.uid() == nix::unistd::geteuid().as_raw() => true,
+        Ok(cred) => {
+            log(&format!(
+                "refused a connection from uid {} (pid {})",
+                cred.uid(),
+                cred.pid()
+            ));
+            false
+        }
+        Err(e) => {
+            log(&format!("SO_PEERCRED: {e}"));
+            false
+        }
+    }
+}
+
 impl Server<'_> {
     fn accept(&mut self, listener: &UnixListener) {
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_err() {
+                    if !same_user(&stream) || stream.set_nonblocking(true).is_err() {
                         continue;
                     }
                     self.next_conn += 1;
