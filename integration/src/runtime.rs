@@ -198,6 +198,7 @@ impl Runtime {
             fds: Vec::new(),
             cwd: None,
             umask: None,
+            env: Vec::new(),
         }
     }
 
@@ -243,6 +244,7 @@ pub struct Invocation<'a> {
     fds: Vec<(RawFd, OwnedFd)>,
     cwd: Option<PathBuf>,
     umask: Option<libc::mode_t>,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Invocation<'_> {
@@ -259,6 +261,12 @@ impl Invocation<'_> {
 
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets an environment variable for the runtime.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -288,6 +296,7 @@ impl Invocation<'_> {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         // Move every fd to be passed above any target number first, so that one dup2
         // cannot clobber the source of the next.
         let high: Vec<(RawFd, OwnedFd)> = self

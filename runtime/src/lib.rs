@@ -9,6 +9,7 @@ pub mod console;
 pub mod container;
 pub mod default_spec;
 pub mod exec;
+pub mod fault;
 pub mod features;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -155,8 +155,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// `RUNRS_TIMING=1`: print microseconds since the process started at named points, to find
-/// where the time of a command goes (used by hack/bench's profiling, never by tests).
+/// where the time of a command goes (used by hack/bench's profiling, never by tests). The
+/// same points are where `RUNRS_FAULT` crashes a debug build (`fault`).
 pub fn mark(what: &str) {
+    crate::fault::at(what);
     use std::sync::OnceLock;
     static ON: OnceLock<bool> = OnceLock::new();
     if !*ON.get_or_init(|| std::env::var_os("RUNRS_TIMING").is_some()) {

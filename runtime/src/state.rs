@@ -162,6 +162,15 @@ pub fn commit_pending(dir: &Path) -> Result<()> {
 
 const PENDING_FILE: &str = ".state.json.tmp";
 
+/// What an aborted `create` recorded before it died (its state never became `state.json`):
+/// the cgroups and systemd unit it was making and, once cloned, its init.
+pub fn load_pending(root: &Path, id: &str) -> Option<Container> {
+    let dir = container_dir(root, id);
+    let data = fs::read(dir.join(PENDING_FILE)).ok()?;
+    let saved = serde_json::from_slice(&data).ok()?;
+    Some(Container { dir, saved })
+}
+
 /// Load a container's state; a missing one is runc's "does not exist" error.
 pub fn load(root: &Path, id: &str) -> Result<Container> {
     crate::spec::validate_id(id)?;

@@ -62,9 +62,11 @@ pub(super) fn create_from(
     let fifo = make_exec_fifo(&guard.dir)?;
     crate::logging::mark("create: state dir");
     let cgroups = plan.cgroups.plan()?;
+    let mut saved = initial_state(o, &bundle, &cgroups, &plan)?;
+    // What `delete --force` undoes should this process die before state.json exists.
+    state::write_pending(&guard.dir, &saved)?;
     make_cgroups_before_clone(&cgroups, &plan, &mut guard)?;
     crate::logging::mark("create: cgroups made");
-    let mut saved = initial_state(o, &bundle, &cgroups, &plan)?;
     let init = clone_init(
         o,
         &mut bundle,
@@ -415,6 +417,7 @@ fn serve_init_until_ready(spec: &Spec, pid: i32, chan: &Channel, creating: &[u8]
     loop {
         match chan.recv()? {
             Some((msg::HOOKS, _)) => {
+                crate::logging::mark("create: hooks");
                 if let Some(h) = spec.hooks().as_ref() {
                     if let Some(v) = h.prestart() {
                         crate::hooks::run("prestart", v, creating)?;

@@ -263,9 +263,15 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let c = match state::load(root, id) {
         Ok(c) => c,
         Err(e) if e.to_string().ends_with("does not exist") => {
-            // An aborted create may leave a directory without state.json.
+            // An aborted create may leave a directory without state.json, and in it what
+            // it had made (`--force`: undone).
             if spec::validate_id(id).is_ok() {
-                let _ = std::fs::remove_dir_all(state::container_dir(root, id));
+                match state::load_pending(root, id) {
+                    Some(c) if force => undo_aborted_create(&c),
+                    _ => {
+                        let _ = std::fs::remove_dir_all(state::container_dir(root, id));
+                    }
+                }
             }
             if force {
                 return Ok(());
@@ -308,6 +314,21 @@ pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
     }
     std::fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
     Ok(())
+}
+
+/// What a `create` killed midway had made: its init (if it got that far and still runs),
+/// whatever is in its cgroups, the cgroups and systemd unit, the state directory. No
+/// poststop hooks: the container never existed.
+fn undo_aborted_create(c: &Container) {
+    let cgroup = c.cgroup();
+    if c.saved.pid > 0 && c.init_alive() {
+        // SAFETY: kill of the init verified by start time.
+        unsafe { libc::kill(c.saved.pid, libc::SIGKILL) };
+        wait_gone(c.saved.pid, c.saved.start_time, Duration::from_secs(10));
+    }
+    cgroup.kill_remaining();
+    cgroup.destroy();
+    let _ = std::fs::remove_dir_all(&c.dir);
 }
 
 /// Wait until `pid` (with that start time) is gone or a zombie.

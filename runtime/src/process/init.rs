@@ -201,6 +201,7 @@ fn run_create_hooks(a: &InitArgs, state: &[u8]) -> Result<()> {
         }
     }
     if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
+        crate::logging::mark("init: hooks");
         // runc's createContainer hooks run in the rootfs (its init is in there by then).
         nix::unistd::chdir(&a.rootfs)
             .with_context(|| format!("chdir to rootfs {}", a.rootfs.display()))?;
