@@ -225,8 +225,8 @@ fn argument_filters_with_every_operator() {
         "syscalls": [
             {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 11,
              "args": [{"index": 0, "value": 0xffff_ffffu64, "op": "SCMP_CMP_NE"}]},
-            // Never matches: valueTwo has bits outside the mask (libseccomp semantics).
-            {"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 36,
+            // valueTwo's bits outside the mask are ignored: libseccomp masks it (0x1ff -> 0xff).
+            {"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 36,
              "args": [{"index": 2, "value": 0xff, "valueTwo": 0x1ff, "op": "SCMP_CMP_MASKED_EQ"}]},
             {"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 31,
              "args": [{"index": 0, "value": 100, "op": "SCMP_CMP_EQ"},
@@ -258,6 +258,8 @@ fn argument_filters_with_every_operator() {
         r[5] = getpriority(7, BAD_PRIORITY_WHICH) * 100 + getpriority(60, BAD_PRIORITY_WHICH);
         r[6] =
             getpriority(60, BAD_PRIORITY_WHICH + 1) * 100 + getpriority(8, BAD_PRIORITY_WHICH + 1);
+        r[7] = errno_of(libc::SYS_getpriority, [BAD_PRIORITY_WHICH + 2, 0, 0x2ff]) * 100
+            + errno_of(libc::SYS_getpriority, [BAD_PRIORITY_WHICH + 2, 0, 0x2fe]);
     });
     assert_eq!(outcome, Outcome::Exited(0));
     let einval = libc::EINVAL;
@@ -268,6 +270,11 @@ fn argument_filters_with_every_operator() {
     assert_eq!(r[4], einval, "comparisons use all 64 bits");
     assert_eq!(r[5], 33 * 100 + 35, "repeated index ORs; LE and GE");
     assert_eq!(r[6], einval * 100 + 33);
+    assert_eq!(
+        r[7],
+        36 * 100 + einval,
+        "MASKED_EQ with valueTwo masked, as libseccomp"
+    );
 }
 
 #[test]
