@@ -55,12 +55,15 @@ fn unescape(field: &str) -> PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Three octal digits that make a byte (the kernel writes at most \377).
         let octal = bytes
             .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
         match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            (b'\\', Some(byte)) => {
+                out.push(byte);
                 i += 4;
             }
             (b, _) => {
@@ -75,6 +78,15 @@ fn unescape(field: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_escape_beyond_a_byte_stays_as_written() {
+        // Found by fuzz/ (proc): `\777` overflowed the byte it was decoded into.
+        assert_eq!(unescape(r"/a\777b"), PathBuf::from(r"/a\777b"));
+        use std::os::unix::ffi::OsStringExt;
+        let decoded = std::ffi::OsString::from_vec(b"/a b\xff".to_vec());
+        assert_eq!(unescape(r"/a\040b\377"), PathBuf::from(decoded));
+    }
 
     #[test]
     fn parses_mountinfo_lines() {
