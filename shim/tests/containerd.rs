@@ -368,7 +368,8 @@ impl Drop for Env {
             // SAFETY: kill(2) of a shim process started by this test's containerd.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        let runtime_root = self.path().join("runtime-root");
+        // The shim keeps each namespace's containers in <root>/<namespace>.
+        let runtime_root = self.path().join("runtime-root").join(&self.namespace);
         for entry in fs::read_dir(&runtime_root).into_iter().flatten().flatten() {
             let state = fs::read_to_string(entry.path().join("state.json")).unwrap_or_default();
             if let Some(pid) = serde_json_pid(&state) {
@@ -597,7 +598,7 @@ fn detached_task_lifecycle() {
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(sockets.is_empty(), "sockets left: {sockets:?}");
-    let state: Vec<_> = fs::read_dir(env.path().join("runtime-root"))
+    let state: Vec<_> = fs::read_dir(env.path().join("runtime-root").join(&env.namespace))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(state.is_empty(), "runtime state left: {state:?}");
@@ -841,7 +842,7 @@ fn a_killed_shim_is_cleaned_up_through_shim_delete() {
     env.wait_until("container process gone", || {
         !Path::new(&format!("/proc/{init}")).exists()
     });
-    let state: Vec<_> = fs::read_dir(env.path().join("runtime-root"))
+    let state: Vec<_> = fs::read_dir(env.path().join("runtime-root").join(&env.namespace))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(state.is_empty(), "runtime state left: {state:?}");

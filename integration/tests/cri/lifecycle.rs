@@ -73,10 +73,10 @@ pub fn removal_leaves_nothing(node: &mut Node, handler: &str) {
         "no pod mounts seen while it runs"
     );
     let ids = [pod.id.clone(), a.clone(), b.clone()];
-    // The runtime keeps its state where the handler's options said (for runrs: the
-    // ConfigPath file's `root`, taken as is; the Go shim adds the namespace to its Root).
+    // The runtime keeps its state where the handler's options said, under the namespace
+    // (runrs: the ConfigPath file's `root`; runc: Root; each shim adds the namespace).
     let root = node.path().join(if handler == "runrs" {
-        "runrs-root"
+        "runrs-root/k8s.io"
     } else {
         "runc-root/k8s.io"
     });

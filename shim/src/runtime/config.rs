@@ -17,6 +17,9 @@ pub struct RuntimeConfig {
     pub binary: String,
     pub root: String,
     pub systemd_cgroup: bool,
+    /// containerd's namespace: a root given in the options gets it appended, as the Go
+    /// shim's, so that two namespaces sharing a runtime config never share a state root.
+    namespace: String,
 }
 
 impl RuntimeConfig {
@@ -25,6 +28,7 @@ impl RuntimeConfig {
             binary: "runrs".into(),
             root: format!("/run/containerd/runrs/{namespace}"),
             systemd_cgroup: false,
+            namespace: namespace.to_string(),
         }
     }
 
@@ -35,7 +39,8 @@ impl RuntimeConfig {
             "containerd.runc.v1.Options" => {
                 let o = runc_options::Options::parse_from_bytes(&any.value)
                     .map_err(|e| format!("bad containerd.runc.v1.Options: {e}"))?;
-                self.set(&o.binary_name, &o.root, o.systemd_cgroup);
+                let root = self.namespaced(&o.root);
+                self.set(&o.binary_name, &root, o.systemd_cgroup);
             }
             "runtimeoptions.v1.Options" => {
                 let o = runtime_options::Options::parse_from_bytes(&any.value)
@@ -64,11 +69,25 @@ impl RuntimeConfig {
             let value = value.trim().trim_matches('"');
             match key.trim() {
                 "binary_name" | "BinaryName" => self.set(value, "", self.systemd_cgroup),
-                "root" | "Root" => self.set("", value, self.systemd_cgroup),
+                "root" | "Root" => {
+                    let root = self.namespaced(value);
+                    self.set("", &root, self.systemd_cgroup)
+                }
                 "systemd_cgroup" | "SystemdCgroup" => self.systemd_cgroup = value == "true",
                 _ => {}
             }
         }
+    }
+
+    /// `<root>/<namespace>` for a root from the options ("" stays "": the default).
+    fn namespaced(&self, root: &str) -> String {
+        if root.is_empty() {
+            return String::new();
+        }
+        Path::new(root)
+            .join(&self.namespace)
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn set(&mut self, binary: &str, root: &str, systemd: bool) {
@@ -121,7 +140,7 @@ mod tests {
         let mut c = RuntimeConfig::defaults("ns");
         c.apply_options(&any).unwrap();
         assert_eq!(c.binary, "runc");
-        assert_eq!(c.root, "/tmp/r");
+        assert_eq!(c.root, "/tmp/r/ns");
     }
 
     #[test]
@@ -138,7 +157,7 @@ mod tests {
         let mut c = RuntimeConfig::defaults("ns");
         c.apply_options(&any).unwrap();
         assert_eq!(c.binary, "/usr/sbin/runc");
-        assert_eq!(c.root, "/x");
+        assert_eq!(c.root, "/x/ns");
         assert_eq!(RuntimeConfig::defaults("k").root, "/run/containerd/runrs/k");
     }
 }
