@@ -55,8 +55,7 @@ fn task_request(method: &str, payload: &[u8]) {
         "Update" => {
             if let Ok(req) = shim::UpdateTaskRequest::parse_from_bytes(payload) {
                 if let Some(any) = req.resources.as_ref() {
-                    let _ =
-                        serde_json::from_slice::<oci_spec::runtime::LinuxResources>(&any.value);
+                    let _ = serde_json::from_slice::<oci_spec::runtime::LinuxResources>(&any.value);
                 }
             }
         }
