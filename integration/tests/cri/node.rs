@@ -334,12 +334,20 @@ impl Node {
     /// Every cgroup dir (all hierarchies) under this node's pod cgroup parent.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            collect_dirs(&h.path().join(&self.cgroup_root), &mut found);
+        // v1: one hierarchy per directory of /sys/fs/cgroup; v2: /sys/fs/cgroup itself.
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let hierarchies: Vec<PathBuf> = if v2 {
+            vec![PathBuf::from("/sys/fs/cgroup")]
+        } else {
+            (std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten())
+            .map(|h| h.path())
+            .collect()
+        };
+        for h in hierarchies {
+            collect_dirs(&h.join(&self.cgroup_root), &mut found);
         }
         found
     }

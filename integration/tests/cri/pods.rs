@@ -170,7 +170,32 @@ pub fn systemd_driver(node: &mut Node, handler: &str) {
                 cgroup.contains(&format!("pod{uid}.slice/cri-containerd-{}.scope", pod.id)),
                 "{cgroup}"
             );
+            let slice = format!("kubepods-besteffort-pod{uid}.slice");
+            let dir = std::path::Path::new("/sys/fs/cgroup/kubepods.slice")
+                .join("kubepods-besteffort.slice")
+                .join(&slice);
+            let parents_were_there = dir.parent().is_some_and(|p| p.exists());
             pod.remove();
+            let scopes: Vec<_> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".scope"))
+                .map(|e| e.file_name())
+                .collect();
+            assert!(scopes.is_empty(), "scopes left under {slice}: {scopes:?}");
+            // The pod's slice is the kubelet's to remove; so are its parents, where this
+            // test made them.
+            let mut slices = vec![slice];
+            if !parents_were_there {
+                slices.push("kubepods-besteffort.slice".into());
+                slices.push("kubepods.slice".into());
+            }
+            for s in slices {
+                let _ = std::process::Command::new("systemctl")
+                    .args(["stop", &s])
+                    .status();
+            }
         }
         Err(e) => {
             assert!(!systemd, "the systemd driver failed with systemd: {e}");
