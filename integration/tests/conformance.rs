@@ -352,6 +352,32 @@ fn without_mount_namespace(b: &mut Bundle) {
     std::fs::write(b.host_path("/marker"), "in the rootfs\n").unwrap();
 }
 
+/// Whether `path` is on a filesystem mounted nodev (device nodes cannot be opened there).
+fn on_nodev(path: &std::path::Path) -> bool {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs is a valid value of the plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills the struct we pass for a NUL-terminated path.
+    let ok = unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0;
+    ok && st.f_flag & libc::ST_NODEV != 0
+}
+
+/// The mounts a runtime without a mount namespace could change in the one it shares: `/`
+/// (its propagation: rslave) and anything under the test's dir (a bound rootfs). The rest
+/// of the table is the host's, which changes on its own (systemd mounting credentials).
+fn what_a_container_could_change(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let point = l.split(' ').nth(4).unwrap_or("");
+            point == "/" || point.starts_with(&dir)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// runc with a config that has no mount namespace mounts in the namespace it runs in and
 /// makes its `/` rslave: run it inside a mount namespace of its own, never the host's.
 fn runtime_for_no_mount_namespace(env: &TestEnv) -> Runtime {
@@ -384,7 +410,13 @@ fn a_config_without_a_mount_namespace_runs_chrooted() {
     // /proc/self/fd). Made by the test, unmounted with its temp dir.
     mount_proc(&b.host_path("/proc"));
     b.sh("cat /marker; echo $$");
-    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if is_runc() && on_nodev(&b.rootfs()) {
+        // runc reopens /dev/null in the rootfs, which a nodev filesystem refuses (the
+        // bundles' /tmp on Debian 13): nothing to compare with there.
+        eprintln!("skipped for runc: the rootfs is on a nodev filesystem");
+        return;
+    }
+    let mounts_before = what_a_container_could_change(env.dir());
     let id = env.id();
     let _g = env.guard(&id);
     let out = rt.run(["run", "--bundle", &bundle_arg(&b), &id]);
@@ -393,7 +425,7 @@ fn a_config_without_a_mount_namespace_runs_chrooted() {
         return;
     }
     assert_eq!(
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        what_a_container_could_change(env.dir()),
         mounts_before,
         "the shared mount table changed"
     );
@@ -494,7 +526,7 @@ fn hooks_run_in_runcs_directories_with_runcs_environment() {
         &["/bin/sh", "-c", &record("/tmp", "startContainer")],
         None,
     );
-    // No `env`: the runtime's environment (cargo gives the test, so the runtime, this one).
+    // No `env`: the runtime's environment (the create below is given a variable of its own).
     b.push(
         "/hooks/prestart",
         json!({"path": "/bin/sh", "args": ["sh", "-c", format!("env > {host}/inherited.env")]}),
@@ -507,6 +539,7 @@ fn hooks_run_in_runcs_directories_with_runcs_environment() {
     env.rt
         .cmd(["create", "--bundle", &bundle, &id])
         .current_dir(&elsewhere)
+        .env("RUNRS_TEST_HOOK_INHERITS", "the-runtimes-environment")
         .run()
         .ok();
     env.rt
@@ -554,7 +587,7 @@ fn hooks_run_in_runcs_directories_with_runcs_environment() {
     let inherited = std::fs::read_to_string(out.join("inherited.env")).unwrap();
     assert_contains(
         &inherited,
-        &format!("CARGO_MANIFEST_DIR={}", env!("CARGO_MANIFEST_DIR")),
+        "RUNRS_TEST_HOOK_INHERITS=the-runtimes-environment",
     );
 }
 
