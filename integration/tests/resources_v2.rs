@@ -196,9 +196,9 @@ fn oom_kill_exits_137_and_is_counted() {
     let mut b = env.bundle();
     b.set(
         "/linux/resources/memory",
-        json!({"limit": 12 * MB, "swap": 12 * MB}),
+        json!({"limit": 32 * MB, "swap": 32 * MB}),
     );
-    b.sh("while [ ! -e /tmp/go ]; do usleep 10000; done; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+    b.sh("while [ ! -e /tmp/go ]; do usleep 10000; done; exec tail /dev/zero");
     let (g, _pid, dir) = start(&env, &b);
     assert_eq!(read(&dir, "memory.swap.max"), "0");
     std::fs::write(b.host_path("/tmp/go"), "").unwrap();
