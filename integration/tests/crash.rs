@@ -73,6 +73,12 @@ fn create_killed_at_every_point_leaves_nothing_after_delete_force() {
             missed.push(format!("{point}: {:?} {}", out.code, out.stderr));
             continue;
         }
+        // Without --force it is not there to delete, and what it made stays recorded.
+        let plain = env.rt.run(["delete", &id]);
+        assert!(
+            !plain.success(),
+            "{point}: delete without --force succeeded"
+        );
         env.rt
             .cmd(["delete", "--force", &id])
             .timeout(Duration::from_secs(20))

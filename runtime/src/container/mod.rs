@@ -268,7 +268,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             if spec::validate_id(id).is_ok() {
                 match state::load_pending(root, id) {
                     Some(c) if force => undo_aborted_create(&c),
-                    _ => {
+                    // Kept for `--force`: its pending state lists what is to be undone.
+                    Some(_) => {}
+                    None => {
                         let _ = std::fs::remove_dir_all(state::container_dir(root, id));
                     }
                 }
@@ -296,6 +298,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 /// Kill whatever is left, remove cgroups, run poststop hooks, remove the state directory.
 pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
+    tear_down(c, kill_all);
+    if let Ok(Some(h)) = c.hooks("poststop") {
+        if let Err(e) = crate::hooks::run("poststop", &h, &c.saved.hook_state(Status::Stopped)) {
+            crate::logging::warn(&format!("{e:#}"));
+        }
+    }
+    std::fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
+    Ok(())
+}
+
+/// The init killed (if it still runs), with `kill_all` whatever else is in the cgroups, then
+/// the cgroups and the systemd unit removed.
+fn tear_down(c: &Container, kill_all: bool) {
     let cgroup = c.cgroup();
     if c.init_alive() {
         cgroup.thaw();
@@ -307,27 +322,13 @@ pub fn destroy(c: &Container, kill_all: bool) -> Result<()> {
         cgroup.kill_remaining();
     }
     cgroup.destroy();
-    if let Ok(Some(h)) = c.hooks("poststop") {
-        if let Err(e) = crate::hooks::run("poststop", &h, &c.saved.hook_state(Status::Stopped)) {
-            crate::logging::warn(&format!("{e:#}"));
-        }
-    }
-    std::fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
-    Ok(())
 }
 
-/// What a `create` killed midway had made: its init (if it got that far and still runs),
-/// whatever is in its cgroups, the cgroups and systemd unit, the state directory. No
-/// poststop hooks: the container never existed.
+/// What a `create` killed midway had made (its pending state: the init once cloned, the
+/// cgroups, the systemd unit), undone with the state directory. No poststop hooks: the
+/// container never existed.
 fn undo_aborted_create(c: &Container) {
-    let cgroup = c.cgroup();
-    if c.saved.pid > 0 && c.init_alive() {
-        // SAFETY: kill of the init verified by start time.
-        unsafe { libc::kill(c.saved.pid, libc::SIGKILL) };
-        wait_gone(c.saved.pid, c.saved.start_time, Duration::from_secs(10));
-    }
-    cgroup.kill_remaining();
-    cgroup.destroy();
+    tear_down(c, true);
     let _ = std::fs::remove_dir_all(&c.dir);
 }
 
