@@ -222,46 +222,51 @@ pub fn plan(cgroups_path: &str) -> Result<Planned> {
     })
 }
 
+/// Processes in `dir` and below it.
+fn processes_in(dir: &Path) -> usize {
+    let here = crate::kernfs::read(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    let below: usize = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| processes_in(&e.path()))
+        .sum();
+    here + below
+}
+
+/// Frozen in any hierarchy: the v1 freezer, `cgroup.freeze` of a cgroup2 directory, or a
+/// freeze inherited from an ancestor (`frozen 1` in cgroup.events), which runc 1.1 lets
+/// through and then hangs on.
+fn is_frozen_dir(dir: &Path) -> bool {
+    let read = |f: &str| crate::kernfs::read(dir.join(f));
+    read("freezer.state").is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"))
+        || read("cgroup.freeze").is_ok_and(|s| s.trim() == "1")
+        || read("cgroup.events").is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+}
+
 impl Planned {
-    /// runc's check: a container's cgroup that exists already must hold no process, in it or
-    /// below it (another container's, or a unit's). Read in the first directory that exists.
-    pub fn check_empty(&self) -> Result<()> {
-        fn count(dir: &Path) -> usize {
-            let here = crate::kernfs::read(dir.join("cgroup.procs"))
-                .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
-                .unwrap_or(0);
-            let below: usize = fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| count(&e.path()))
-                .sum();
-            here + below
-        }
-        if let Some(dir) = self.dirs.iter().find(|d| d.is_dir()) {
-            let n = count(dir);
+    /// runc's checks of a container's cgroup that exists already: it must hold no process,
+    /// in it or below it (another container's, or a unit's), and it must not be frozen, or
+    /// the init would stop in it and `create` never return. Only directories that exist
+    /// are read (a new container's do not: one stat each).
+    pub fn check_reusable(&self) -> Result<()> {
+        let existing: Vec<&Path> = self
+            .dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .filter(|d| d.is_dir())
+            .collect();
+        if let Some(dir) = existing.first() {
+            let n = processes_in(dir);
             if n > 0 {
                 anyhow::bail!("container's cgroup is not empty: {n} process(es) found");
             }
         }
-        Ok(())
-    }
-
-    /// runc's check: a container's cgroup that exists already must not be frozen, or the
-    /// init would stop in it and `create` never return. Any hierarchy counts (the v1 freezer,
-    /// `cgroup.freeze` of a cgroup2 directory), and so does a freeze inherited from an
-    /// ancestor, which runc 1.1 lets through and then hangs on.
-    pub fn check_not_frozen(&self) -> Result<()> {
-        for dir in &self.dirs {
-            let v1 = crate::kernfs::read(dir.join("freezer.state"))
-                .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"));
-            let v2 = crate::kernfs::read(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-                || crate::kernfs::read(dir.join("cgroup.events"))
-                    .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"));
-            if v1 || v2 {
-                anyhow::bail!("container's cgroup unexpectedly frozen");
-            }
+        if existing.iter().any(|d| is_frozen_dir(d)) {
+            anyhow::bail!("container's cgroup unexpectedly frozen");
         }
         Ok(())
     }
@@ -733,17 +738,22 @@ pub fn remove(paths: &[PathBuf]) {
     }
 }
 
+/// rmdir of `dir`; only when that is refused (EBUSY: children, or exiting processes) are
+/// its children looked for and removed first, so a plain delete reads no directory.
 fn remove_tree(dir: &Path) {
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_tree(&entry.path());
-        }
-    }
     for attempt in 0..50 {
         match fs::remove_dir(dir) {
             Ok(()) => break,
             Err(e) if e.kind() == ErrorKind::NotFound => break,
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
+                if attempt == 0 {
+                    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                            remove_tree(&entry.path());
+                        }
+                    }
+                    continue;
+                }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(e) => {

@@ -543,8 +543,7 @@ impl CgroupDriver {
     /// The container's directories, checked empty and not frozen (runc's rules).
     fn plan(&self) -> Result<cgroups::Planned> {
         let planned = cgroups::plan(&self.path)?;
-        planned.check_empty()?;
-        planned.check_not_frozen()?;
+        planned.check_reusable()?;
         Ok(planned)
     }
 }
