@@ -3,7 +3,6 @@
 //! its init's /proc/<pid>/cgroup, and the backend that drives them) comes from the
 //! runtime's cgroup interface, `runrs::cgroups`, as for every other command.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use runrs::cgroups::running::{dirs_of, OomSource};
@@ -50,14 +49,6 @@ fn read_u64(path: &Path) -> u64 {
     runrs::cgroups::read_u64(path).unwrap_or(0)
 }
 
-/// `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
-pub fn read_kv(path: &Path) -> BTreeMap<String, u64> {
-    match (path.parent(), path.file_name().and_then(|f| f.to_str())) {
-        (Some(dir), Some(file)) => flat_keyed(dir, file),
-        _ => BTreeMap::new(),
-    }
-}
-
 fn v1_metrics(b: &V1) -> v1::Metrics {
     let mut m = v1::Metrics::new();
     if let Some(d) = b.dir("pids") {
@@ -89,14 +80,14 @@ fn v1_cpu(cpuacct: &Path, cpu_dir: Option<&Path>) -> v1::CPUStat {
         .split_whitespace()
         .filter_map(|v| v.parse().ok())
         .collect();
-    let stat = read_kv(&cpuacct.join("cpuacct.stat"));
+    let stat = flat_keyed(cpuacct, "cpuacct.stat");
     let ns = |ticks: u64| ticks * (1_000_000_000 / TICKS_PER_SEC);
     usage.user = ns(stat.get("user").copied().unwrap_or(0));
     usage.kernel = ns(stat.get("system").copied().unwrap_or(0));
     let mut cpu = v1::CPUStat::new();
     cpu.usage = Some(usage).into();
     if let Some(c) = cpu_dir {
-        let s = read_kv(&c.join("cpu.stat"));
+        let s = flat_keyed(c, "cpu.stat");
         let mut t = v1::Throttle::new();
         t.periods = s.get("nr_periods").copied().unwrap_or(0);
         t.throttled_periods = s.get("nr_throttled").copied().unwrap_or(0);
@@ -108,7 +99,7 @@ fn v1_cpu(cpuacct: &Path, cpu_dir: Option<&Path>) -> v1::CPUStat {
 
 /// memory.stat, then the usage/limit/max/failcnt files of memory, memsw, kmem, kmem.tcp.
 fn v1_memory(d: &Path) -> v1::MemoryStat {
-    let s = read_kv(&d.join("memory.stat"));
+    let s = flat_keyed(d, "memory.stat");
     let g = |k: &str| s.get(k).copied().unwrap_or(0);
     let mut mem = v1::MemoryStat::new();
     mem.cache = g("cache");
@@ -160,7 +151,7 @@ fn v1_memory_entry(d: &Path, prefix: &str) -> v1::MemoryEntry {
 }
 
 fn v1_oom_control(d: &Path) -> v1::MemoryOomControl {
-    let oc = read_kv(&d.join("memory.oom_control"));
+    let oc = flat_keyed(d, "memory.oom_control");
     let mut oom = v1::MemoryOomControl::new();
     oom.oom_kill_disable = oc.get("oom_kill_disable").copied().unwrap_or(0);
     oom.under_oom = oc.get("under_oom").copied().unwrap_or(0);
@@ -174,7 +165,7 @@ fn v2_metrics(dir: &Path) -> v2::Metrics {
     pids.current = read_u64(&dir.join("pids.current"));
     pids.limit = read_u64(&dir.join("pids.max"));
     m.pids = Some(pids).into();
-    let c = read_kv(&dir.join("cpu.stat"));
+    let c = flat_keyed(dir, "cpu.stat");
     let g = |k: &str| c.get(k).copied().unwrap_or(0);
     let mut cpu = v2::CPUStat::new();
     cpu.usage_usec = g("usage_usec");
@@ -184,7 +175,7 @@ fn v2_metrics(dir: &Path) -> v2::Metrics {
     cpu.nr_throttled = g("nr_throttled");
     cpu.throttled_usec = g("throttled_usec");
     m.cpu = Some(cpu).into();
-    let s = read_kv(&dir.join("memory.stat"));
+    let s = flat_keyed(dir, "memory.stat");
     let g = |k: &str| s.get(k).copied().unwrap_or(0);
     let mut mem = v2::MemoryStat::new();
     mem.anon = g("anon");
@@ -208,7 +199,7 @@ fn v2_metrics(dir: &Path) -> v2::Metrics {
     mem.swap_usage = read_u64(&dir.join("memory.swap.current"));
     mem.swap_limit = read_u64(&dir.join("memory.swap.max"));
     m.memory = Some(mem).into();
-    let e = read_kv(&dir.join("memory.events"));
+    let e = flat_keyed(dir, "memory.events");
     let mut ev = v2::MemoryEvents::new();
     ev.low = e.get("low").copied().unwrap_or(0);
     ev.high = e.get("high").copied().unwrap_or(0);

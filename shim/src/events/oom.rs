@@ -171,7 +171,8 @@ impl OomWatcher {
 
 /// The `oom_kill` count of a v2 `memory.events` file.
 fn oom_kills(events_file: &Path) -> u64 {
-    cgroup::read_kv(events_file)
+    let dir = events_file.parent().unwrap_or(Path::new("/"));
+    runrs::cgroups::stats::flat_keyed(dir, "memory.events")
         .get("oom_kill")
         .copied()
         .unwrap_or(0)

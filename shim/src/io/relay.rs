@@ -61,7 +61,7 @@ impl Stream {
     /// The output fifo, while no reader has ever had it open.
     fn unmet(&self) -> Option<&OutputFifo> {
         match &self.dst {
-            Dest::Fifo(f) if f.file.is_none() && !f.had_reader => Some(f),
+            Dest::Fifo(f) if f.never_met() => Some(f),
             _ => None,
         }
     }
@@ -174,18 +174,19 @@ pub(super) fn relay(mut streams: Vec<Stream>, stopped: OwnedFd, copying: &Atomic
     let mut unmet: Vec<OutputFifo> = Vec::new();
     let mut waiting_since: Option<Instant> = None;
     loop {
-        streams.retain_mut(|s| {
-            if !s.done {
-                return true;
-            }
-            if let Dest::Fifo(f) = &mut s.dst {
-                copying.fetch_sub(1, Ordering::SeqCst);
-                if f.file.is_none() && !f.had_reader && !stop_seen {
-                    unmet.push(std::mem::replace(f, OutputFifo::closed()));
+        if streams.iter().any(|s| s.done) {
+            let (done, live): (Vec<Stream>, Vec<Stream>) =
+                streams.into_iter().partition(|s| s.done);
+            streams = live;
+            for s in done {
+                if let Dest::Fifo(f) = s.dst {
+                    copying.fetch_sub(1, Ordering::SeqCst);
+                    if f.never_met() && !stop_seen {
+                        unmet.push(f);
+                    }
                 }
             }
-            false
-        });
+        }
         // Opened is met: dropping the fd gives the reader its EOF.
         unmet.retain_mut(|f| f.writer().is_none());
         if streams.is_empty() && unmet.is_empty() {
@@ -262,13 +263,9 @@ impl OutputFifo {
         Ok(fifo)
     }
 
-    /// A fifo already given up (what a stream keeps after its fifo moved to `unmet`).
-    fn closed() -> OutputFifo {
-        OutputFifo {
-            path: String::new(),
-            file: None,
-            had_reader: true,
-        }
+    /// No reader has ever had it open (so neither have we).
+    fn never_met(&self) -> bool {
+        self.file.is_none() && !self.had_reader
     }
 
     /// Opens the write end if a reader has the fifo open (ENXIO: none yet, not an error).
