@@ -91,6 +91,11 @@ impl Env {
     }
 
     pub fn with_runtime(name: &str, runtime: &str) -> Env {
+        Env::with_containerd_env(name, runtime, &[])
+    }
+
+    /// An Env whose containerd (and so every shim it starts) gets `vars` too.
+    pub fn with_containerd_env(name: &str, runtime: &str, vars: &[(&str, &str)]) -> Env {
         // Short path: shim sockets live in <dir>/s/ and must fit in sun_path.
         let dir = tempfile::Builder::new()
             .prefix("rs")
@@ -139,7 +144,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             dir,
             namespace,
             containerd: None,
-            containerd_env: Vec::new(),
+            containerd_env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         env.start_containerd();
         env

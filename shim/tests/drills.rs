@@ -1,0 +1,428 @@
+//! Drills (issue 16): what a node sees over days, in minutes. A private containerd (the
+//! harness in `common/`) SIGKILLed and restarted under many containers while some of them
+//! exit; a shim SIGKILLed in the middle of Create, Start and Delete (debug builds'
+//! `RUNRS_SHIM_FAULT`); one shim serving hundreds of containers in a row without growing.
+//!
+//! Sizes: `RUNRS_DRILL_CONTAINERS` / `RUNRS_DRILL_RESTARTS` (the restart drill, default
+//! 50 × 5: under 10 s here), `RUNRS_SOAK_SHIM_CONTAINERS` (the long-lived shim, default
+//! 100, measured at a tenth and at the end; the full soak is 500).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `ctr events`, started after each (re)start of containerd; its output is kept.
+fn subscribe(env: &Env, outputs: &mut Vec<Arc<Mutex<Vec<u8>>>>) -> Background {
+    let args: Vec<String> = vec!["events".into()];
+    let mut child = env
+        .ctr_process(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr events");
+    outputs.push(collect(child.stdout.take().unwrap()));
+    Background(child)
+}
+
+/// The `/tasks/exit` events of containers' inits seen by `ctr events`: (id, status).
+fn init_exits(outputs: &[Arc<Mutex<Vec<u8>>>]) -> Vec<(String, u32)> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = line.split(&format!("\"{key}\":")).nth(1)?;
+        let rest = rest.trim_start_matches('"');
+        Some(rest.split(['"', ',', '}']).next()?.to_string())
+    };
+    let mut exits = Vec::new();
+    for out in outputs {
+        for line in text(out).lines().filter(|l| l.contains("/tasks/exit")) {
+            let (Some(container), Some(id)) = (field(line, "container_id"), field(line, "id"))
+            else {
+                continue;
+            };
+            if container == id {
+                let status = field(line, "exit_status").and_then(|s| s.parse().ok());
+                exits.push((container, status.unwrap_or(0)));
+            }
+        }
+    }
+    exits
+}
+
+/// `/tasks/exit` events containerd got from shims (its debug log's "event forwarded"),
+/// across all its restarts: each exit must be there exactly once.
+fn forwarded_exits(env: &Env) -> usize {
+    env.containerd_log()
+        .lines()
+        .filter(|l| l.contains("event forwarded") && l.contains("topic=/tasks/exit"))
+        .count()
+}
+
+/// Zombies whose parent is ours (a shim, a container process) or that are in one of our
+/// containers' cgroups: the shim is every container process's reaper.
+fn zombies(env: &Env) -> Vec<String> {
+    let in_our_cgroup = |pid: &str| {
+        fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|c| c.contains(&format!("/{}/", env.namespace)))
+    };
+    let shims: BTreeSet<String> = env.shim_pids().iter().map(|p| p.to_string()).collect();
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut f = rest.split(' ');
+        let (state, ppid) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if state == "Z" && (shims.contains(ppid) || in_our_cgroup(ppid) || in_our_cgroup(&pid)) {
+            found.push(format!("{pid} (parent {ppid}): {}", stat.trim()));
+        }
+    }
+    found
+}
+
+/// What is left of this containerd's containers: runtime state, cgroups, processes in
+/// them, mounts under the test's dir, shims. Empty when everything was cleaned up.
+fn leftovers(env: &Env) -> Vec<String> {
+    let mut left = Vec::new();
+    let root = env.path().join("runtime-root").join(&env.namespace);
+    for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+        left.push(format!("runtime state {}", e.path().display()));
+    }
+    let hierarchies = fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    for ctrl in hierarchies.chain([Path::new("/sys/fs/cgroup").to_path_buf()]) {
+        for c in fs::read_dir(ctrl.join(&env.namespace))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|c| c.path().is_dir())
+        {
+            let procs = fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
+            left.push(format!(
+                "cgroup {} (processes: {})",
+                c.path().display(),
+                procs.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+    let prefix = env.path().to_string_lossy().into_owned();
+    for m in fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+    {
+        left.push(format!("mount {m}"));
+    }
+    for pid in env.shim_pids() {
+        left.push(format!("shim {pid}"));
+    }
+    left
+}
+
+/// `ctr task delete ID` of a stopped task: its exit status as ctr reports it.
+fn delete_task(env: &Env, id: &str, status: u32) {
+    let out = env.ctr(&["task", "delete", id]);
+    assert!(out.status.success(), "task delete {id}: {}", describe(&out));
+    let reported: Option<u32> = String::from_utf8_lossy(&out.stderr)
+        .split("exit code ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+    assert_eq!(
+        reported,
+        Some(status),
+        "{id}'s exit status: {}",
+        describe(&out)
+    );
+    let out = env.ctr(&["c", "rm", id]);
+    assert!(out.status.success(), "c rm {id}: {}", describe(&out));
+}
+
+/// Statuses of this namespace's tasks from one `ctr task ls`.
+fn task_statuses(env: &Env) -> BTreeMap<String, String> {
+    stdout(&env.ctr(&["task", "ls"]))
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+fn exec_echo(env: &Env, id: &str, exec_id: &str) {
+    let fifo = format!("{}/fifo", env.path().display());
+    let out = env.ctr(&[
+        "task",
+        "exec",
+        "--fifo-dir",
+        &fifo,
+        "--exec-id",
+        exec_id,
+        id,
+        "echo",
+        exec_id,
+    ]);
+    assert_eq!(
+        stdout(&out),
+        format!("{exec_id}\n"),
+        "exec in {id}: {}",
+        describe(&out)
+    );
+}
+
+/// Writes `code` into a container's control fifo (the container reads it and exits with it).
+fn tell_exit(fifo: &Path, code: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Non-blocking: fails (ENXIO) until the container has the fifo open for reading.
+        match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(mut f) => {
+                f.write_all(format!("{code}\n").as_bytes()).unwrap();
+                return;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{} never opened by its container: {e}",
+                fifo.display()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A deterministic pick of `k` of `from` (removed from it), spread over the list.
+fn pick(from: &mut Vec<usize>, k: usize, seed: &mut u64) -> Vec<usize> {
+    let mut picked = Vec::new();
+    for _ in 0..k.min(from.len()) {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = (*seed >> 33) as usize % from.len();
+        picked.push(from.remove(i));
+    }
+    picked
+}
+
+/// containerd SIGKILLed and restarted `RUNRS_DRILL_RESTARTS` times under
+/// `RUNRS_DRILL_CONTAINERS` containers (half in pods of four sharing a shim, half with a
+/// shim each). During each downtime some containers exit with a status of their own (told
+/// through a fifo) and some are SIGKILLed by pid. After each restart: the exited ones are
+/// STOPPED with their status, the others RUNNING, exec and kill work on them, every exit
+/// reached containerd exactly once, no zombie, one shim per live group. At the end all
+/// are deleted and nothing is left: no shim, state, cgroup or mount.
+#[test]
+fn containers_and_their_exits_survive_repeated_containerd_kills() {
+    if !can_run() {
+        return;
+    }
+    let n = env_usize("RUNRS_DRILL_CONTAINERS", 50);
+    let restarts = env_usize("RUNRS_DRILL_RESTARTS", 5);
+    assert!((2..=240).contains(&n), "RUNRS_DRILL_CONTAINERS: 2 to 240");
+    let began = Instant::now();
+    let mut env = Env::new("drill");
+    let ctl = env.path().join("ctl");
+    fs::create_dir_all(&ctl).unwrap();
+    fs::create_dir_all(env.path().join("rootfs/ctl")).unwrap();
+    let mount = format!("type=bind,src={},dst=/ctl,options=rbind:rw", ctl.display());
+    let id = |i: usize| format!("d{i}");
+    let code = |i: usize| 10 + i as u32;
+    let group = |i: usize| (i < n / 2).then(|| id(i / 4 * 4));
+    let mut events = Vec::new();
+    let mut events_ctr = subscribe(&env, &mut events);
+    for i in 0..n {
+        nix_mkfifo(&ctl.join(id(i)));
+        let script = format!("read k < /ctl/{}; exit $k", id(i));
+        let annotation = group(i).map(|g| format!("io.kubernetes.cri.sandbox-id={g}"));
+        let mut extra = vec!["-d", "--mount", &mount];
+        if let Some(a) = &annotation {
+            extra.extend(["--annotation", a]);
+        }
+        let out = env.run(&extra, &id(i), &["sh", "-c", &script]);
+        assert!(out.status.success(), "run {}: {}", id(i), describe(&out));
+    }
+    let created = began.elapsed();
+    let pids: BTreeMap<usize, i32> = (0..n).map(|i| (i, task_pid(&env, &id(i)))).collect();
+    let mut running: Vec<usize> = (0..n).collect();
+    let shims_for = |running: &[usize]| {
+        running
+            .iter()
+            .map(|&i| group(i).unwrap_or_else(|| id(i)))
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(env.shim_pids().len(), shims_for(&running));
+
+    // Per downtime: ~60 % of the containers over all rounds, two thirds told to exit
+    // with their own status, a third SIGKILLed; one more is killed through ctr after.
+    let per_round = (n * 6 / 10 / restarts.max(1)).max(1);
+    let mut seed = 16u64;
+    let mut expected_exits = 0usize;
+    let mut exits_by_id: BTreeMap<String, u32> = BTreeMap::new();
+    let mut execs = 0usize;
+    let mut downtime_exits = 0usize;
+    for round in 0..restarts {
+        // Everything so far has reached containerd: nothing is in flight when it dies.
+        env.wait_until("all exits forwarded before the kill", || {
+            forwarded_exits(&env) == expected_exits
+        });
+        let told = pick(&mut running, (per_round * 2).div_ceil(3), &mut seed);
+        let killed = pick(&mut running, per_round - told.len(), &mut seed);
+        env.kill_containerd();
+        drop(events_ctr);
+        for &i in &told {
+            tell_exit(&ctl.join(id(i)), code(i));
+        }
+        for &i in &killed {
+            // SAFETY: kill(2) of a container init of this test (pid from ctr task ls).
+            unsafe { libc::kill(pids[&i], libc::SIGKILL) };
+        }
+        let gone: Vec<(usize, u32)> = told
+            .iter()
+            .map(|&i| (i, code(i)))
+            .chain(killed.iter().map(|&i| (i, 137)))
+            .collect();
+        // They exit (and their shims reap them) while containerd is down.
+        env.wait_until("the told and killed containers gone", || {
+            gone.iter().all(|(i, _)| !alive(pids[i]))
+        });
+        downtime_exits += gone.len();
+        expected_exits += gone.len();
+        env.start_containerd();
+        events_ctr = subscribe(&env, &mut events);
+
+        let statuses = task_statuses(&env);
+        for &(i, _) in &gone {
+            assert_eq!(
+                statuses.get(&id(i)).map(String::as_str),
+                Some("STOPPED"),
+                "round {round}: {} exited while containerd was down: {statuses:?}",
+                id(i)
+            );
+        }
+        for &i in &running {
+            assert_eq!(
+                statuses.get(&id(i)).map(String::as_str),
+                Some("RUNNING"),
+                "round {round}: {} should still run: {statuses:?}",
+                id(i)
+            );
+        }
+        env.wait_until(
+            "the downtime's exits forwarded once containerd is back",
+            || forwarded_exits(&env) >= expected_exits,
+        );
+        for &(i, status) in &gone {
+            delete_task(&env, &id(i), status);
+            exits_by_id.insert(id(i), status);
+        }
+        // The running ones are still managed: exec in two, kill one.
+        for &i in running.iter().take(2) {
+            exec_echo(&env, &id(i), &format!("r{round}"));
+            execs += 1;
+            expected_exits += 1;
+        }
+        if running.len() > 1 {
+            let i = pick(&mut running, 1, &mut seed)[0];
+            let out = env.ctr(&["task", "kill", "-s", "KILL", &id(i)]);
+            assert!(out.status.success(), "kill {}: {}", id(i), describe(&out));
+            env.wait_until("killed through ctr", || {
+                env.task_status(&id(i)).as_deref() == Some("STOPPED")
+            });
+            delete_task(&env, &id(i), 137);
+            exits_by_id.insert(id(i), 137);
+            expected_exits += 1;
+        }
+        env.wait_until("one shim per group still served", || {
+            env.shim_pids().len() == shims_for(&running)
+        });
+        env.wait_until("no zombie", || zombies(&env).is_empty());
+        assert_eq!(
+            forwarded_exits(&env),
+            expected_exits,
+            "round {round}: every exit forwarded exactly once"
+        );
+    }
+
+    // The rest: killed through ctr, deleted; then nothing may be left.
+    for &i in &running {
+        let out = env.ctr(&["task", "kill", "-s", "KILL", &id(i)]);
+        assert!(out.status.success(), "kill {}: {}", id(i), describe(&out));
+    }
+    for &i in &running {
+        env.wait_until("killed through ctr", || {
+            env.task_status(&id(i)).as_deref() == Some("STOPPED")
+        });
+        delete_task(&env, &id(i), 137);
+        exits_by_id.insert(id(i), 137);
+        expected_exits += 1;
+    }
+    drop(events_ctr);
+    env.wait_until("no shim left", || env.shim_pids().is_empty());
+    // The last shims flushed their queues before exiting: the count is final.
+    assert_eq!(
+        forwarded_exits(&env),
+        expected_exits,
+        "every exit forwarded exactly once ({execs} of them exec'd processes)"
+    );
+    env.wait_until("nothing left", || leftovers(&env).is_empty());
+    assert!(zombies(&env).is_empty(), "{:?}", zombies(&env));
+    assert!(stdout(&env.ctr(&["c", "ls", "-q"])).trim().is_empty());
+    // What ctr events saw (it misses what came before it subscribed after a restart):
+    // each exit once, with its status.
+    let mut seen = BTreeMap::new();
+    for (container, status) in init_exits(&events) {
+        assert_eq!(
+            Some(&status),
+            exits_by_id.get(&container),
+            "exit status of {container} in ctr events"
+        );
+        assert!(
+            seen.insert(container.clone(), status).is_none(),
+            "{container}'s exit reported twice"
+        );
+    }
+    eprintln!(
+        "drill: {n} containers ({} shims), {restarts} containerd kills, {downtime_exits} \
+         exits while it was down, {expected_exits} exits forwarded (execs {execs}), \
+         {} seen by ctr events; created in {:.1}s, {:.1}s in all",
+        shims_for(&(0..n).collect::<Vec<_>>()),
+        seen.len(),
+        created.as_secs_f64(),
+        began.elapsed().as_secs_f64()
+    );
+}
+
+fn nix_mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid C string path under the test's temp dir.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
