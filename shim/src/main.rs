@@ -17,7 +17,7 @@
 //! events/    the publisher to containerd, with its queue; the OOM watcher
 //! cgroup     a container's cgroup: its memory cgroup, its metrics
 //! rootfs     the rootfs mounts Create is given
-//! address    the task socket's name; flags, log, sha256
+//! address    the task socket's name; flags, log, sha256; fault (debug builds' crash points)
 //! ```
 #![cfg_attr(not(test), no_main)]
 
@@ -41,6 +41,7 @@ mod start;
 mod address;
 mod cgroup;
 mod events;
+mod fault;
 mod flags;
 mod io;
 mod log;

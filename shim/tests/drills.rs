@@ -426,3 +426,118 @@ fn nix_mkfifo(path: &Path) {
     // SAFETY: mkfifo with a valid C string path under the test's temp dir.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
+
+/// The shim's crash points (shim/src/fault.rs), in the order a container passes them.
+const FAULT_POINTS: [&str; 4] = [
+    "create: runtime created",
+    "start: runtime started",
+    "delete: before runtime delete",
+    "delete: runtime deleted",
+];
+
+/// Whether the shim containerd will start was built with fault points (a debug build).
+fn shim_has_fault_points() -> bool {
+    let dir = std::env::var_os("RUNRS_TEST_SHIM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(SHIM).parent().unwrap().to_path_buf());
+    let binary = fs::read(dir.join("containerd-shim-runrs-v2")).unwrap_or_default();
+    binary.windows(16).any(|w| w == b"RUNRS_SHIM_FAULT")
+}
+
+/// A shim SIGKILLed at each of its crash points (inside Create after the runtime's create,
+/// inside Start after its start, inside Delete before and after its delete): containerd's
+/// own cleanup (`shim delete`) and `ctr c rm` leave nothing (no container process, runtime
+/// state, cgroup, mount, shim or zombie), and a new container of the same id runs.
+#[test]
+fn a_shim_killed_in_create_start_or_delete_leaves_nothing() {
+    if !can_run() {
+        return;
+    }
+    if !shim_has_fault_points() {
+        eprintln!(
+            "skipping: this shim build has no fault points (RUNRS_SHIM_FAULT: debug builds only)"
+        );
+        return;
+    }
+    for (n, point) in FAULT_POINTS.iter().enumerate() {
+        let began = Instant::now();
+        let marks = tempfile::tempdir().unwrap();
+        let fired = marks.path().join("fired");
+        let fired_str = fired.to_string_lossy().into_owned();
+        let env = Env::with_containerd_env(
+            &format!("fault{n}"),
+            &runtime_binary(),
+            &[
+                ("RUNRS_SHIM_FAULT", point),
+                ("RUNRS_SHIM_FAULT_ONCE", &fired_str),
+            ],
+        );
+        let at_fault = if point.starts_with("delete") {
+            let out = env.run(&["-d"], "f1", &["sleep", "1000"]);
+            assert!(out.status.success(), "{point}: run: {}", describe(&out));
+            assert!(env
+                .ctr(&["task", "kill", "-s", "KILL", "f1"])
+                .status
+                .success());
+            env.wait_until("f1 stopped", || {
+                env.task_status("f1").as_deref() == Some("STOPPED")
+            });
+            env.ctr(&["task", "delete", "f1"])
+        } else {
+            let out = env.run(&["-d"], "f1", &["sleep", "1000"]);
+            assert!(
+                !out.status.success(),
+                "{point}: ctr run should fail with its shim killed: {}",
+                describe(&out)
+            );
+            out
+        };
+        assert!(fired.exists(), "{point}: the fault did not fire");
+        // containerd notices the dead shim and runs `shim delete`; the task goes.
+        env.wait_until("the task gone", || env.task_status("f1").is_none());
+        let out = env.ctr(&["c", "rm", "f1"]);
+        assert!(out.status.success(), "{point}: c rm: {}", describe(&out));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !leftovers(&env).is_empty() || !zombies(&env).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{point}: left behind: {:?} {:?}\nctr at the fault: {}",
+                leftovers(&env),
+                zombies(&env),
+                describe(&at_fault)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The same id again: created, started, exec'd, killed, deleted.
+        let out = env.run(&["-d"], "f1", &["sleep", "1000"]);
+        assert!(
+            out.status.success(),
+            "{point}: run again: {}",
+            describe(&out)
+        );
+        assert_eq!(env.task_status("f1").as_deref(), Some("RUNNING"));
+        // What `leftovers` looks for is there while a container runs (the probe works).
+        let live = leftovers(&env).join("\n");
+        for what in ["runtime state", "cgroup", "shim"] {
+            assert!(
+                live.contains(what),
+                "{point}: no {what} seen for f1: {live}"
+            );
+        }
+        exec_echo(&env, "f1", "again");
+        assert!(env
+            .ctr(&["task", "kill", "-s", "KILL", "f1"])
+            .status
+            .success());
+        env.wait_until("f1 stopped", || {
+            env.task_status("f1").as_deref() == Some("STOPPED")
+        });
+        delete_task(&env, "f1", 137);
+        env.wait_until("nothing left", || leftovers(&env).is_empty());
+        eprintln!(
+            "shim killed at {point:?}: ctr said {:?}; clean and rerun in {:.1}s",
+            String::from_utf8_lossy(&at_fault.stderr).trim(),
+            began.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -57,6 +57,7 @@ pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskRe
             stdio,
         )
         .map_err(|e| cleanup(unknown(e)))?;
+    crate::fault::at("create: runtime created");
     let io = finish_io(socket, io, &paths).map_err(|e| cleanup(unknown(e)))?;
     let pid = read_pid(&pid_file).map_err(|e| cleanup(unknown(e)))?;
 

@@ -54,9 +54,11 @@ fn delete_init(shim: &Shim, id: &str) -> Result<DeleteResponse> {
         (c.runtime.clone(), c.bundle.clone(), c.rootfs_mounted)
     };
     shim.oom.forget(id);
+    crate::fault::at("delete: before runtime delete");
     if let Err(e) = runtime.call(&["delete", "--force", id], None) {
         log(&format!("delete {id}: {e}"));
     }
+    crate::fault::at("delete: runtime deleted");
     // A created-but-never-started init was just killed by delete --force.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let mut containers = shim.lock();

@@ -20,6 +20,7 @@ pub(super) fn start(shim: &Shim, req: StartRequest) -> Result<StartResponse> {
 fn start_init(shim: &Shim, id: &str) -> Result<StartResponse> {
     let runtime = shim.runtime_of(id)?;
     runtime.call(&["start", id], None).map_err(unknown)?;
+    crate::fault::at("start: runtime started");
     let mut containers = shim.lock();
     let c = containers.get_mut(id).ok_or_else(|| not_found(id, ""))?;
     c.init.started = true;
