@@ -187,13 +187,16 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     crate::lsm::check(&process, None)?;
     let terminal = check_console_options(&o, &process)?;
     let seccomp = crate::seccomp::of_spec(&spec)?;
+    crate::logging::mark("exec: process spec loaded");
 
     let ns = Namespaces::open(c.saved.pid, &spec)?;
     if !c.init_alive() {
         bail!("cannot exec in a stopped container");
     }
+    crate::logging::mark("exec: namespaces opened");
     let (console_ours, console_theirs) = console_ends(terminal, o.console_socket.as_deref())?;
     ns.join_pid_and_time()?;
+    crate::logging::mark("exec: pid namespace joined");
     let forwarder = if o.detach {
         None
     } else {
@@ -206,16 +209,21 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
         seccomp: seccomp.as_ref(),
         cgroups: &cgroup_paths,
     };
+    crate::logging::mark("exec: clone");
     let (pid, chan) = clone_child(ns, child)?;
     let guard = KillOnDrop(Some(pid));
+    crate::logging::mark("exec: cloned");
     chan.send(msg::GO, &[])?;
+    crate::logging::mark("exec: go");
     let master = match &console_ours {
         Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
         None => None,
     };
     serve_child(&c, pid, &spec, &chan)?;
+    crate::logging::mark("exec: process executing");
     if let Some(p) = &o.pid_file {
         crate::container::write_pid_file(p, pid)?;
+        crate::logging::mark("exec: pid file written");
     }
     guard.disarm();
     crate::logging::mark("exec: started");
@@ -438,8 +446,10 @@ fn exec_child(
             Some((msg::GO, _)) => {}
             _ => bail!("runtime went away during exec"),
         }
+        crate::logging::mark("exec child: go");
         // Into the container's cgroups before entering anything of the container.
         cgroups.join(in_cgroup2)?;
+        crate::logging::mark("exec child: in cgroups");
         for (t, file) in &ns.files {
             // SAFETY: setns on an fd we hold, restricted to its namespace type.
             if unsafe { libc::setns(file.as_raw_fd(), namespaces::clone_flag(*t)) } != 0 {
@@ -451,6 +461,7 @@ fn exec_child(
             nix::unistd::fchdir(root.as_raw_fd()).context("chdir to the container's root")?;
             nix::unistd::chroot(".").context("chroot into the container's root")?;
         }
+        crate::logging::mark("exec child: namespaces joined");
         if ns.in_user {
             // SAFETY: plain integer syscalls.
             unsafe {
@@ -471,6 +482,7 @@ fn exec_child(
     })();
     let err = match r {
         Ok(target) => {
+            crate::logging::mark("exec child: finalized");
             process::child_detach();
             process::reset_signals();
             let e = target.exec();
