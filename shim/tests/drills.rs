@@ -72,6 +72,19 @@ fn forwarded_exits(env: &Env) -> usize {
         .count()
 }
 
+/// Waits for containerd to have got `expected` exits (events go out asynchronously, an
+/// exec's or a killed task's may still be on its way), then asserts not one more.
+fn wait_forwarded(env: &Env, expected: usize, when: &str) {
+    env.wait_until(&format!("{expected} exits forwarded ({when})"), || {
+        forwarded_exits(env) >= expected
+    });
+    assert_eq!(
+        forwarded_exits(env),
+        expected,
+        "{when}: every exit forwarded exactly once"
+    );
+}
+
 /// Zombies whose parent is ours (a shim, a container process) or that are in one of our
 /// containers' cgroups: the shim is every container process's reaper.
 fn zombies(env: &Env) -> Vec<String> {
@@ -291,9 +304,11 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
     let mut downtime_exits = 0usize;
     for round in 0..restarts {
         // Everything so far has reached containerd: nothing is in flight when it dies.
-        env.wait_until("all exits forwarded before the kill", || {
-            forwarded_exits(&env) == expected_exits
-        });
+        wait_forwarded(
+            &env,
+            expected_exits,
+            &format!("round {round}, before the kill"),
+        );
         let told = pick(&mut running, (per_round * 2).div_ceil(3), &mut seed);
         let killed = pick(&mut running, per_round - told.len(), &mut seed);
         env.kill_containerd();
@@ -336,9 +351,10 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
                 id(i)
             );
         }
-        env.wait_until(
-            "the downtime's exits forwarded once containerd is back",
-            || forwarded_exits(&env) >= expected_exits,
+        wait_forwarded(
+            &env,
+            expected_exits,
+            &format!("round {round}, after the restart"),
         );
         for &(i, status) in &gone {
             delete_task(&env, &id(i), status);
@@ -365,10 +381,10 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
             env.shim_pids().len() == shims_for(&running)
         });
         env.wait_until("no zombie", || zombies(&env).is_empty());
-        assert_eq!(
-            forwarded_exits(&env),
+        wait_forwarded(
+            &env,
             expected_exits,
-            "round {round}: every exit forwarded exactly once"
+            &format!("round {round}, execs and kill"),
         );
     }
 
@@ -388,11 +404,7 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
     drop(events_ctr);
     env.wait_until("no shim left", || env.shim_pids().is_empty());
     // The last shims flushed their queues before exiting: the count is final.
-    assert_eq!(
-        forwarded_exits(&env),
-        expected_exits,
-        "every exit forwarded exactly once ({execs} of them exec'd processes)"
-    );
+    wait_forwarded(&env, expected_exits, "at the end");
     env.wait_until("nothing left", || leftovers(&env).is_empty());
     assert!(zombies(&env).is_empty(), "{:?}", zombies(&env));
     assert!(stdout(&env.ctr(&["c", "ls", "-q"])).trim().is_empty());
@@ -540,4 +552,99 @@ fn a_shim_killed_in_create_start_or_delete_leaves_nothing() {
             began.elapsed().as_secs_f64()
         );
     }
+}
+
+/// A shim's VmRSS and RssAnon (kB), open fds and threads once it is idle: the thread count unchanged
+/// for 2.5 s (the events connection and its two threads close after 2 s without events).
+fn idle_shim_figures(env: &Env, pid: i32) -> (u64, u64, usize, u64) {
+    let status = format!("/proc/{pid}/status");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut threads = proc_kb(&status, "Threads");
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_millis(2500) {
+        assert!(Instant::now() < deadline, "shim {pid} never idle");
+        std::thread::sleep(Duration::from_millis(100));
+        let now = proc_kb(&status, "Threads");
+        if now != threads {
+            (threads, since) = (now, Instant::now());
+        }
+    }
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    assert_eq!(env.shim_pids(), vec![pid], "the same shim serves them all");
+    let rss = (proc_kb(&status, "VmRSS"), proc_kb(&status, "RssAnon"));
+    (rss.0, rss.1, fds, threads)
+}
+
+/// One shim (a pod's: every container carries its sandbox id) serving
+/// `RUNRS_SOAK_SHIM_CONTAINERS` containers one after another (`ctr run --rm`: create,
+/// start, output, exit status, delete) beside its long-running sandbox: its memory and
+/// fds after all of them are what they were after the first tenth (within 10 %).
+#[test]
+fn a_long_lived_shim_does_not_grow_over_hundreds_of_containers() {
+    if !can_run() {
+        return;
+    }
+    let total = env_usize("RUNRS_SOAK_SHIM_CONTAINERS", 100).max(10);
+    let first = total / 10;
+    let began = Instant::now();
+    let env = Env::new("soak");
+    let annotation = "io.kubernetes.cri.sandbox-id=sb";
+    let out = env.run(
+        &["-d", "--annotation", annotation],
+        "sb",
+        &["sleep", "100000"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let shims = env.shim_pids();
+    assert_eq!(shims.len(), 1);
+    let shim = shims[0];
+    let mut at_first = None;
+    for k in 1..=total {
+        let id = format!("c{k}");
+        let code = k % 100 + 1;
+        let script = format!("echo {id}; exit {code}");
+        let out = env.run(
+            &["--rm", "--annotation", annotation],
+            &id,
+            &["sh", "-c", &script],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code as i32),
+            "{id}: {}",
+            describe(&out)
+        );
+        assert_eq!(stdout(&out), format!("{id}\n"), "{id}: {}", describe(&out));
+        if k == first {
+            at_first = Some(idle_shim_figures(&env, shim));
+        }
+    }
+    let (rss0, anon0, fds0, threads0) = at_first.unwrap();
+    let (rss1, anon1, fds1, threads1) = idle_shim_figures(&env, shim);
+    eprintln!(
+        "soak: one shim, {total} containers in {:.1}s; after {first}: VmRSS {rss0} kB \
+         (anon {anon0}), {fds0} fds, {threads0} threads; after {total}: VmRSS {rss1} kB \
+         (anon {anon1}), {fds1} fds, {threads1} threads",
+        began.elapsed().as_secs_f64()
+    );
+    assert!(
+        fds1 * 10 <= fds0 * 11 && fds0 * 10 <= fds1 * 11,
+        "fds {fds0} -> {fds1}"
+    );
+    assert_eq!(threads0, threads1, "threads {threads0} -> {threads1}");
+    assert!(
+        rss1 * 10 <= rss0 * 11 && rss0 * 10 <= rss1 * 11,
+        "VmRSS {rss0} -> {rss1} kB"
+    );
+    let statuses = task_statuses(&env);
+    assert_eq!(statuses.keys().collect::<Vec<_>>(), ["sb"], "{statuses:?}");
+    assert!(env
+        .ctr(&["task", "kill", "-s", "KILL", "sb"])
+        .status
+        .success());
+    env.wait_until("sb stopped", || {
+        env.task_status("sb").as_deref() == Some("STOPPED")
+    });
+    delete_task(&env, "sb", 137);
+    env.wait_until("nothing left", || leftovers(&env).is_empty());
 }
