@@ -1,7 +1,11 @@
 //! Docker runs containers with the runtime: a private dockerd + containerd (hack/docker-env:
 //! own PID, mount and network namespaces under a temp dir) with the runtime under test
 //! registered as `runrs`, and `docker import`ed busybox as `bb:1`. dockerd 20.10 drives it
-//! through Debian's containerd-shim-runc-v2 with `binary_name` set to the runtime.
+//! through Debian's containerd-shim-runc-v2 with `binary_name` set to the runtime; dockerd
+//! 23 and later (Debian 13's 26, in the guest) through our shim, containerd-shim-runrs-v2,
+//! which calls the runtime: as `runrs` (runtimeType `io.containerd.runrs.v2`), as
+//! `runrs-path` (runtimeType = the shim's absolute path) and unconfigured
+//! (`--runtime io.containerd.runrs.v2`).
 //!
 //! Every check runs with `--runtime runrs` and with docker's own `runc`, and expects the
 //! same result from both.
@@ -32,6 +36,11 @@ impl Docker {
     /// A private dockerd with `bb:1` imported, or `None` (test skipped) when docker.io
     /// is not installed.
     fn start(test: &str) -> Option<Docker> {
+        Docker::start_with(test, false)
+    }
+
+    /// `live_restore`: dockerd's `"live-restore": true`.
+    fn start_with(test: &str, live_restore: bool) -> Option<Docker> {
         if !installed(
             test,
             &[
@@ -46,11 +55,46 @@ impl Docker {
             return None;
         }
         let env = TestEnv::new(test);
+        if live_restore {
+            std::fs::write(env.path("live-restore"), "").unwrap();
+        }
         let daemon = ClientEnv::start("docker-env", env.dir(), &env.rt.bin);
         let docker = Docker { daemon, env };
         let tar = busybox_tar(&docker.env);
         docker.run(&["import", &arg(&tar), "bb:1"]).ok();
         Some(docker)
+    }
+
+    /// Whether dockerd runs our shim (dockerd >= 23) rather than the Go shim.
+    fn runs_our_shim(&self) -> bool {
+        let mode = std::fs::read_to_string(self.daemon.dir.join("shim-mode"));
+        mode.unwrap_or_default().trim() == "runrs-shim"
+    }
+
+    /// Every way this dockerd has to run the runtime under test, then docker's `runc`.
+    fn all_runtimes(&self) -> Vec<&'static str> {
+        if self.runs_our_shim() {
+            vec!["runrs", "runrs-path", "io.containerd.runrs.v2", "runc"]
+        } else {
+            RUNTIMES.to_vec()
+        }
+    }
+
+    /// Asserts that container `id` is served by our shim: a process running the shim's
+    /// binary has the id on its command line.
+    fn assert_served_by_our_shim(&self, id: &str) {
+        let shim = self.daemon.dir.join("bin/containerd-shim-runrs-v2");
+        let shim = std::fs::canonicalize(shim).expect("the shim's link");
+        let served = std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            let exe = std::fs::read_link(p.path().join("exe"));
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            exe.is_ok_and(|e| e == shim) && String::from_utf8_lossy(&cmdline).contains(id)
+        });
+        assert!(
+            served,
+            "no {} process serves container {id}",
+            shim.display()
+        );
     }
 
     fn host(&self) -> String {
@@ -105,7 +149,8 @@ fn docker_run_prints_output_and_exit_code_and_tty() {
     let Some(docker) = Docker::start("docker_run") else {
         return;
     };
-    for rt in RUNTIMES {
+    let runtimes = docker.all_runtimes();
+    for &rt in &runtimes {
         let out = docker.run(&[
             "run",
             "--rm",
@@ -140,9 +185,14 @@ fn docker_run_prints_output_and_exit_code_and_tty() {
         out.code(6);
         assert_contains(&out.stdout, "typed-42");
     }
-    // The runtime ran the container: create/start/delete went through it.
+    // The runtime ran each of its containers (three per way to name it; runc's do not
+    // pass through it).
     let calls = docker.daemon.runtime_log();
-    assert_contains(&calls, " create --bundle ");
+    let creates = calls
+        .lines()
+        .filter(|l| l.contains("create --bundle "))
+        .count();
+    assert_eq!(creates, 3 * (runtimes.len() - 1), "runtime calls:\n{calls}");
     assert_contains(&calls, " start ");
 }
 
@@ -170,6 +220,9 @@ fn docker_detached_container_lifecycle() {
             .trim()
             .to_owned();
         assert_eq!(id.len(), 64, "docker run -d printed {id:?}");
+        if rt != "runc" && docker.runs_our_shim() {
+            docker.assert_served_by_our_shim(&id);
+        }
 
         let out = docker.run(&["exec", &name, "sh", "-c", "echo exec-$(id -u); exit 7"]);
         out.code(7);
@@ -414,4 +467,101 @@ fn docker_user_network_containers_reach_each_other_by_name() {
         "no libnetwork-setkey prestart hook in {config}"
     );
     docker.run(&["rm", "-f", "alpha", "beta"]).ok();
+}
+
+/// `"live-restore": true`: dockerd SIGKILLed while containers run; a container that exits
+/// while dockerd is down shows its exit code after the restart, and the one still running
+/// is the same process, still managed (exec, stop).
+#[test]
+fn docker_live_restore_keeps_containers_across_a_dockerd_kill() {
+    let Some(docker) = Docker::start_with("docker_live", true) else {
+        return;
+    };
+    let ctl = docker.env.path("ctl");
+    std::fs::create_dir(&ctl).unwrap();
+    let volume = format!("{}:/ctl", ctl.display());
+    let mut pids = Vec::new();
+    let mut exiting = Vec::new();
+    for rt in RUNTIMES {
+        let keep = format!("keep-{rt}");
+        let loop_ = "trap 'exit 0' TERM; while :; do sleep 0.1; done";
+        let run = [
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            &keep,
+            "bb:1",
+            "sh",
+            "-c",
+            loop_,
+        ];
+        docker.run(&run).ok();
+        let pid = docker.run(&["inspect", "-f", "{{.State.Pid}}", &keep]);
+        pids.push(pid.ok().trim().to_owned());
+        let name = format!("exits-{rt}");
+        let script = format!("until [ -e /ctl/go-{rt} ]; do sleep 0.1; done; exit 42");
+        let run = [
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "-v",
+            &volume,
+            "--name",
+            &name,
+            "bb:1",
+        ];
+        let id = docker.run(&[&run[..], &["sh", "-c", &script]].concat());
+        exiting.push((name, id.ok().trim().to_owned()));
+    }
+
+    docker.daemon.control("kill-dockerd", "dockerd-down");
+    for rt in RUNTIMES {
+        std::fs::write(ctl.join(format!("go-{rt}")), "").unwrap();
+    }
+    // containerd (still up) sees both exits while dockerd is down.
+    let ctr_socket = docker.daemon.dir.join("containerd.sock");
+    for (name, id) in &exiting {
+        wait_until(&format!("{name} exited"), Duration::from_secs(60), || {
+            let mut ctr = Command::new("ctr");
+            ctr.arg("-a").arg(&ctr_socket);
+            ctr.args(["-n", "runrs-it-docker", "task", "ls"]);
+            let out = run_in(docker.env.dir(), ctr, None, CLIENT_TIMEOUT);
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(id.as_str()) && l.contains("STOPPED"))
+        });
+    }
+    docker.daemon.control("start-dockerd", "dockerd-up");
+
+    for (i, rt) in RUNTIMES.iter().enumerate() {
+        let keep = format!("keep-{rt}");
+        let state = docker.run(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", &keep]);
+        assert_eq!(
+            state.ok().trim(),
+            format!("running {}", pids[i]),
+            "--runtime {rt}"
+        );
+        let out = docker.run(&["exec", &keep, "echo", "still-managed"]);
+        assert_eq!(out.ok(), "still-managed\n", "--runtime {rt}");
+        let name = &exiting[i].0;
+        let state = docker.run(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            name,
+        ]);
+        assert_eq!(state.ok().trim(), "exited 42", "--runtime {rt}");
+        docker.run(&["stop", "-t", "10", &keep]).ok();
+        let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &keep]);
+        assert_eq!(code.ok().trim(), "0", "--runtime {rt}");
+        docker.run(&["rm", &keep, name]).ok();
+    }
+    assert_eq!(
+        docker.run(&["ps", "-aq"]).ok().trim(),
+        "",
+        "rm left a container"
+    );
 }
