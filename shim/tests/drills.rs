@@ -175,6 +175,12 @@ fn delete_task(env: &Env, id: &str, status: u32) {
     assert!(out.status.success(), "c rm {id}: {}", describe(&out));
 }
 
+/// `ctr task kill -s KILL ID`, which must succeed.
+fn kill_task(env: &Env, id: &str) {
+    let out = env.ctr(&["task", "kill", "-s", "KILL", id]);
+    assert!(out.status.success(), "kill {id}: {}", describe(&out));
+}
+
 /// Statuses of this namespace's tasks from one `ctr task ls`.
 fn task_statuses(env: &Env) -> BTreeMap<String, String> {
     stdout(&env.ctr(&["task", "ls"]))
@@ -368,8 +374,7 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
         }
         if running.len() > 1 {
             let i = pick(&mut running, 1, &mut seed)[0];
-            let out = env.ctr(&["task", "kill", "-s", "KILL", &id(i)]);
-            assert!(out.status.success(), "kill {}: {}", id(i), describe(&out));
+            kill_task(&env, &id(i));
             env.wait_until("killed through ctr", || {
                 env.task_status(&id(i)).as_deref() == Some("STOPPED")
             });
@@ -390,8 +395,7 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
 
     // The rest: killed through ctr, deleted; then nothing may be left.
     for &i in &running {
-        let out = env.ctr(&["task", "kill", "-s", "KILL", &id(i)]);
-        assert!(out.status.success(), "kill {}: {}", id(i), describe(&out));
+        kill_task(&env, &id(i));
     }
     for &i in &running {
         env.wait_until("killed through ctr", || {
@@ -462,6 +466,18 @@ fn shim_has_fault_points() -> bool {
 /// state, cgroup, mount, shim or zombie), and a new container of the same id runs.
 #[test]
 fn a_shim_killed_in_create_start_or_delete_leaves_nothing() {
+    shim_killed_at_each_point(false);
+}
+
+/// The same for a pod's shim, killed at each point while it serves the pod's sandbox
+/// too: the sandbox goes down with it (containerd runs `shim delete` for each task the
+/// shim served, as for runc's shim), nothing is left, and the pod runs again.
+#[test]
+fn a_pod_shim_killed_in_create_start_or_delete_takes_its_pod_down_cleanly() {
+    shim_killed_at_each_point(true);
+}
+
+fn shim_killed_at_each_point(pod: bool) {
     if !can_run() {
         return;
     }
@@ -471,32 +487,47 @@ fn a_shim_killed_in_create_start_or_delete_leaves_nothing() {
         );
         return;
     }
+    let annotation = "io.kubernetes.cri.sandbox-id=sb";
+    let extra: &[&str] = if pod {
+        &["-d", "--annotation", annotation]
+    } else {
+        &["-d"]
+    };
+    // The pod: its sandbox first (in the shim the fault will kill), then f1.
+    let ids: &[&str] = if pod { &["sb", "f1"] } else { &["f1"] };
+    let what = if pod { "pod shim" } else { "shim" };
     for (n, point) in FAULT_POINTS.iter().enumerate() {
         let began = Instant::now();
         let marks = tempfile::tempdir().unwrap();
         let fired = marks.path().join("fired");
         let fired_str = fired.to_string_lossy().into_owned();
+        // Before the fault is armed (ONCE's file made): the sandbox's own Create, Start.
+        if pod {
+            fs::write(&fired, "").unwrap();
+        }
         let env = Env::with_containerd_env(
-            &format!("fault{n}"),
+            &format!("fault{}{n}", if pod { "p" } else { "" }),
             &runtime_binary(),
             &[
                 ("RUNRS_SHIM_FAULT", point),
                 ("RUNRS_SHIM_FAULT_ONCE", &fired_str),
             ],
         );
+        if pod {
+            let out = env.run(extra, "sb", &["sleep", "1000"]);
+            assert!(out.status.success(), "{point}: run sb: {}", describe(&out));
+            fs::remove_file(&fired).unwrap();
+        }
         let at_fault = if point.starts_with("delete") {
-            let out = env.run(&["-d"], "f1", &["sleep", "1000"]);
+            let out = env.run(extra, "f1", &["sleep", "1000"]);
             assert!(out.status.success(), "{point}: run: {}", describe(&out));
-            assert!(env
-                .ctr(&["task", "kill", "-s", "KILL", "f1"])
-                .status
-                .success());
+            kill_task(&env, "f1");
             env.wait_until("f1 stopped", || {
                 env.task_status("f1").as_deref() == Some("STOPPED")
             });
             env.ctr(&["task", "delete", "f1"])
         } else {
-            let out = env.run(&["-d"], "f1", &["sleep", "1000"]);
+            let out = env.run(extra, "f1", &["sleep", "1000"]);
             assert!(
                 !out.status.success(),
                 "{point}: ctr run should fail with its shim killed: {}",
@@ -505,29 +536,40 @@ fn a_shim_killed_in_create_start_or_delete_leaves_nothing() {
             out
         };
         assert!(fired.exists(), "{point}: the fault did not fire");
-        // containerd notices the dead shim and runs `shim delete`; the task goes.
-        env.wait_until("the task gone", || env.task_status("f1").is_none());
-        let out = env.ctr(&["c", "rm", "f1"]);
-        assert!(out.status.success(), "{point}: c rm: {}", describe(&out));
+        // containerd notices the dead shim and runs `shim delete` for its tasks.
+        env.wait_until("the tasks gone", || {
+            ids.iter().all(|id| env.task_status(id).is_none())
+        });
+        for id in ids {
+            let out = env.ctr(&["c", "rm", id]);
+            assert!(
+                out.status.success(),
+                "{point}: c rm {id}: {}",
+                describe(&out)
+            );
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while !leftovers(&env).is_empty() || !zombies(&env).is_empty() {
             assert!(
                 Instant::now() < deadline,
-                "{point}: left behind: {:?} {:?}\nctr at the fault: {}",
+                "{what} killed at {point}: left behind: {:?} {:?}\nctr at the fault: {}",
                 leftovers(&env),
                 zombies(&env),
                 describe(&at_fault)
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        // The same id again: created, started, exec'd, killed, deleted.
-        let out = env.run(&["-d"], "f1", &["sleep", "1000"]);
-        assert!(
-            out.status.success(),
-            "{point}: run again: {}",
-            describe(&out)
-        );
-        assert_eq!(env.task_status("f1").as_deref(), Some("RUNNING"));
+        // The same ids again: created, started, exec'd, killed, deleted.
+        for id in ids {
+            let out = env.run(extra, id, &["sleep", "1000"]);
+            assert!(
+                out.status.success(),
+                "{point}: run {id} again: {}",
+                describe(&out)
+            );
+            assert_eq!(env.task_status(id).as_deref(), Some("RUNNING"));
+        }
+        assert_eq!(env.shim_pids().len(), 1, "{point}: one shim");
         // What `leftovers` looks for is there while a container runs (the probe works).
         let live = leftovers(&env).join("\n");
         for what in ["runtime state", "cgroup", "shim"] {
@@ -537,17 +579,16 @@ fn a_shim_killed_in_create_start_or_delete_leaves_nothing() {
             );
         }
         exec_echo(&env, "f1", "again");
-        assert!(env
-            .ctr(&["task", "kill", "-s", "KILL", "f1"])
-            .status
-            .success());
-        env.wait_until("f1 stopped", || {
-            env.task_status("f1").as_deref() == Some("STOPPED")
-        });
-        delete_task(&env, "f1", 137);
+        for id in ids.iter().rev() {
+            kill_task(&env, id);
+            env.wait_until("stopped", || {
+                env.task_status(id).as_deref() == Some("STOPPED")
+            });
+            delete_task(&env, id, 137);
+        }
         env.wait_until("nothing left", || leftovers(&env).is_empty());
         eprintln!(
-            "shim killed at {point:?}: ctr said {:?}; clean and rerun in {:.1}s",
+            "{what} killed at {point:?}: ctr said {:?}; clean and rerun in {:.1}s",
             String::from_utf8_lossy(&at_fault.stderr).trim(),
             began.elapsed().as_secs_f64()
         );
@@ -638,10 +679,7 @@ fn a_long_lived_shim_does_not_grow_over_hundreds_of_containers() {
     );
     let statuses = task_statuses(&env);
     assert_eq!(statuses.keys().collect::<Vec<_>>(), ["sb"], "{statuses:?}");
-    assert!(env
-        .ctr(&["task", "kill", "-s", "KILL", "sb"])
-        .status
-        .success());
+    kill_task(&env, "sb");
     env.wait_until("sb stopped", || {
         env.task_status("sb").as_deref() == Some("STOPPED")
     });
