@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
+use runrs_proto::shim::{DeleteRequest, StateRequest};
+use runrs_proto::task::Status;
+use runrs_proto::ttrpc;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -40,8 +43,9 @@ fn subscribe(env: &Env, outputs: &mut Vec<Arc<Mutex<Vec<u8>>>>) -> Background {
     Background(child)
 }
 
-/// The `/tasks/exit` events of containers' inits seen by `ctr events`: (id, status).
-fn init_exits(outputs: &[Arc<Mutex<Vec<u8>>>]) -> Vec<(String, u32)> {
+/// The `/tasks/exit` events seen by `ctr events`: (container id, process id, status); an
+/// init's process id is its container's.
+fn exit_events(outputs: &[Arc<Mutex<Vec<u8>>>]) -> Vec<(String, String, u32)> {
     let field = |line: &str, key: &str| -> Option<String> {
         let rest = line.split(&format!("\"{key}\":")).nth(1)?;
         let rest = rest.trim_start_matches('"');
@@ -54,10 +58,9 @@ fn init_exits(outputs: &[Arc<Mutex<Vec<u8>>>]) -> Vec<(String, u32)> {
             else {
                 continue;
             };
-            if container == id {
-                let status = field(line, "exit_status").and_then(|s| s.parse().ok());
-                exits.push((container, status.unwrap_or(0)));
-            }
+            // exit_status is left out when 0.
+            let status = field(line, "exit_status").and_then(|s| s.parse().ok());
+            exits.push((container, id, status.unwrap_or(0)));
         }
     }
     exits
@@ -214,6 +217,19 @@ fn exec_echo(env: &Env, id: &str, exec_id: &str) {
     );
 }
 
+/// Status and exit status of an exec'd process, from its shim (whether containerd is up
+/// or not).
+fn exec_state(env: &Env, id: &str, exec_id: &str) -> (Status, u32) {
+    let mut req = StateRequest::new();
+    req.id = id.to_string();
+    req.exec_id = exec_id.to_string();
+    let resp = env
+        .task_client(id)
+        .state(ttrpc::context::with_duration(Duration::from_secs(10)), &req)
+        .expect("State from the shim");
+    (resp.status.enum_value_or_default(), resp.exit_status)
+}
+
 /// Writes `code` into a container's control fifo (the container reads it and exits with it).
 fn tell_exit(fifo: &Path, code: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -254,7 +270,8 @@ fn pick(from: &mut Vec<usize>, k: usize, seed: &mut u64) -> Vec<usize> {
 /// containerd SIGKILLed and restarted `RUNRS_DRILL_RESTARTS` times under
 /// `RUNRS_DRILL_CONTAINERS` containers (half in pods of four sharing a shim, half with a
 /// shim each). During each downtime some containers exit with a status of their own (told
-/// through a fifo) and some are SIGKILLed by pid. After each restart: the exited ones are
+/// through a fifo), some are SIGKILLed by pid, and a detached exec'd process exits with a
+/// status of its own (its shim has it, asked directly, and still deletes it after). After each restart: the exited ones are
 /// STOPPED with their status, the others RUNNING, exec and kill work on them, every exit
 /// reached containerd exactly once, no zombie, one shim per live group. At the end all
 /// are deleted and nothing is left: no shim, state, cgroup or mount.
@@ -305,7 +322,8 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
     let per_round = (n * 6 / 10 / restarts.max(1)).max(1);
     let mut seed = 16u64;
     let mut expected_exits = 0usize;
-    let mut exits_by_id: BTreeMap<String, u32> = BTreeMap::new();
+    // (container, process) -> exit status, of every exit so far.
+    let mut exits_by_id: BTreeMap<(String, String), u32> = BTreeMap::new();
     let mut execs = 0usize;
     let mut downtime_exits = 0usize;
     for round in 0..restarts {
@@ -317,10 +335,41 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
         );
         let told = pick(&mut running, (per_round * 2).div_ceil(3), &mut seed);
         let killed = pick(&mut running, per_round - told.len(), &mut seed);
+        // And an exec'd process, started detached, to exit while containerd is down.
+        let exec = running.first().map(|&host| {
+            let xid = format!("x{round}");
+            nix_mkfifo(&ctl.join(&xid));
+            let fifo = format!("{}/fifo", env.path().display());
+            let script = format!("read k < /ctl/{xid}; exit $k");
+            let out = env.ctr(&[
+                "task",
+                "exec",
+                "--detach",
+                "--fifo-dir",
+                &fifo,
+                "--exec-id",
+                &xid,
+                &id(host),
+                "sh",
+                "-c",
+                &script,
+            ]);
+            assert!(out.status.success(), "exec {xid}: {}", describe(&out));
+            (id(host), xid, 200 + round as u32)
+        });
         env.kill_containerd();
         drop(events_ctr);
         for &i in &told {
             tell_exit(&ctl.join(id(i)), code(i));
+        }
+        if let Some((host, xid, status)) = &exec {
+            tell_exit(&ctl.join(xid), *status);
+            // The shim has it (asked directly: containerd is down).
+            env.wait_until("the exec'd process stopped", || {
+                exec_state(&env, host, xid).0 == Status::STOPPED
+            });
+            downtime_exits += 1;
+            expected_exits += 1;
         }
         for &i in &killed {
             // SAFETY: kill(2) of a container init of this test (pid from ctr task ls).
@@ -362,13 +411,31 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
             expected_exits,
             &format!("round {round}, after the restart"),
         );
+        if let Some((host, xid, status)) = exec {
+            assert_eq!(
+                exec_state(&env, &host, &xid),
+                (Status::STOPPED, status),
+                "{host}'s exec {xid} after the restart"
+            );
+            // Still the shim's to delete; it reports the same status.
+            let mut req = DeleteRequest::new();
+            req.id = host.clone();
+            req.exec_id = xid.clone();
+            let resp = env
+                .task_client(&host)
+                .delete(ttrpc::context::with_duration(Duration::from_secs(10)), &req)
+                .expect("deleting the exec'd process");
+            assert_eq!(resp.exit_status, status, "{host}'s exec {xid}");
+            exits_by_id.insert((host, xid), status);
+        }
         for &(i, status) in &gone {
             delete_task(&env, &id(i), status);
-            exits_by_id.insert(id(i), status);
+            exits_by_id.insert((id(i), id(i)), status);
         }
         // The running ones are still managed: exec in two, kill one.
         for &i in running.iter().take(2) {
             exec_echo(&env, &id(i), &format!("r{round}"));
+            exits_by_id.insert((id(i), format!("r{round}")), 0);
             execs += 1;
             expected_exits += 1;
         }
@@ -379,7 +446,7 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
                 env.task_status(&id(i)).as_deref() == Some("STOPPED")
             });
             delete_task(&env, &id(i), 137);
-            exits_by_id.insert(id(i), 137);
+            exits_by_id.insert((id(i), id(i)), 137);
             expected_exits += 1;
         }
         env.wait_until("one shim per group still served", || {
@@ -402,7 +469,7 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
             env.task_status(&id(i)).as_deref() == Some("STOPPED")
         });
         delete_task(&env, &id(i), 137);
-        exits_by_id.insert(id(i), 137);
+        exits_by_id.insert((id(i), id(i)), 137);
         expected_exits += 1;
     }
     drop(events_ctr);
@@ -414,17 +481,15 @@ fn containers_and_their_exits_survive_repeated_containerd_kills() {
     assert!(stdout(&env.ctr(&["c", "ls", "-q"])).trim().is_empty());
     // What ctr events saw (it misses what came before it subscribed after a restart):
     // each exit once, with its status.
-    let mut seen = BTreeMap::new();
-    for (container, status) in init_exits(&events) {
+    let mut seen = BTreeSet::new();
+    for (container, process, status) in exit_events(&events) {
+        let key = (container, process);
         assert_eq!(
             Some(&status),
-            exits_by_id.get(&container),
-            "exit status of {container} in ctr events"
+            exits_by_id.get(&key),
+            "exit status of {key:?} in ctr events"
         );
-        assert!(
-            seen.insert(container.clone(), status).is_none(),
-            "{container}'s exit reported twice"
-        );
+        assert!(seen.insert(key.clone()), "{key:?}'s exit reported twice");
     }
     eprintln!(
         "drill: {n} containers ({} shims), {restarts} containerd kills, {downtime_exits} \
