@@ -5,6 +5,7 @@
 use runrs_integration::procfs;
 use runrs_integration::*;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -286,4 +287,404 @@ fn a_rootfs_that_is_a_symlink_is_refused() {
     std::os::unix::fs::symlink(real.path(), &link).unwrap();
     let out = env.rt.run(["run", "--bundle", &arg(&link), &env.id()]);
     out.ok();
+}
+
+/// How a command that lost a race may fail: runrs's words and runc 1.1's.
+const LOST_A_RACE: &[&str] = &[
+    "does not exist",
+    "not stopped",
+    "cannot start a container that has stopped",
+    "container not running",
+    "no such process",
+];
+
+/// runc 1.1's start when its delete is killing the init: no lock keeps them apart, and
+/// start finds the init going, or exec.fifo gone under a live init.
+const RUNC_LOST_A_RACE: &[&str] = &[
+    "container process is already dead",
+    "cannot start an already running container",
+];
+
+#[track_caller]
+fn assert_lost_cleanly(what: &str, out: &Output) {
+    assert_eq!(out.signal, None, "{what}: the runtime died of a signal");
+    assert_not_contains(&out.stderr, "panicked");
+    let runc_words = if is_runc() { RUNC_LOST_A_RACE } else { &[] };
+    assert!(
+        (LOST_A_RACE.iter().chain(runc_words)).any(|e| out.stderr.contains(e)),
+        "{what}: an error that is not one of a lost race: {}",
+        out.stderr
+    );
+}
+
+fn init_pid(rt: &Runtime, id: &str) -> i32 {
+    rt.state(id)["pid"].as_i64().expect("pid in state") as i32
+}
+
+/// `delete` (plain, then `--force`) racing `start` of a created container, many rounds,
+/// each side a little later in turn: every command succeeds or fails as a lost race does;
+/// a plain delete never removes a running container; when start fails the process never ran;
+/// when delete succeeds nothing of the container runs; after a final `delete --force`
+/// nothing is left.
+#[test]
+fn delete_racing_start_is_consistent_and_leaves_nothing() {
+    let env = TestEnv::new("rel_delstart");
+    let mut b = env.bundle();
+    let mut tally = std::collections::BTreeMap::new();
+    for force in [false, true] {
+        for round in 0..24u64 {
+            let ran = format!("/tmp/ran-{force}-{round}");
+            b.sh(&format!("touch {ran}; exec sleep 600"));
+            let id = env.id();
+            let mut guard = env.guard(&id);
+            env.rt.run(["create", "--bundle", &arg(b.path()), &id]).ok();
+            let init = init_pid(&env.rt, &id);
+            guard.record(init);
+            // Jitter, not a wait: which side comes first varies from round to round.
+            let (start_late, delete_late) = match round % 3 {
+                0 => (0, 0),
+                1 => (round % 4, 0),
+                _ => (0, round % 4),
+            };
+            let delete_args: &[&str] = if force {
+                &["delete", "--force", &id]
+            } else {
+                &["delete", &id]
+            };
+            let barrier = std::sync::Barrier::new(2);
+            let (start, delete) = std::thread::scope(|s| {
+                let start = s.spawn(|| {
+                    barrier.wait();
+                    std::thread::sleep(Duration::from_millis(start_late));
+                    env.rt.run(["start", &id])
+                });
+                let delete = s.spawn(|| {
+                    barrier.wait();
+                    std::thread::sleep(Duration::from_millis(delete_late));
+                    env.rt.run(delete_args)
+                });
+                (start.join().unwrap(), delete.join().unwrap())
+            });
+            let what = format!("force={force} round {round}");
+            for out in [&start, &delete] {
+                if !out.success() {
+                    assert_lost_cleanly(&what, out);
+                }
+            }
+            let ran = b.host_path(&ran);
+            if delete.success() {
+                wait_until(&what, Duration::from_secs(5), || !procfs::pid_alive(init));
+                assert!(
+                    !env.rt.root.join(&id).exists(),
+                    "{what}: deleted but its state is there"
+                );
+            } else {
+                // Only a running container refuses delete: start won, the process runs.
+                assert!(start.success(), "{what}: neither start nor delete worked");
+                wait_until(&what, Duration::from_secs(5), || ran.exists());
+                assert_eq!(env.rt.status(&id).as_deref(), Some("running"), "{what}");
+            }
+            if !start.success() {
+                assert!(!ran.exists(), "{what}: start failed but the process ran");
+            }
+            if !force && !is_runc() {
+                // runrs's start and delete hold the container's lock: one of them wins.
+                assert!(
+                    start.success() != delete.success(),
+                    "{what}: start {} and plain delete {}",
+                    start.success(),
+                    delete.success()
+                );
+            }
+            let key = format!(
+                "force={force} start={} delete={}",
+                start.success(),
+                delete.success()
+            );
+            *tally.entry(key).or_insert(0) += 1;
+            env.rt
+                .cmd(["delete", "--force", &id])
+                .timeout(Duration::from_secs(20))
+                .run();
+            env.assert_no_trace(&id, &b);
+        }
+    }
+    eprintln!("outcomes: {tally:?}");
+}
+
+/// `kill` sent as the container's init exits on its own, many rounds: kill succeeds or
+/// says the container is not running (never another error), and afterwards the container
+/// is stopped and a plain delete removes all of it.
+#[test]
+fn kill_racing_the_inits_own_exit_succeeds_or_says_not_running() {
+    let env = TestEnv::new("rel_killexit");
+    let mut b = env.bundle();
+    let mut tally = std::collections::BTreeMap::new();
+    for round in 0..30u64 {
+        let go = format!("/tmp/go-{round}");
+        b.sh(&format!("until [ -e {go} ]; do usleep 200; done"));
+        let id = env.id();
+        let mut guard = env.guard(&id);
+        env.create_start(&b, &id);
+        let init = init_pid(&env.rt, &id);
+        guard.record(init);
+        let kill = env.rt.cmd(["kill", &id, "KILL"]).spawn();
+        // The runtime takes a few ms to get to its signal: the init's exit lands before,
+        // at or after it as the delay grows.
+        std::thread::sleep(Duration::from_micros(round % 10 * 1500));
+        std::fs::write(b.host_path(&go), "").unwrap();
+        let out = kill.wait();
+        let what = format!("round {round}");
+        if !out.success() {
+            assert_lost_cleanly(&what, &out);
+        }
+        *tally
+            .entry(if out.success() {
+                "signalled"
+            } else {
+                "not running"
+            })
+            .or_insert(0) += 1;
+        wait_until(&what, Duration::from_secs(10), || !procfs::pid_alive(init));
+        wait_until(&what, Duration::from_secs(5), || {
+            env.rt.status(&id).as_deref() == Some("stopped")
+        });
+        env.rt.run(["delete", &id]).ok();
+        env.assert_no_trace(&id, &b);
+    }
+    eprintln!("outcomes: {tally:?}");
+}
+
+/// The init's pid taken by another process once the init is gone (pid_max is 32768 here:
+/// pids come round): `kill` refuses (the container is not running) and the decoy lives.
+#[test]
+fn kill_never_signals_a_process_that_took_the_inits_pid() {
+    let env = TestEnv::new("rel_decoy");
+    let mut b = env.bundle();
+    b.set_args(&["sleep", "600"]);
+    let id = env.id();
+    let _guard = env.guard(&id);
+    env.create_start(&b, &id);
+    let init = init_pid(&env.rt, &id);
+    // The init dies behind the runtime's back and its parent (PID 1 here) reaps it.
+    // SAFETY: kill of the container's init, alive and ours.
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    wait_until("the init to be reaped", Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{init}")).exists()
+    });
+    // The next pid the kernel hands out is the init's (other processes may take it first:
+    // try again).
+    let mut decoy = None;
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (init - 1).to_string()).unwrap();
+        let child = Command::new("sleep").arg("600").spawn().unwrap();
+        if child.id() as i32 == init {
+            decoy = Some(child);
+            break;
+        }
+        let mut child = child;
+        child.kill().ok();
+        child.wait().ok();
+    }
+    let mut decoy = decoy.expect("no process got the init's pid in 50 tries");
+    let out = env.rt.run(["kill", &id, "KILL"]);
+    let alive = procfs::pid_alive(init);
+    decoy.kill().ok();
+    decoy.wait().ok();
+    out.fails_with(&["container not running"]);
+    assert!(alive, "kill signalled the process that took the init's pid");
+    assert_eq!(env.rt.status(&id).as_deref(), Some("stopped"));
+    env.rt.run(["delete", &id]).ok();
+    env.assert_no_trace(&id, &b);
+}
+
+/// What `kill` does to the init, as strace sees it: a pidfd opened before the container's
+/// state is checked and the signal sent through it, so that an init exiting meanwhile
+/// cannot make the signal hit a process that took its pid. (runc 1.1 calls kill(2).)
+#[test]
+fn kill_signals_the_init_through_a_pidfd() {
+    if is_runc() {
+        eprintln!("skipped: runc 1.1 signals the init by its pid");
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: no strace");
+        return;
+    }
+    let env = TestEnv::new("rel_pidfd");
+    let mut b = env.bundle();
+    b.set_args(&["sleep", "600"]);
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    env.create_start(&b, &id);
+    let init = init_pid(&env.rt, &id);
+    guard.record(init);
+    let trace = env.path("kill.strace");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e"])
+        .arg("trace=kill,tgkill,pidfd_open,pidfd_send_signal,openat")
+        .arg("-o")
+        .arg(&trace)
+        .arg(&env.rt.bin)
+        .arg("--root")
+        .arg(&env.rt.root)
+        .args(["kill", &id, "KILL"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kill under strace: {out:?}");
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let opened = format!("pidfd_open({init}, 0)");
+    assert_contains(&calls, &opened);
+    assert_contains(&calls, "pidfd_send_signal(");
+    assert_not_contains(&calls, &format!("kill({init}, "));
+    // The pidfd first, then the check that the init is still the container's (its start
+    // time in /proc/<pid>/stat), then the signal.
+    let opened_at = calls.find(&opened).unwrap();
+    let checked_at = calls
+        .rfind(&format!("/proc/{init}/stat\""))
+        .unwrap_or_else(|| panic!("the init's start time is never read:\n{calls}"));
+    let sent_at = calls.find("pidfd_send_signal(").unwrap();
+    assert!(
+        opened_at < checked_at && checked_at < sent_at,
+        "not pidfd, check, signal in that order:\n{calls}"
+    );
+    wait_until("the init to die", Duration::from_secs(10), || {
+        !procfs::pid_alive(init)
+    });
+}
+
+/// Bind-mounts `dir` onto itself read-only.
+fn make_read_only(dir: &Path) {
+    for args in [
+        vec!["--bind", dir.to_str().unwrap(), dir.to_str().unwrap()],
+        vec!["-o", "remount,bind,ro", dir.to_str().unwrap()],
+    ] {
+        let out = Command::new("mount").args(&args).output().expect("mount");
+        assert!(out.status.success(), "mount {args:?}: {out:?}");
+    }
+}
+
+/// A bundle (config and rootfs) on a read-only mount: it runs, as with runc, since nothing
+/// is written there; a mount point missing from the rootfs, which must be made, is a clear
+/// error naming the read-only file system, and nothing is left.
+#[test]
+fn a_bundle_on_a_read_only_mount_runs_or_is_a_clear_error() {
+    let env = TestEnv::new("rel_robundle");
+    let mut b = env.bundle();
+    b.sh("echo hello from a read-only bundle");
+    let mut missing = env.bundle();
+    missing.set_args(&["true"]);
+    missing.mount("/not-there", "tmpfs", "tmpfs", &["nosuid"]);
+    for bundle in [&b, &missing] {
+        make_read_only(bundle.path());
+        assert!(
+            std::fs::write(bundle.host_path("/tmp/probe"), "").is_err(),
+            "the bundle is still writable"
+        );
+    }
+    let out = env.run_bundle(&b);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "hello from a read-only bundle");
+    let id = env.id();
+    let _guard = env.guard(&id);
+    let out = env.rt.run(["run", "--bundle", &arg(missing.path()), &id]);
+    out.fails_with(&["read-only file system"]);
+    env.rt.run(["delete", "--force", &id]);
+    assert!(!env.rt.root.join(&id).exists(), "state dir left");
+    assert!(procfs::cgroup_dirs_named(&id).is_empty(), "cgroups left");
+    let gone = wait_for(Duration::from_secs(2), || {
+        procfs::processes_with_env(&missing.mark()).is_empty()
+    });
+    assert!(gone, "processes left");
+    for bundle in [&b, &missing] {
+        let left: Vec<_> = procfs::mounts_under(bundle.path())
+            .into_iter()
+            .filter(|m| m != bundle.path())
+            .collect();
+        assert!(left.is_empty(), "mounts left: {left:?}");
+    }
+}
+
+/// Runs the runtime with `args` to completion; its exit status and peak RSS in KiB
+/// (`ru_maxrss` of the waited child).
+#[allow(clippy::zombie_processes)] // Reaped by wait4, which gives its rusage.
+fn run_measured(rt: &Runtime, args: &[&str]) -> (std::process::ExitStatus, String, i64) {
+    let err = rt.root.with_extension("rss-stderr");
+    let child = Command::new(&rt.bin)
+        .arg("--root")
+        .arg(&rt.root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid out-pointers.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(rc, child.id() as i32, "wait4");
+    let status = std::process::ExitStatus::from_raw(status);
+    (
+        status,
+        std::fs::read_to_string(&err).unwrap_or_default(),
+        usage.ru_maxrss,
+    )
+}
+
+/// A 100 MB config.json (one annotation): create works or refuses it clearly, and the
+/// runtime's peak memory stays bounded: under 400 MB (printed, for runrs and runc; runrs
+/// held the config seven times, 710 MB, before it moved rather than copied it and streamed
+/// the state to its file).
+#[test]
+fn a_100_mb_config_is_created_in_bounded_memory() {
+    let env = TestEnv::new("rel_100mb");
+    let mut b = env.bundle();
+    b.set_args(&["sleep", "600"]);
+    b.set(
+        "/annotations",
+        serde_json::json!({ "big": "a".repeat(100 << 20) }),
+    );
+    let size = std::fs::metadata(b.path().join("config.json"))
+        .unwrap()
+        .len();
+    assert!(size > 100 << 20, "config.json is {size} bytes");
+    let id = env.id();
+    let _guard = env.guard(&id);
+    let began = Instant::now();
+    let (status, stderr, rss_kb) =
+        run_measured(&env.rt, &["create", "--bundle", &arg(b.path()), &id]);
+    let took = began.elapsed();
+    eprintln!(
+        "100 MB config: create {} in {:.1} s, peak RSS {} MB ({})",
+        if status.success() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        took.as_secs_f64(),
+        rss_kb / 1024,
+        env.rt.bin.display()
+    );
+    assert_eq!(status.signal(), None, "create died of a signal: {stderr}");
+    assert_not_contains(&stderr, "panicked");
+    if is_runc() {
+        // runc 1.1.5 peaks at about 790 MB here: printed above, not held to runrs's bound.
+        eprintln!("runc: peak RSS not asserted");
+    } else {
+        assert!(
+            rss_kb < 400 * 1024,
+            "create's peak RSS is {} MB",
+            rss_kb / 1024
+        );
+    }
+    if status.success() {
+        env.rt.run(["start", &id]).ok();
+        assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
+        env.rt.run(["delete", "--force", &id]).ok();
+    } else {
+        assert!(!stderr.trim().is_empty(), "create failed saying nothing");
+    }
+    env.assert_no_trace(&id, &b);
 }

@@ -22,14 +22,18 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         anyhow::anyhow!("chdir {}: {}", bundle.display(), crate::process::io_msg(&e))
     })?;
     let config = path.join("config.json");
-    let data = match std::fs::read(&config) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("JSON specification file config.json not found")
-        }
-        Err(e) => bail!("read {}: {e}", config.display()),
+    let raw = {
+        let data = match std::fs::read(&config) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("JSON specification file config.json not found")
+            }
+            Err(e) => bail!("read {}: {e}", config.display()),
+        };
+        // The bytes go before the spec is made: a huge config is held twice at most.
+        raw_config(&data)?
     };
-    let (spec, raw) = parse_config(&data)?;
+    let (spec, raw) = spec_of(raw)?;
     let rootfs = validate(&spec, &path)?;
     Ok(Bundle {
         spec,
@@ -42,8 +46,15 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 /// `config.json`'s bytes as a spec, and the JSON it keeps in `state.json`; nothing is read or
 /// checked on the host here (`validate` does that).
 pub fn parse_config(data: &[u8]) -> Result<(Spec, serde_json::Value)> {
-    let mut raw: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
+    spec_of(raw_config(data)?)
+}
+
+fn raw_config(data: &[u8]) -> Result<serde_json::Value> {
+    serde_json::from_slice(data).map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))
+}
+
+/// The spec of a parsed config.json, and the JSON it keeps in `state.json`.
+fn spec_of(mut raw: serde_json::Value) -> Result<(Spec, serde_json::Value)> {
     // runc ignores capability names it does not know (with a warning) and names a bad rlimit
     // type; oci-spec would refuse both with a bare parse error.
     let unknown = crate::capabilities::strip_unknown(&mut raw);

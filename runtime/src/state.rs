@@ -143,15 +143,17 @@ pub fn save(dir: &Path, saved: &Saved) -> Result<()> {
 /// The first half of `save`: the state under a temporary name, which nothing reads.
 pub fn write_pending(dir: &Path, saved: &Saved) -> Result<()> {
     let tmp = dir.join(PENDING_FILE);
-    let data = serde_json::to_vec(saved)?;
-    let mut f = fs::OpenOptions::new()
+    let f = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("write {}", tmp.display()))?;
-    f.write_all(&data)?;
+    // Straight to the file: the state of a huge config is not built in memory first.
+    let mut w = std::io::BufWriter::new(f);
+    serde_json::to_writer(&mut w, saved)?;
+    w.flush()?;
     Ok(())
 }
 
@@ -206,13 +208,19 @@ pub fn list(root: &Path) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Hold an exclusive lock on the state directory for the life of the returned fd.
+/// Hold an exclusive lock on the state directory of a loaded container for the life of the
+/// returned fd. A container deleted since it was loaded (a `delete` that won the race for
+/// the lock) is runc's "does not exist", as if it had been gone at the load.
 pub fn lock(dir: &Path) -> Result<OwnedFd> {
-    let f = fs::OpenOptions::new()
+    let f = match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
-        .with_context(|| format!("open {}", dir.display()))?;
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("container does not exist"),
+        Err(e) => return Err(e).with_context(|| format!("open {}", dir.display())),
+    };
     // SAFETY: flock on an fd we own; no memory is involved.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         bail!(
@@ -220,6 +228,9 @@ pub fn lock(dir: &Path) -> Result<OwnedFd> {
             dir.display(),
             std::io::Error::last_os_error()
         );
+    }
+    if !dir.join(STATE_FILE).exists() {
+        bail!("container does not exist");
     }
     Ok(f.into())
 }

@@ -62,7 +62,7 @@ pub(super) fn create_from(
     let fifo = make_exec_fifo(&guard.dir)?;
     crate::logging::mark("create: state dir");
     let cgroups = plan.cgroups.plan()?;
-    let mut saved = initial_state(o, &bundle, &cgroups, &plan)?;
+    let mut saved = initial_state(o, &mut bundle, &cgroups, &plan)?;
     // What `delete --force` undoes should this process die before state.json exists.
     state::write_pending(&guard.dir, &saved)?;
     make_cgroups_before_clone(&cgroups, &plan, &mut guard)?;
@@ -205,12 +205,16 @@ fn cgroups_made_after_clone(
         .collect()
 }
 
+/// The state to save. The annotations and the config JSON move into it (nothing needs them
+/// in the bundle after this): a huge config is not held twice more.
 fn initial_state(
     o: &CreateOpts,
-    bundle: &spec::Bundle,
+    bundle: &mut spec::Bundle,
     cgroups: &cgroups::Planned,
     plan: &Plan,
 ) -> Result<Saved> {
+    let config = serde_json::value::to_raw_value(&std::mem::take(&mut bundle.config))?;
+    let annotations = bundle.spec.annotations_mut().take().unwrap_or_default();
     Ok(Saved {
         id: o.id.to_string(),
         pid: 0,
@@ -218,13 +222,11 @@ fn initial_state(
         bundle: bundle.path.clone(),
         rootfs: bundle.rootfs.clone(),
         created: crate::logging::rfc3339_now(true),
-        annotations: (bundle.spec.annotations().clone().unwrap_or_default())
-            .into_iter()
-            .collect(),
+        annotations: annotations.into_iter().collect(),
         owner: String::new(),
         cgroup_paths: cgroups.dirs.clone(),
         systemd_unit: plan.cgroups.systemd.as_ref().map(|(u, _)| u.name.clone()),
-        config: serde_json::value::to_raw_value(&bundle.config)?,
+        config,
     })
 }
 

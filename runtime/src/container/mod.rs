@@ -244,14 +244,34 @@ pub fn state_json(root: &Path, id: &str) -> Result<String> {
 pub fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
     let sig = crate::signals::parse_signal(sig)?;
     let c = state::load(root, id)?;
+    // A pidfd before the check that the pid is still our init (by its start time): the
+    // pidfd holds that very process, so an init that exits and is reaped meanwhile, its pid
+    // taken by another process (pid_max may be 32768), makes the signal fail instead of
+    // reaching the other process, as kill(2) by pid would.
+    let pidfd = (!all).then(|| pidfd_open(c.saved.pid)).flatten();
     if c.status() == Status::Stopped {
         bail!("container not running");
     }
     if all {
         return c.cgroup().signal_all(sig);
     }
-    // SAFETY: kill of the init we verified by start time above.
-    if unsafe { libc::kill(c.saved.pid, sig) } != 0 {
+    let rc = match &pidfd {
+        // SAFETY: a signal through a pidfd we own; no siginfo.
+        Some(fd) => unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) as i32
+        },
+        // No pidfd although the init was alive after the attempt: a kernel without
+        // pidfd_open (before 5.3). kill(2) of the init just verified by start time.
+        // SAFETY: kill with integer arguments.
+        None => unsafe { libc::kill(c.saved.pid, sig) },
+    };
+    if rc != 0 {
         let e = std::io::Error::last_os_error();
         bail!("unable to signal init: {}", crate::process::io_msg(&e));
     }
