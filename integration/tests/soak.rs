@@ -27,12 +27,22 @@ fn cycles() -> usize {
     env_usize("RUNRS_SOAK_CYCLES", 100)
 }
 
-/// Lines of this process's mountinfo.
-fn mounts() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo")
+/// This process's mountinfo lines (mount point and what is mounted, without the mount ids),
+/// less those in another test's temp dir: a suite running beside this one on the machine
+/// (another CI run) mounts there, and a leak of ours would be in our own dir or elsewhere.
+fn mounts(ours: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .count()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = *f.get(4)?;
+            let others = point.starts_with("/tmp/runrs-it-") && !Path::new(point).starts_with(ours);
+            (!others).then(|| f[2..].join(" "))
+        })
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// Open fds of `pid` (`self` for this process).
@@ -67,19 +77,27 @@ fn cgroup_dirs(prefix: &str) -> Vec<String> {
     found
 }
 
-/// (state, ppid) from /proc/<pid>/stat.
-fn state_ppid(pid: i32) -> Option<(char, i32)> {
+/// (state, ppid, start time) from /proc/<pid>/stat.
+fn stat(pid: i32) -> Option<(char, i32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
-    let mut f = rest.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    Some((state, f.next()?.parse().ok()?))
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first()?.chars().next()?;
+    Some((state, f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
 }
 
-/// Zombies that would be ours: children of this test, of the host's PID 1 (where an
-/// orphaned runtime child goes) and of `also` (the container's init), and the host-wide
-/// count (other work on the machine makes and reaps its own: shown, not compared).
-fn zombies(also: Option<i32>) -> (Vec<i32>, usize) {
+/// The (pid, start time) of a process, to know it again as a zombie.
+fn proc_id(pid: i32) -> (i32, u64) {
+    (pid, stat(pid).map_or(0, |s| s.2))
+}
+
+/// Zombies that are ours: children of this test or of `also` (the container's init), and
+/// the `known` processes of our containers (their inits, which go to PID 1 once their
+/// runtime has exited: it reaps a second or two late here). A zombie cannot be told by its
+/// cgroup (v1 shows it in the root) nor its environment, so other zombies of PID 1 are only
+/// counted host-wide: shown, not compared (other work on this machine, another CI run,
+/// leaves them at any moment).
+fn zombies(known: &[(i32, u64)], also: Option<i32>) -> (Vec<i32>, usize) {
     let me = std::process::id() as i32;
     let mut ours = Vec::new();
     let mut all = 0;
@@ -88,9 +106,9 @@ fn zombies(also: Option<i32>) -> (Vec<i32>, usize) {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
     {
-        if let Some(('Z', ppid)) = state_ppid(pid) {
+        if let Some(('Z', ppid, start)) = stat(pid) {
             all += 1;
-            if ppid == me || ppid == 1 || Some(ppid) == also {
+            if ppid == me || Some(ppid) == also || known.contains(&(pid, start)) {
                 ours.push(pid);
             }
         }
@@ -121,7 +139,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// What is counted before and after a soak.
 #[derive(Debug, PartialEq)]
 struct Counts {
-    mounts: usize,
+    mounts: Vec<String>,
     cgroup_dirs: Vec<String>,
     zombies: Vec<i32>,
     test_fds: usize,
@@ -131,17 +149,19 @@ struct Counts {
 
 /// The figures before: once no zombie of ours is left (PID 1 reaps the inits killed just
 /// before, by this test's first round or the other soak, a moment later).
-fn baseline(env: &TestEnv, prefix: &str, init: Option<i32>) -> Counts {
-    wait_for(Duration::from_secs(10), || zombies(init).0.is_empty());
-    let (before, host_zombies) = counts(env, prefix, init);
+fn baseline(env: &TestEnv, prefix: &str, init: Option<i32>, known: &[(i32, u64)]) -> Counts {
+    wait_for(Duration::from_secs(10), || {
+        zombies(known, init).0.is_empty()
+    });
+    let (before, host_zombies) = counts(env, prefix, init, known);
     print_counts("before", &before, host_zombies);
     before
 }
 
-fn counts(env: &TestEnv, prefix: &str, init: Option<i32>) -> (Counts, usize) {
-    let (zombies, host_zombies) = zombies(init);
+fn counts(env: &TestEnv, prefix: &str, init: Option<i32>, known: &[(i32, u64)]) -> (Counts, usize) {
+    let (zombies, host_zombies) = zombies(known, init);
     let c = Counts {
-        mounts: mounts(),
+        mounts: mounts(env.dir()),
         cgroup_dirs: cgroup_dirs(prefix),
         zombies,
         test_fds: fds("self"),
@@ -155,7 +175,7 @@ fn print_counts(what: &str, c: &Counts, host_zombies: usize) {
     eprintln!(
         "soak {what}: mounts {}, cgroup dirs {}, zombies {} (host-wide {host_zombies}), \
          test fds {}, init fds {}, state root files {}",
-        c.mounts,
+        c.mounts.len(),
         c.cgroup_dirs.len(),
         c.zombies.len(),
         c.test_fds,
@@ -167,11 +187,17 @@ fn print_counts(what: &str, c: &Counts, host_zombies: usize) {
 /// Waits a moment for the counts to settle back (a killed init is reaped by PID 1 a little
 /// after `delete` returns), then asserts they are exactly the ones before.
 #[track_caller]
-fn assert_unchanged(env: &TestEnv, prefix: &str, init: Option<i32>, before: &Counts) {
+fn assert_unchanged(
+    env: &TestEnv,
+    prefix: &str,
+    init: Option<i32>,
+    known: &[(i32, u64)],
+    before: &Counts,
+) {
     wait_for(Duration::from_secs(5), || {
-        counts(env, prefix, init).0 == *before
+        counts(env, prefix, init, known).0 == *before
     });
-    let (after, host_zombies) = counts(env, prefix, init);
+    let (after, host_zombies) = counts(env, prefix, init, known);
     print_counts("after", &after, host_zombies);
     assert_eq!(after, *before, "what the soak left differs from before");
 }
@@ -187,7 +213,7 @@ fn create_start_kill_delete_cycles_leave_nothing_behind() {
     b.set_args(&["sleep", "600"]);
     let pid_file = env.path("init.pid");
     // One cycle first, so that what the first use of anything allocates (this test's log
-    // files, the runtime's state root) is in the figures before.
+    // files, the runtime's state root) is in the figures before. Each returns its init.
     let cycle = |id: &str| {
         let _guard = env.guard(id);
         env.rt
@@ -205,19 +231,21 @@ fn create_start_kill_delete_cycles_leave_nothing_behind() {
             .trim()
             .parse()
             .unwrap();
+        let known = proc_id(init);
         env.rt.run(["start", id]).ok();
         env.rt.run(["kill", id, "KILL"]).ok();
         wait_until("the init to die", Duration::from_secs(10), || {
             !procfs::pid_alive(init)
         });
         env.rt.run(["delete", id]).ok();
+        known
     };
-    cycle(&env.id());
+    let mut inits = vec![cycle(&env.id())];
     std::fs::remove_file(&pid_file).unwrap();
-    let before = baseline(&env, &prefix, None);
+    let before = baseline(&env, &prefix, None, &inits);
     let began = Instant::now();
     for _ in 0..n {
-        cycle(&env.id());
+        inits.push(cycle(&env.id()));
     }
     let took = began.elapsed();
     std::fs::remove_file(&pid_file).unwrap();
@@ -226,7 +254,7 @@ fn create_start_kill_delete_cycles_leave_nothing_behind() {
         took.as_secs_f64(),
         took.as_secs_f64() * 1000.0 / n as f64
     );
-    assert_unchanged(&env, &prefix, None, &before);
+    assert_unchanged(&env, &prefix, None, &inits, &before);
     env.assert_no_trace("", &b);
 }
 
@@ -254,7 +282,7 @@ fn execs_into_one_container_leave_nothing_behind() {
         assert_eq!(out.stdout.trim(), format!("exec {i}"));
     };
     exec(0);
-    let before = baseline(&env, &prefix, Some(init));
+    let before = baseline(&env, &prefix, Some(init), &[]);
     let procs_before = container_procs(init);
     let began = Instant::now();
     for i in 1..=n {
@@ -266,7 +294,7 @@ fn execs_into_one_container_leave_nothing_behind() {
         took.as_secs_f64(),
         took.as_secs_f64() * 1000.0 / n as f64
     );
-    assert_unchanged(&env, &prefix, Some(init), &before);
+    assert_unchanged(&env, &prefix, Some(init), &[], &before);
     assert_eq!(
         container_procs(init),
         procs_before,
