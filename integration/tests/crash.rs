@@ -178,7 +178,23 @@ fn exec_killed_at_every_point_leaves_the_container_running_and_managed() {
         return;
     }
     let mut missed = Vec::new();
-    for (n, (point, started)) in EXEC_POINTS.iter().enumerate() {
+    // Every point with --detach (the shim's way), and those where a foreground exec differs
+    // (it forwards signals and waits for the process after the last) without it.
+    let foreground = [
+        "exec: cloned",
+        "exec child: finalized",
+        "exec: process executing",
+        "exec: started",
+    ];
+    let cases = (EXEC_POINTS.iter().map(|(p, s)| (p, s, true))).chain(
+        EXEC_POINTS
+            .iter()
+            .filter(|(p, _)| foreground.contains(p))
+            .map(|(p, s)| (p, s, false)),
+    );
+    for (n, (point, started, detach)) in cases.enumerate() {
+        let point = &format!("{point}{}", if detach { "" } else { " (foreground)" });
+        let fault = point.trim_end_matches(" (foreground)");
         let mut b = env.bundle();
         b.set_args(&["sleep", "600"]);
         let id = env.id();
@@ -195,18 +211,13 @@ fn exec_killed_at_every_point_leaves_the_container_running_and_managed() {
         let pid_file = pid_dir.join("exec.pid");
         let out = env
             .rt
-            .cmd([
-                "exec",
-                "--detach",
-                "--pid-file",
-                &arg(&pid_file),
-                "--env",
-                &marker,
-                &id,
-                "sleep",
-                "600",
-            ])
-            .env("RUNRS_FAULT", *point)
+            .cmd(
+                ["exec", "--detach", "--pid-file", &arg(&pid_file)]
+                    .into_iter()
+                    .filter(|a| detach || *a != "--detach")
+                    .chain(["--env", &marker, &id, "sleep", "600"]),
+            )
+            .env("RUNRS_FAULT", fault)
             .env("RUNRS_CRASH_EXEC", format!("{}-{n}", env.dir().display()))
             .run();
         if out.signal != Some(libc::SIGKILL) {
@@ -249,7 +260,7 @@ fn exec_killed_at_every_point_leaves_the_container_running_and_managed() {
         );
         // The pid file is whole or absent, no temp file beside it.
         let pid_files = names_in(&pid_dir);
-        if *point == "exec: pid file written" || *point == "exec: started" {
+        if fault == "exec: pid file written" || fault == "exec: started" {
             assert_eq!(pid_files, ["exec.pid"], "{point}");
             let written = std::fs::read_to_string(&pid_file).unwrap();
             assert_eq!(written.trim(), exec_pids[0].to_string(), "{point}");
@@ -262,11 +273,15 @@ fn exec_killed_at_every_point_leaves_the_container_running_and_managed() {
         let again = env.rt.run(["exec", &id, "echo", "exec works"]);
         again.ok();
         assert_eq!(again.stdout.trim(), "exec works", "{point}");
-        env.rt.run(["kill", &id, "KILL"]).ok();
-        wait_until(point, Duration::from_secs(10), || {
-            env.rt.status(&id).as_deref() == Some("stopped")
-        });
-        env.rt.run(["delete", &id]).ok();
+        if n % 2 == 0 {
+            env.rt.run(["kill", &id, "KILL"]).ok();
+            wait_until(point, Duration::from_secs(10), || {
+                env.rt.status(&id).as_deref() == Some("stopped")
+            });
+            env.rt.run(["delete", &id]).ok();
+        } else {
+            env.rt.run(["delete", "--force", &id]).ok();
+        }
         env.assert_no_trace(&id, &b);
         let gone = wait_for(Duration::from_secs(5), || {
             exec_pids.iter().all(|p| !procfs::pid_alive(*p))
