@@ -428,23 +428,35 @@ fn kill_racing_the_inits_own_exit_succeeds_or_says_not_running() {
         env.create_start(&b, &id);
         let init = init_pid(&env.rt, &id);
         guard.record(init);
-        let kill = env.rt.cmd(["kill", &id, "KILL"]).spawn();
-        // The runtime takes a few ms to get to its signal: the init's exit lands before,
-        // at or after it as the delay grows.
-        std::thread::sleep(Duration::from_micros(round % 10 * 1500));
-        std::fs::write(b.host_path(&go), "").unwrap();
+        // The runtime takes a few ms to get to its signal, the init about one to see the
+        // file and exit: kill started first, or the exit asked for first, each by a delay
+        // that grows, lands the two in either order and at the same moment.
+        let delay = Duration::from_micros(round / 2 % 8 * 500);
+        let tell = || std::fs::write(b.host_path(&go), "").unwrap();
+        let kill = if round % 2 == 0 {
+            let kill = env.rt.cmd(["kill", &id, "KILL"]).spawn();
+            std::thread::sleep(delay);
+            tell();
+            kill
+        } else {
+            tell();
+            std::thread::sleep(delay);
+            env.rt.cmd(["kill", &id, "KILL"]).spawn()
+        };
         let out = kill.wait();
         let what = format!("round {round}");
         if !out.success() {
             assert_lost_cleanly(&what, &out);
         }
-        *tally
-            .entry(if out.success() {
-                "signalled"
-            } else {
-                "not running"
-            })
-            .or_insert(0) += 1;
+        let outcome = if out.success() {
+            "signalled"
+        } else {
+            LOST_A_RACE
+                .iter()
+                .find(|e| out.stderr.contains(*e))
+                .unwrap_or(&"other")
+        };
+        *tally.entry(outcome).or_insert(0) += 1;
         wait_until(&what, Duration::from_secs(10), || !procfs::pid_alive(init));
         wait_until(&what, Duration::from_secs(5), || {
             env.rt.status(&id).as_deref() == Some("stopped")
