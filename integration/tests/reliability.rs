@@ -617,8 +617,11 @@ fn a_bundle_on_a_read_only_mount_runs_or_is_a_clear_error() {
     }
 }
 
-/// Runs the runtime with `args` to completion; its exit status and peak RSS in KiB
-/// (`ru_maxrss` of the waited child).
+/// Runs the runtime with `args` to completion (SIGKILLed after `BIG_TIMEOUT`: a hang fails
+/// the test); its exit status and peak RSS in KiB (`ru_maxrss` of the waited child).
+/// How long one command on the 100 MB config may take (a debug build parses it in ~15 s).
+const BIG_TIMEOUT: Duration = Duration::from_secs(180);
+
 #[allow(clippy::zombie_processes)] // Reaped by wait4, which gives its rusage.
 fn run_measured(rt: &Runtime, args: &[&str]) -> (std::process::ExitStatus, String, i64) {
     let err = rt.root.with_extension("rss-stderr");
@@ -631,12 +634,47 @@ fn run_measured(rt: &Runtime, args: &[&str]) -> (std::process::ExitStatus, Strin
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
+    let pid = child.id() as i32;
+    // A pidfd of our unreaped child: the watchdog cannot signal another process once it is.
+    // SAFETY: pidfd_open with a pid and no flags.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + BIG_TIMEOUT;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if Instant::now() >= deadline {
+                    // SAFETY: a signal through a pidfd we own.
+                    unsafe {
+                        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGKILL, 0, 0)
+                    };
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid for wait4 to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 on our own child with valid out-pointers.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(rc, child.id() as i32, "wait4");
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let timed_out = watchdog.join().unwrap();
+    // SAFETY: closing the pidfd we opened.
+    unsafe { libc::close(pidfd) };
+    assert_eq!(rc, pid, "wait4");
+    assert!(
+        !timed_out,
+        "`{args:?}` did not finish within {BIG_TIMEOUT:?}"
+    );
     let status = std::process::ExitStatus::from_raw(status);
     (
         status,
@@ -692,9 +730,11 @@ fn a_100_mb_config_is_created_in_bounded_memory() {
         );
     }
     if status.success() {
-        env.rt.run(["start", &id]).ok();
-        assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
-        env.rt.run(["delete", "--force", &id]).ok();
+        // Each of these reads the 200 MB state (config and annotation): slow in a debug build.
+        let run = |args: &[&str]| env.rt.cmd(args).timeout(BIG_TIMEOUT).run();
+        run(&["start", &id]).ok();
+        assert_eq!(run(&["state", &id]).ok().json()["status"], "running");
+        run(&["delete", "--force", &id]).ok();
     } else {
         assert!(!stderr.trim().is_empty(), "create failed saying nothing");
     }
