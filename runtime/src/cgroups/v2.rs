@@ -17,7 +17,9 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
     }
-    1 + (shares.saturating_sub(2) * 9999) / 262142
+    // Saturating: a share count no kernel accepts stays a weight no kernel accepts (the
+    // write fails, as runc's does), instead of wrapping into a valid-looking one.
+    1 + shares.saturating_sub(2).saturating_mul(9999) / 262142
 }
 
 /// runc's blkio.weight (10..1000) → io.weight (1..10000).
@@ -25,7 +27,7 @@ pub fn blkio_to_io_weight(w: u64) -> u64 {
     if w == 0 {
         return 0;
     }
-    1 + (w.saturating_sub(10) * 9999) / 990
+    1 + w.saturating_sub(10).saturating_mul(9999) / 990
 }
 
 /// OCI `memory.swap` is memory+swap (v1's memsw); v2's `memory.swap.max` is swap alone.

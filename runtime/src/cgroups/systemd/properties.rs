@@ -132,7 +132,7 @@ fn cpu_quota(p: &mut Vec<Property>, quota: i64, period: u64) {
         let period = if period == 0 { 100_000 } else { period };
         per_sec = (quota as u64).saturating_mul(1_000_000) / period;
         if per_sec % 10_000 != 0 {
-            per_sec = (per_sec / 10_000 + 1) * 10_000;
+            per_sec = (per_sec / 10_000 + 1).saturating_mul(10_000);
         }
     }
     p.push(prop("CPUQuotaPerSecUSec", per_sec));
@@ -316,6 +316,24 @@ mod tests {
         for dev in ["/dev/char/1:3", "char-*", "block-*", "/dev/char/10:200"] {
             assert!(allow.contains(dev), "{dev} not in {allow}");
         }
+    }
+
+    #[test]
+    fn extreme_cpu_values_do_not_overflow() {
+        // Found by fuzz/ (config): shares of u64::MAX overflowed the weight's arithmetic.
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"cpu": {"shares": 18446744073709551615, "quota": 9223372036854775807, "period": 1}}"#,
+        )
+        .unwrap();
+        let p = from_resources(&r, false).unwrap();
+        let Some(Value::U64(weight)) = find(&p, "CPUWeight") else {
+            panic!("no CPUWeight in {p:?}");
+        };
+        assert!(
+            *weight > 10_000,
+            "an impossible share count became weight {weight}"
+        );
+        assert_eq!(find(&p, "CPUQuotaPerSecUSec"), Some(&Value::from(u64::MAX)));
     }
 
     #[test]
