@@ -24,7 +24,7 @@ pub fn start(flags: &Flags) -> Result<(), String> {
             // A server already serves this group: the sandbox's shim (or containerd
             // retried `start`); it will get this container's Create.
             write_address(&bundle, &address)?;
-            print!("{address}");
+            print!("{}", answer(&address, max_shim_version()));
             return Ok(());
         }
     };
@@ -73,8 +73,28 @@ pub fn start(flags: &Flags) -> Result<(), String> {
         format!("spawning the shim server: {e}")
     })?;
     write_address(&bundle, &address)?;
-    print!("{address}");
+    print!("{}", answer(&address, max_shim_version()));
     std::io::stdout().flush().map_err(|e| e.to_string())
+}
+
+/// The highest shim protocol version the calling containerd takes: 1.7 and later say so in
+/// `MAX_SHIM_VERSION`; 1.6 sets nothing.
+fn max_shim_version() -> Option<u32> {
+    std::env::var("MAX_SHIM_VERSION").ok()?.trim().parse().ok()
+}
+
+/// What `start` prints: the bootstrap parameters (version 2: the Task API v2, over ttrpc)
+/// for a containerd that reads them, the bare address for one that does not (1.6).
+fn answer(address: &str, max_version: Option<u32>) -> String {
+    match max_version {
+        Some(v) if v >= 2 => serde_json::json!({
+            "version": 2,
+            "address": address,
+            "protocol": "ttrpc",
+        })
+        .to_string(),
+        _ => address.to_string(),
+    }
 }
 
 /// Binds the socket; `None` when a live server already answers on it.
@@ -113,4 +133,18 @@ fn write_address(bundle: &Path, address: &str) -> Result<(), String> {
     let tmp = bundle.join(".address.tmp");
     fs::write(&tmp, address).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     fs::rename(&tmp, bundle.join("address")).map_err(|e| format!("writing address: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer;
+
+    #[test]
+    fn containerd_16_gets_the_address_and_later_ones_bootstrap_parameters() {
+        assert_eq!(answer("unix:///s", None), "unix:///s");
+        let json: serde_json::Value = serde_json::from_str(&answer("unix:///s", Some(3))).unwrap();
+        assert_eq!(json["version"], 2);
+        assert_eq!(json["address"], "unix:///s");
+        assert_eq!(json["protocol"], "ttrpc");
+    }
 }
