@@ -255,10 +255,19 @@ fn parse_value(v: &str) -> std::result::Result<Value<'static>, String> {
         Some(("uint32", n)) => Value::from(u32::try_from(num(n)?).map_err(|e| e.to_string())?),
         Some(("int64", n)) => Value::from(n.trim().parse::<i64>().map_err(|e| e.to_string())?),
         Some(("int32", n)) => Value::from(n.trim().parse::<i32>().map_err(|e| e.to_string())?),
+        Some(("double", n)) => Value::from(n.trim().parse::<f64>().map_err(|e| e.to_string())?),
         _ => match v {
             "true" => Value::from(true),
             "false" => Value::from(false),
-            _ if v.parse::<u64>().is_ok() => Value::from(num(v)?),
+            // GVariant's text form, as runc parses it: an untyped integer is an int32
+            // (podman's `KillSignal=15`; systemd refuses a uint64 there), `1.5` a double.
+            _ if v.parse::<i128>().is_ok() => Value::from(v.parse::<i32>().map_err(|_| {
+                "an untyped number is an int32: give the type of a larger one (uint64 N)"
+                    .to_string()
+            })?),
+            _ if v.parse::<f64>().is_ok() && v.contains('.') => {
+                Value::from(v.parse::<f64>().unwrap_or(0.0))
+            }
             _ => {
                 let unquoted = v
                     .strip_prefix('\'')
@@ -355,6 +364,7 @@ mod tests {
             ("org.systemd.property.TimeoutStopSec", "2"),
             ("org.systemd.property.CollectMode", "'inactive-or-failed'"),
             ("org.systemd.property.CPUQuotaPeriodUSec", "uint64 50000"),
+            ("org.systemd.property.KillSignal", "15"),
             ("other", "x"),
         ]
         .iter()
@@ -369,10 +379,13 @@ mod tests {
             find(&p, "CollectMode"),
             Some(&Value::from("inactive-or-failed".to_string()))
         );
-        assert_eq!(p.len(), 3);
+        // Podman 5 sets it: systemd takes KillSignal as an int32 only.
+        assert_eq!(find(&p, "KillSignal"), Some(&Value::from(15i32)));
+        assert_eq!(p.len(), 4);
         for (k, v) in [
             ("org.systemd.property.lower", "1"),
             ("org.systemd.property.TimeoutStopSec", "soon"),
+            ("org.systemd.property.LimitNOFILE", "4294967296"),
         ] {
             let bad: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into();
             let e = from_annotations(&bad).unwrap_err().to_string();
