@@ -25,10 +25,16 @@ struct Podman {
 
 impl Podman {
     fn start(test: &str) -> Option<Podman> {
+        Podman::start_with(test, "cgroupfs")
+    }
+
+    /// `manager`: podman's cgroup manager, `cgroupfs` or `systemd`.
+    fn start_with(test: &str, manager: &str) -> Option<Podman> {
         if !installed(test, &["podman", "conmon", "unshare", "nsenter", "script"]) {
             return None;
         }
         let env = TestEnv::new(test);
+        std::fs::write(env.path("cgroup-manager"), manager).unwrap();
         let world = ClientEnv::start("podman-env", env.dir(), &env.rt.bin);
         let cgroup_parent = std::fs::read_to_string(env.dir().join("cgroup-parent"))
             .expect("podman-env wrote cgroup-parent")
@@ -167,7 +173,8 @@ fn podman_runs_execs_pauses_and_stops_containers() {
     for call in [
         "create --bundle ",
         "exec --pid-file ",
-        "--tty --console-socket ",
+        // conmon 2.1 says `--tty --console-socket`, 2.1.12 (Podman 5) `--console-socket`.
+        "--console-socket ",
         "pause ",
         "resume ",
         "kill ",
@@ -175,4 +182,78 @@ fn podman_runs_execs_pauses_and_stops_containers() {
     ] {
         assert_contains(&calls, call);
     }
+}
+
+/// Podman's systemd cgroup manager (Podman 5's default on a systemd host): the runtime gets
+/// `--systemd-cgroup` and a `slice:libpod:<id>` cgroups path, and the container's cgroup is
+/// a `libpod-<id>.scope` under the slice, with the limits podman asked for.
+#[test]
+fn podman_with_the_systemd_cgroup_manager() {
+    if std::fs::read_to_string("/proc/1/comm")
+        .unwrap_or_default()
+        .trim()
+        != "systemd"
+    {
+        eprintln!("SKIPPED podman_with_the_systemd_cgroup_manager: PID 1 is not systemd");
+        return;
+    }
+    let Some(podman) = Podman::start_with("podman_sd", "systemd") else {
+        return;
+    };
+    let slice = podman.cgroup_parent.clone();
+    for rt in podman.runtimes() {
+        let rt = rt.as_str();
+        let mut args = vec!["run", "--rm"];
+        args.extend(podman.run_flags(rt));
+        args.extend(["bb:1", "sh", "-c", "echo hi; exit 3"]);
+        let out = podman.run(&args);
+        out.code(3);
+        assert_eq!(out.stdout, "hi\n", "--runtime {rt}: {out}");
+
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            "sd",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "40",
+        ];
+        args.extend(podman.run_flags(rt));
+        args.extend(["bb:1", "sleep", "600"]);
+        let id = podman.run(&args).ok().trim().to_owned();
+        let cgroup = podman.run(&["exec", "sd", "cat", "/proc/self/cgroup"]);
+        let pid = podman.run(&["inspect", "-f", "{{.State.Pid}}", "sd"]);
+        let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.ok().trim()));
+        let host_view = host_view.unwrap_or_default();
+        let scope = format!("/{slice}/libpod-{id}.scope");
+        assert_eq!(host_view.trim(), format!("0::{scope}"), "--runtime {rt}");
+        assert!(
+            cgroup.ok().starts_with("0::/"),
+            "--runtime {rt}: {}",
+            cgroup.stdout
+        );
+        let dir = format!("/sys/fs/cgroup{scope}");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default();
+        assert_eq!(read("memory.max").trim(), "67108864", "--runtime {rt}");
+        assert_eq!(read("pids.max").trim(), "40", "--runtime {rt}");
+        let unit = format!("libpod-{id}.scope");
+        let show = Command::new("systemctl")
+            .args(["show", "-p", "ActiveState", "-p", "Slice", &unit])
+            .output()
+            .unwrap();
+        let show = String::from_utf8_lossy(&show.stdout).into_owned();
+        assert_contains(&show, "ActiveState=active");
+        assert_contains(&show, &format!("Slice={slice}"));
+
+        podman.run(&["stop", "-t", "1", "sd"]).ok();
+        podman.run(&["rm", "sd"]).ok();
+        let gone = wait_for(Duration::from_secs(20), || {
+            !std::path::Path::new(&dir).exists()
+        });
+        assert!(gone, "--runtime {rt}: {dir} left after rm");
+    }
+    let calls = podman.world.runtime_log();
+    assert_contains(&calls, "--systemd-cgroup");
 }
