@@ -331,3 +331,17 @@ pub fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
     }
     panic!("no {controller:?} cgroup for pid {pid}");
 }
+
+/// The pids in `pid`'s cgroup (its pids hierarchy on v1, the v2 tree on a pure v2 host),
+/// sorted; empty when the cgroup is gone.
+pub fn cgroup_procs(pid: i32) -> Vec<i32> {
+    let controller = if pure_cgroup_v2() { "" } else { "pids" };
+    let dir = cgroup_dir(pid, controller);
+    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    pids.sort();
+    pids
+}

@@ -145,19 +145,6 @@ fn comm(pid: i32) -> String {
         .to_owned()
 }
 
-/// The pids in the container's cgroup (the v1 pids hierarchy here, the v2 one elsewhere).
-fn cgroup_pids(init: i32) -> Vec<i32> {
-    let controller = if procfs::pure_cgroup_v2() { "" } else { "pids" };
-    let dir = procfs::cgroup_dir(init, controller);
-    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    pids.sort();
-    pids
-}
-
 fn names_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -252,11 +239,13 @@ fn exec_killed_at_every_point_leaves_the_container_running_and_managed() {
         want.push(init);
         want.sort();
         // A dying clone child may still be in the cgroup for a moment.
-        let settled = wait_for(Duration::from_secs(5), || cgroup_pids(init) == want);
+        let settled = wait_for(Duration::from_secs(5), || {
+            procfs::cgroup_procs(init) == want
+        });
         assert!(
             settled,
             "{point}: the container's cgroup holds {:?}, not {want:?}",
-            cgroup_pids(init)
+            procfs::cgroup_procs(init)
         );
         // The pid file is whole or absent, no temp file beside it.
         let pid_files = names_in(&pid_dir);

@@ -283,7 +283,7 @@ fn execs_into_one_container_leave_nothing_behind() {
     };
     exec(0);
     let before = baseline(&env, &prefix, Some(init), &[]);
-    let procs_before = container_procs(init);
+    let procs_before = procfs::cgroup_procs(init);
     let began = Instant::now();
     for i in 1..=n {
         exec(i);
@@ -296,7 +296,7 @@ fn execs_into_one_container_leave_nothing_behind() {
     );
     assert_unchanged(&env, &prefix, Some(init), &[], &before);
     assert_eq!(
-        container_procs(init),
+        procfs::cgroup_procs(init),
         procs_before,
         "processes in the container"
     );
@@ -307,17 +307,4 @@ fn execs_into_one_container_leave_nothing_behind() {
     });
     env.rt.run(["delete", &id]).ok();
     env.assert_no_trace(&id, &b);
-}
-
-/// The pids in the container's cgroup.
-fn container_procs(init: i32) -> Vec<i32> {
-    let controller = if procfs::pure_cgroup_v2() { "" } else { "pids" };
-    let dir = procfs::cgroup_dir(init, controller);
-    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    pids.sort();
-    pids
 }

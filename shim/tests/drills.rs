@@ -125,13 +125,8 @@ fn leftovers(env: &Env) -> Vec<String> {
     for e in fs::read_dir(&root).into_iter().flatten().flatten() {
         left.push(format!("runtime state {}", e.path().display()));
     }
-    let hierarchies = fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path());
-    for ctrl in hierarchies.chain([Path::new("/sys/fs/cgroup").to_path_buf()]) {
-        for c in fs::read_dir(ctrl.join(&env.namespace))
+    for ns_dir in namespace_cgroups(&env.namespace) {
+        for c in fs::read_dir(ns_dir)
             .into_iter()
             .flatten()
             .flatten()

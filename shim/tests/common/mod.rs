@@ -389,13 +389,7 @@ impl Drop for Env {
             }
         }
         // Any process still in our namespace's cgroups (cgroupsPath /<ns>/<id>; v1 or v2).
-        let hierarchies = fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path());
-        for ctrl in hierarchies.chain([Path::new("/sys/fs/cgroup").to_path_buf()]) {
-            let ns_dir = ctrl.join(&self.namespace);
+        for ns_dir in namespace_cgroups(&self.namespace) {
             for child in fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
                 let procs = fs::read_to_string(child.path().join("cgroup.procs"));
                 for pid in procs
@@ -425,13 +419,7 @@ impl Drop for Env {
         }
         // The empty per-namespace cgroups the runtime created (cgroupsPath /<ns>/<id>), in
         // each v1 hierarchy and at the top of a cgroup v2 one.
-        let hierarchies = fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path());
-        for ctrl in hierarchies.chain([Path::new("/sys/fs/cgroup").to_path_buf()]) {
-            let ns_dir = ctrl.join(&self.namespace);
+        for ns_dir in namespace_cgroups(&self.namespace) {
             for child in fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
                 if child.path().is_dir() {
                     let _ = fs::remove_dir(child.path());
@@ -444,6 +432,20 @@ impl Drop for Env {
 
 /// The init's pid from a runtime's state.json (runc: `"init_process_pid":N`, runrs:
 /// `"pid":N`), without a JSON dependency.
+/// The directory of a containerd namespace's cgroups (cgroupsPath /<ns>/<id>) in each v1
+/// hierarchy and at the top of a cgroup v2 one, existing or not.
+pub fn namespace_cgroups(namespace: &str) -> Vec<std::path::PathBuf> {
+    let hierarchies = fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    hierarchies
+        .chain([Path::new("/sys/fs/cgroup").to_path_buf()])
+        .map(|h| h.join(namespace))
+        .collect()
+}
+
 pub fn serde_json_pid(state: &str) -> Option<i32> {
     let rest = state
         .split("\"init_process_pid\":")
