@@ -142,7 +142,10 @@ pub fn save(dir: &Path, saved: &Saved) -> Result<()> {
 
 /// The first half of `save`: the state under a temporary name, which nothing reads.
 pub fn write_pending(dir: &Path, saved: &Saved) -> Result<()> {
-    let tmp = dir.join(PENDING_FILE);
+    // Written beside and renamed over the last one: a create killed while writing (the
+    // crash test's `init: namespaces made`) must leave the previous pending state whole,
+    // not an empty file that `delete --force` cannot read (the cgroups were left).
+    let tmp = dir.join(PENDING_NEXT);
     let f = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -154,7 +157,9 @@ pub fn write_pending(dir: &Path, saved: &Saved) -> Result<()> {
     let mut w = std::io::BufWriter::new(f);
     serde_json::to_writer(&mut w, saved)?;
     w.flush()?;
-    Ok(())
+    drop(w);
+    fs::rename(&tmp, dir.join(PENDING_FILE))
+        .with_context(|| format!("write {}", dir.join(PENDING_FILE).display()))
 }
 
 /// The second half of `save`: the pending state becomes `state.json`.
@@ -163,6 +168,7 @@ pub fn commit_pending(dir: &Path) -> Result<()> {
 }
 
 const PENDING_FILE: &str = ".state.json.tmp";
+const PENDING_NEXT: &str = ".state.json.tmp.next";
 
 /// What an aborted `create` recorded before it died (its state never became `state.json`):
 /// the cgroups and systemd unit it was making and, once cloned, its init.
