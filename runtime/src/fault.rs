@@ -1,6 +1,6 @@
 //! Crash injection for the crash tests, in debug builds only (release builds compile it
 //! out): `RUNRS_FAULT=<point>` SIGKILLs the runtime when it reaches the
-//! [`crate::logging::mark`] of that name, e.g. `create: cgroups made`. A point of the
+//! `logging::mark` of that name, e.g. `create: cgroups made`. A point of the
 //! container's init (`init: mounted`, `init: pivoted`, ...) kills the runtime while the
 //! init is at that step: the init wakes a watcher thread of the runtime through a pipe
 //! (the runtime is not visible from the init's pid namespace, so it cannot be signalled
@@ -56,7 +56,8 @@ mod armed {
         let me = unsafe { libc::getpid() };
         if me == a.runtime {
             if what == a.point {
-                crate::logging::warn(&format!("fault injected at {what:?}: SIGKILL"));
+                // Straight to stderr: the log module calls this one, not the other way round.
+                eprintln!("runrs: fault injected at {what:?}: SIGKILL");
                 // SAFETY: kill of ourselves.
                 unsafe { libc::kill(me, libc::SIGKILL) };
             }
