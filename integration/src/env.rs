@@ -111,6 +111,20 @@ impl TestEnv {
         out
     }
 
+    /// A running container of `bundle` under a fresh id: the id, the guard that removes it
+    /// (its init recorded), and the init's pid.
+    #[track_caller]
+    pub fn start_running(&self, bundle: &Bundle) -> (String, ContainerGuard, i32) {
+        let id = self.id();
+        let mut guard = self.guard(&id);
+        self.create_start(bundle, &id);
+        let init = self.rt.state(&id)["pid"]
+            .as_i64()
+            .expect("state has the pid") as i32;
+        guard.record(init);
+        (id, guard, init)
+    }
+
     /// Panics if anything of container `id` (of `bundle`) is left: its state dir, a
     /// cgroup named after it, a process with the bundle's marker, a mount under the bundle.
     #[track_caller]

@@ -184,11 +184,7 @@ fn exec_killed_at_every_point_leaves_the_container_running_and_managed() {
         let fault = point.trim_end_matches(" (foreground)");
         let mut b = env.bundle();
         b.set_args(&["sleep", "600"]);
-        let id = env.id();
-        let mut guard = env.guard(&id);
-        env.create_start(&b, &id);
-        let init = env.rt.state(&id)["pid"].as_i64().unwrap() as i32;
-        guard.record(init);
+        let (id, mut guard, init) = env.start_running(&b);
         let state_dir = env.rt.root.join(&id);
         let state_files = names_in(&state_dir);
         // The runtime, its clone child before exec and the exec'd process all carry it.

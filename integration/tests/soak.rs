@@ -268,11 +268,7 @@ fn execs_into_one_container_leave_nothing_behind() {
     let prefix = format!("soak_execs-{}-", std::process::id());
     let mut b = env.bundle();
     b.set_args(&["sleep", "600"]);
-    let id = env.id();
-    let mut guard = env.guard(&id);
-    env.create_start(&b, &id);
-    let init = env.rt.state(&id)["pid"].as_i64().unwrap() as i32;
-    guard.record(init);
+    let (id, _guard, init) = env.start_running(&b);
     let exec = |i: usize| {
         // Every tenth one exits non-zero: its status comes back too.
         let code = if i % 10 == 9 { 3 } else { 0 };
