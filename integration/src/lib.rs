@@ -15,7 +15,7 @@ pub mod runtime;
 pub use bundle::Bundle;
 pub use console::ConsoleSocket;
 pub use env::{ContainerGuard, TestEnv};
-pub use runtime::{is_runc, runtime_path, Output, Running, Runtime};
+pub use runtime::{is_runc, runc_lacks, runtime_path, Output, Running, Runtime};
 
 use std::time::{Duration, Instant};
 

@@ -55,6 +55,37 @@ pub fn is_runc() -> bool {
     runtime_path().file_name() == Some(OsStr::new("runc"))
 }
 
+/// The runc version under test (`runc --version`'s first line), `None` for runrs.
+pub fn runc_version() -> Option<(u32, u32)> {
+    if !is_runc() {
+        return None;
+    }
+    let out = std::process::Command::new(runtime_path())
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().next()?.split_whitespace().nth(2)?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// True, with one line saying the test is skipped, when the runtime under test is a runc
+/// older than `since`, which does not have `what` (runrs has it, and so does the newer
+/// reference runc of the Debian testing guest).
+pub fn runc_lacks(what: &str, since: (u32, u32)) -> bool {
+    match runc_version() {
+        Some(v) if v < since => {
+            eprintln!(
+                "skipped: runc {}.{} has no {what} (runc {}.{}+ has)",
+                v.0, v.1, since.0, since.1
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
 /// What one runtime command did.
 #[derive(Debug, Clone)]
 pub struct Output {

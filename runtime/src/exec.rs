@@ -45,6 +45,10 @@ fn process_file(data: &[u8]) -> Result<Process> {
     };
     obj.entry("user")
         .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    process::spell_sched_flags_for_oci_spec(&mut v);
+    let Some(obj) = v.as_object_mut() else {
+        bail!("process property must not be empty");
+    };
     match obj.get("cwd").and_then(|c| c.as_str()) {
         None | Some("") => bail!("Cwd property must not be empty"),
         Some(c) if !c.starts_with('/') => bail!("Cwd must be an absolute path"),
@@ -202,8 +206,15 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     } else {
         Some(crate::signals::Forwarder::block()?)
     };
+    let affinity = process
+        .exec_cpu_affinity()
+        .as_ref()
+        .or_else(|| spec.process().as_ref()?.exec_cpu_affinity().as_ref());
+    process::set_initial_affinity(affinity)?;
     let child = Child {
         process: &process,
+        linux: spec.linux().as_ref(),
+        affinity,
         console: console_theirs,
         preserve_fds: o.preserve_fds,
         seccomp: seccomp.as_ref(),
@@ -355,6 +366,9 @@ fn ns_path(init: i32, t: LinuxNamespaceType) -> PathBuf {
 /// What the child needs besides the namespaces and cgroups.
 struct Child<'a> {
     process: &'a Process,
+    /// The container's `linux` (personality, memory policy) and the exec's CPU affinity.
+    linux: Option<&'a oci_spec::runtime::Linux>,
+    affinity: Option<&'a oci_spec::runtime::ExecCPUAffinity>,
     console: Option<OwnedFd>,
     preserve_fds: i32,
     seccomp: Option<&'a crate::seccomp::Compiled>,
@@ -372,16 +386,7 @@ fn clone_child(ns: Namespaces, child: Child) -> Result<(i32, Channel)> {
     let (pid, in_cgroup2) = process::clone_into(0, cgroup_join.cgroup2_fd())?;
     if pid == 0 {
         drop(parent_chan);
-        exec_child(
-            &child_chan,
-            parent,
-            (cgroup_join, in_cgroup2),
-            &ns,
-            child.process,
-            child.console,
-            child.preserve_fds,
-            child.seccomp,
-        );
+        exec_child(&child_chan, parent, (cgroup_join, in_cgroup2), &ns, child);
     }
     drop(child_chan);
     drop(child.console);
@@ -429,18 +434,23 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn exec_child(
     chan: &Channel,
     parent: i32,
     (cgroups, in_cgroup2): (cgroups::SelfJoin, bool),
     ns: &Namespaces,
-    process: &Process,
-    console: Option<OwnedFd>,
-    preserve_fds: i32,
-    seccomp: Option<&crate::seccomp::Compiled>,
+    child: Child,
 ) -> ! {
     process::child_guard(parent);
+    let Child {
+        process,
+        linux,
+        affinity,
+        console,
+        preserve_fds,
+        seccomp,
+        ..
+    } = child;
     let r = (|| -> Result<process::ExecTarget> {
         match chan.recv()? {
             Some((msg::GO, _)) => {}
@@ -478,7 +488,7 @@ fn exec_child(
             crate::console::set_controlling_tty(&slave)?;
         }
         drop(console);
-        process::finalize(process, preserve_fds, seccomp, chan)
+        process::finalize(process, linux, affinity, preserve_fds, seccomp, chan)
     })();
     let err = match r {
         Ok(target) => {

@@ -12,9 +12,11 @@ struct Features {
     mount_options: &'static [&'static str],
     linux: Linux,
     annotations: BTreeMap<&'static str, &'static str>,
+    potentially_unsafe_config_annotations: &'static [&'static str],
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Linux {
     namespaces: &'static [&'static str],
     capabilities: &'static [&'static str],
@@ -22,6 +24,14 @@ struct Linux {
     seccomp: Seccomp,
     apparmor: Enabled,
     selinux: Enabled,
+    intel_rdt: Enabled,
+    mount_extensions: MountExtensions,
+    net_devices: Enabled,
+}
+
+#[derive(Serialize)]
+struct MountExtensions {
+    idmap: Enabled,
 }
 
 #[derive(Serialize)]
@@ -61,10 +71,10 @@ pub const HOOKS: [&str; 6] = [
 ];
 
 /// Mount options understood in `mounts[].options`: the flags, propagation and recursive
-/// (`mount_setattr`) vocabulary of `rootfs/options.rs`; anything else is passed to the
-/// filesystem as data. runc's `tmpcopyup` is left out (ignored there). Sorted, as runc
-/// prints them.
-pub const MOUNT_OPTIONS: [&str; 61] = [
+/// (`mount_setattr`) vocabulary of `rootfs/options.rs` and runc's `tmpcopyup`; anything else
+/// is passed to the filesystem as data. `idmap`/`ridmap` are reported as
+/// `mountExtensions.idmap`, as runc does. Sorted, as runc prints them.
+pub const MOUNT_OPTIONS: [&str; 62] = [
     "acl",
     "async",
     "atime",
@@ -125,19 +135,21 @@ pub const MOUNT_OPTIONS: [&str; 61] = [
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
 /// Namespace types runrs creates or joins.
-pub const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+pub const NAMESPACES: [&str; 8] = [
+    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+];
 
-/// Filter flags a `config.json` can ask for: the ones oci-spec parses. The kernel's
-/// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, which seccomp.rs would honour, has no name
-/// in oci-spec 0.7 (nor in runc 1.1), so no profile can carry it.
-pub const SECCOMP_KNOWN_FLAGS: [&str; 3] = [
+/// Filter flags a `config.json` can ask for (runc 1.3's list).
+pub const SECCOMP_KNOWN_FLAGS: [&str; 4] = [
     "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
     "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
 /// The seccomp part: what `seccomp::compile` understands, the architectures it accepts on
@@ -172,7 +184,7 @@ pub fn json() -> String {
             cgroup: Cgroup {
                 v1: true,
                 v2: true,
-                systemd: false,
+                systemd: true,
                 systemd_user: false,
                 rdma: true,
             },
@@ -182,11 +194,20 @@ pub fn json() -> String {
                 enabled: crate::lsm::apparmor_enabled(),
             },
             selinux: Enabled { enabled: false },
+            // Refused (spec::validate): runrs has no resctrl support yet.
+            intel_rdt: Enabled { enabled: false },
+            mount_extensions: MountExtensions {
+                idmap: Enabled { enabled: true },
+            },
+            // Refused (spec::validate) until runrs moves interfaces.
+            net_devices: Enabled { enabled: false },
         },
         annotations: BTreeMap::from([(
             "org.opencontainers.runrs.version",
             env!("CARGO_PKG_VERSION"),
         )]),
+        // Annotations that change what runrs does on the host (systemd unit properties).
+        potentially_unsafe_config_annotations: &["org.systemd.property."],
     };
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
@@ -235,7 +256,7 @@ mod tests {
         assert_eq!(v["linux"]["capabilities"][40], "CAP_CHECKPOINT_RESTORE");
         assert_eq!(
             v["linux"]["cgroup"],
-            json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
+            json!({"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true})
         );
         assert_eq!(
             v["linux"]["apparmor"],
@@ -245,10 +266,16 @@ mod tests {
         let opts = strings(&v["mountOptions"]);
         assert_sorted_unique(&opts);
         assert!(opts.contains(&"rbind") && opts.contains(&"rro") && opts.contains(&"rslave"));
-        // Ignored or refused by rootfs/options.rs, so not advertised.
-        for absent in ["tmpcopyup", "idmap", "ridmap"] {
+        assert!(opts.contains(&"tmpcopyup"));
+        // As runc: idmapped mounts are a mount extension, not in the options list.
+        for absent in ["idmap", "ridmap"] {
             assert!(!opts.contains(&absent), "{absent}");
         }
+        assert_eq!(
+            v["linux"]["mountExtensions"],
+            json!({"idmap": {"enabled": true}})
+        );
+        assert!(strings(&v["linux"]["namespaces"]).contains(&"time"));
     }
 
     #[test]

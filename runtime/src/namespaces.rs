@@ -45,6 +45,10 @@ pub struct Plan {
     pub pid_join: Option<PathBuf>,
     pub new_user: bool,
     pub any_user: bool,
+    /// `linux.timeOffsets` as `/proc/PID/timens_offsets` wants them: with offsets the init
+    /// makes its time namespace itself (`new_time_ns`), since a clone would enter it at once
+    /// and freeze the offsets at zero.
+    pub time_offsets: Option<String>,
 }
 
 impl Plan {
@@ -94,6 +98,11 @@ pub fn plan(spec: &Spec) -> Plan {
             p.any_user = true;
         }
     }
+    p.time_offsets = time_offsets(spec);
+    if p.time_offsets.is_some() {
+        p.clone_flags &= !clone_flag(LinuxNamespaceType::Time);
+        p.unshare_flags &= !clone_flag(LinuxNamespaceType::Time);
+    }
     // Join the user namespace first: it owns the others. The mount namespace last but one,
     // so that the other paths still resolve on the host.
     p.join.sort_by_key(|(t, _)| match t {
@@ -102,6 +111,50 @@ pub fn plan(spec: &Spec) -> Plan {
         _ => 1,
     });
     p
+}
+
+/// The offsets of a new time namespace, one "clock secs nanosecs" line each; `None` when
+/// there are none or the time namespace is joined (`spec::validate` refuses that).
+fn time_offsets(spec: &Spec) -> Option<String> {
+    let linux = spec.linux().as_ref()?;
+    let offsets = linux.time_offsets().as_ref()?;
+    let own = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none());
+    if !own {
+        return None;
+    }
+    let mut clocks: Vec<_> = offsets.iter().collect();
+    clocks.sort_by_key(|(clock, _)| clock.as_str());
+    Some(
+        clocks
+            .into_iter()
+            .map(|(clock, o)| {
+                format!(
+                    "{clock} {} {}\n",
+                    o.secs().unwrap_or(0),
+                    o.nanosecs().unwrap_or(0)
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A new time namespace with these offsets, and this process in it: unshare (which only
+/// children would enter), set the offsets while nothing is in it yet, then join it.
+pub fn new_time_ns(offsets: &str) -> Result<()> {
+    // SAFETY: unshare with a namespace flag only.
+    if unsafe { libc::unshare(clone_flag(LinuxNamespaceType::Time)) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("unshare time namespace");
+    }
+    std::fs::write("/proc/self/timens_offsets", offsets)
+        .with_context(|| format!("set linux.timeOffsets ({:?})", offsets.trim_end()))?;
+    join(
+        LinuxNamespaceType::Time,
+        Path::new("/proc/self/ns/time_for_children"),
+    )
 }
 
 /// `setns` into the namespace at `path`.
@@ -116,7 +169,7 @@ pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn map_text(maps: &[LinuxIdMapping]) -> String {
+pub fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()

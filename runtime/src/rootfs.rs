@@ -7,8 +7,10 @@
 //! of the resolved fd, so nothing can be swapped between the check and the mount.
 
 mod cgroup_v1;
+mod copyup;
 mod devices;
 mod entry;
+mod idmap;
 mod mounts;
 mod options;
 mod paths;
@@ -16,6 +18,7 @@ mod resolve;
 
 use anyhow::{anyhow, Context, Result};
 use entry::mount_entry;
+pub use idmap::check as check_idmapped_mounts;
 use mounts::{lexical_clean, mount_fd, Mounter};
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -35,24 +38,42 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroups: &crate::cgroups::MountView) 
 }
 
 /// The bind sources of `spec.mounts` as detached copies of their mounts (`open_tree` with
-/// `OPEN_TREE_CLONE`, recursive for `rbind`), one per entry: `None` for other kinds, or a
-/// source that would not open (the init tries again and says why). For a user namespace,
-/// whose mapped root may not be allowed to reach them (runc opens them before it enters the
-/// namespace, for the same reason); a detached tree, unlike an fd of a path, can be attached
-/// in the init's mount namespace.
-pub fn open_bind_sources(spec: &Spec) -> Vec<Option<OwnedFd>> {
-    (spec.mounts().as_deref().unwrap_or(&[]).iter())
-        .map(|m| {
-            let options = m.options().as_deref().unwrap_or(&[]);
-            let rbind = options.iter().any(|o| o == "rbind");
-            let bind =
-                rbind || m.typ().as_deref() == Some("bind") || options.iter().any(|o| o == "bind");
-            m.source()
-                .as_deref()
-                .filter(|_| bind)
-                .and_then(|s| clone_tree(s, rbind).ok())
-        })
-        .collect()
+/// `OPEN_TREE_CLONE`, recursive for `rbind`), one per entry, made by the runtime before the
+/// clone: every idmapped one (`idmap.rs`; an error if it cannot be made), and with a user
+/// namespace (`any_user`) every bind, whose source the init, root of that namespace, may not
+/// be allowed to reach (runc opens them before it enters the namespace, for the same reason;
+/// a detached tree, unlike an fd of a path, can be attached in the init's mount namespace).
+/// `None` for other kinds, or a plain source that would not open (the init tries again and
+/// says why); empty when there is nothing to open.
+pub fn open_bind_sources(spec: &Spec, any_user: bool) -> Result<Vec<Option<OwnedFd>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let idmapped = |m: &oci_spec::runtime::Mount| {
+        m.uid_mappings().is_some()
+            || m.gid_mappings().is_some()
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "idmap" || o == "ridmap")
+    };
+    if !any_user && !mounts.iter().any(idmapped) {
+        return Ok(Vec::new());
+    }
+    let mut userns = idmap::Namespaces::default();
+    let mut sources = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        let options = m.options().as_deref().unwrap_or(&[]);
+        let rbind = options.iter().any(|o| o == "rbind");
+        let bind =
+            rbind || m.typ().as_deref() == Some("bind") || options.iter().any(|o| o == "bind");
+        let source = m.source().as_deref().filter(|_| bind);
+        let tree = match (source, idmap::of_mount(spec, m)?) {
+            (Some(s), Some(how)) => Some(userns.tree(s, m, &how)?),
+            (Some(s), None) if any_user => clone_tree(s, rbind).ok(),
+            _ => None,
+        };
+        sources.push(tree);
+    }
+    Ok(sources)
 }
 
 /// open_tree(2) with `OPEN_TREE_CLONE`: a detached copy of the mount at `source`.

@@ -65,6 +65,9 @@ fn spec_of(mut raw: serde_json::Value) -> Result<(Spec, serde_json::Value)> {
         ));
     }
     crate::rlimits::check_names(&raw)?;
+    if let Some(process) = raw.get_mut("process") {
+        crate::process::spell_sched_flags_for_oci_spec(process);
+    }
     let spec = <Spec as serde::Deserialize>::deserialize(&raw)
         .map_err(|e| anyhow::anyhow!("invalid config.json: {e}"))?;
     Ok((spec, raw))
@@ -84,6 +87,10 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     check_without_mount_namespace(spec, linux)?;
     check_user_mappings(linux)?;
     check_sysctls(linux)?;
+    check_time_offsets(linux)?;
+    crate::process::check_attrs(spec)?;
+    check_unsupported(linux)?;
+    crate::rootfs::check_idmapped_mounts(spec)?;
     if let Some(process) = spec.process() {
         crate::lsm::check(process, linux.and_then(|l| l.mount_label().as_deref()))?;
     }
@@ -230,6 +237,50 @@ fn check_user_mappings(linux: Option<&Linux>) -> Result<()> {
             || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
     }) {
         bail!("user namespace mappings specified, but user namespace isn't enabled in the config");
+    }
+    Ok(())
+}
+
+/// Time offsets need a time namespace of the container's own (runc's checks and words).
+fn check_time_offsets(linux: Option<&Linux>) -> Result<()> {
+    let offsets = linux.and_then(|l| l.time_offsets().as_ref());
+    let time_ns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
+    let Some(ns) = time_ns else {
+        if offsets.is_some() {
+            bail!(
+                "time namespace offsets specified, but time namespace isn't enabled in the config"
+            );
+        }
+        return Ok(());
+    };
+    if !Path::new("/proc/self/timens_offsets").exists() {
+        bail!("time namespaces aren't enabled in the kernel");
+    }
+    if ns.path().is_some() && offsets.is_some() {
+        bail!("time namespace enabled, but both namespace path and time offsets specified -- you may only provide one");
+    }
+    for clock in offsets.into_iter().flat_map(|o| o.keys()) {
+        if clock != "monotonic" && clock != "boottime" {
+            bail!("linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+        }
+    }
+    Ok(())
+}
+
+/// What runrs does not do yet is refused, never ignored.
+fn check_unsupported(linux: Option<&Linux>) -> Result<()> {
+    let Some(l) = linux else { return Ok(()) };
+    if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        bail!("linux.netDevices is not supported by runrs yet");
+    }
+    if l.intel_rdt().is_some() {
+        if !crate::mountinfo::is_mounted_type("resctrl") {
+            // runc's words where resctrl is missing.
+            bail!("intelRdt is specified in config, but Intel RDT is not supported or enabled");
+        }
+        bail!("linux.intelRdt is not supported by runrs yet");
     }
     Ok(())
 }

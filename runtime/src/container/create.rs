@@ -261,11 +261,7 @@ fn clone_init(
     let later = cgroups_made_after_clone(cgroups, plan, guard);
     crate::logging::mark("create: cgroups opened");
     // Bind sources are cloned here: the init, root of a user namespace, may not reach them.
-    let bind_sources = if plan.namespaces.any_user {
-        crate::rootfs::open_bind_sources(&bundle.spec)
-    } else {
-        Vec::new()
-    };
+    let bind_sources = crate::rootfs::open_bind_sources(&bundle.spec, plan.namespaces.any_user)?;
     let flags = plan.namespaces.clone_flags & !plan.early;
     let (pid, in_cgroup2) = process::clone_into(flags, cgroup_join.cgroup2_fd())?;
     crate::logging::mark("create: cloned");

@@ -3,7 +3,7 @@
 
 use super::{msg, pidfd_open, Channel};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Process, Spec, User};
+use oci_spec::runtime::{ExecCPUAffinity, Linux, Process, Spec, User};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -119,16 +119,21 @@ fn fix_stdio_owner(uid: u32) {
     }
 }
 
-/// The process half shared by `create` and `exec`, in order: rlimits, fds, bounding set, user
-/// and groups, cwd (checked to be inside the container), capabilities, no_new_privs, umask,
-/// then what to exec; the seccomp filter first, or last with no_new_privs.
+/// The process half shared by `create` and `exec`, in order: CPU affinity, scheduler, I/O
+/// priority, personality and memory policy (`attrs`), rlimits, fds, bounding set, user and
+/// groups, cwd (checked to be inside the container), capabilities, no_new_privs, umask, then
+/// what to exec; the seccomp filter first, or last with no_new_privs.
 pub fn finalize(
     process: &Process,
+    linux: Option<&Linux>,
+    exec_affinity: Option<&ExecCPUAffinity>,
     preserve_fds: i32,
     seccomp: Option<&crate::seccomp::Compiled>,
     chan: &Channel,
 ) -> Result<ExecTarget> {
     let nnp = process.no_new_privileges() == Some(true);
+    super::attrs::set_final_affinity(exec_affinity)?;
+    super::attrs::apply(process, linux)?;
     if let Some(profile) = process
         .apparmor_profile()
         .as_deref()

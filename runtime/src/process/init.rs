@@ -36,8 +36,8 @@ pub struct InitArgs {
     pub join_later: Vec<PathBuf>,
     /// The container's cgroup directories for a `type: "cgroup"` mount.
     pub cgroup_view: crate::cgroups::MountView,
-    /// With a user namespace, the bind sources opened before the clone, one per mount entry
-    /// (see `rootfs::open_bind_sources`); empty otherwise.
+    /// The bind sources opened before the clone (idmapped ones; every bind with a user
+    /// namespace), one per mount entry (see `rootfs::open_bind_sources`); may be empty.
     pub bind_sources: Vec<Option<OwnedFd>>,
 }
 
@@ -73,7 +73,15 @@ fn init_setup(a: &mut InitArgs) -> Result<(ExecTarget, Vec<u8>)> {
         .as_ref()
         .context("process must be specified")?;
     crate::logging::mark("init: finalize");
-    let target = finalize(process, a.preserve_fds, a.seccomp.as_ref(), &a.chan)?;
+    let linux = a.spec.linux().as_ref();
+    let target = finalize(
+        process,
+        linux,
+        None,
+        a.preserve_fds,
+        a.seccomp.as_ref(),
+        &a.chan,
+    )?;
     crate::logging::mark("init: finalized");
     Ok((target, state))
 }
@@ -149,6 +157,9 @@ fn enter_namespaces(a: &InitArgs) -> Result<()> {
                 ));
             }
         }
+    }
+    if let Some(offsets) = &a.plan.time_offsets {
+        namespaces::new_time_ns(offsets)?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| anyhow::anyhow!("sethostname {h:?}: {e}"))?;

@@ -27,12 +27,6 @@ pub(super) fn mount_entry(
     }
     let source = entry.source().as_deref();
     check_proc_destination(dest, typ, &options, source)?;
-    if options.idmap {
-        bail!(
-            "mount on {}: idmapped mounts are not supported",
-            dest.display()
-        );
-    }
     if !options.is_bind() && lexical_clean(dest) == Path::new("/dev") {
         // Devices and symlinks are created in it yet: `finish` makes it read-only.
         options.flags.remove(MsFlags::MS_RDONLY);

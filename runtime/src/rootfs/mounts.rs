@@ -142,6 +142,9 @@ impl Mounter<'_> {
         }
         let source = source.unwrap_or(Path::new(typ));
         let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
+        if typ == "tmpfs" && options.copyup {
+            return self.tmpfs_copyup(source, target, dest, options);
+        }
         let result = mount(
             Some(source),
             fd_path(target.as_fd()).as_str(),
@@ -169,6 +172,45 @@ impl Mounter<'_> {
                 dest.display()
             )
         })
+    }
+
+    /// A tmpfs with `tmpcopyup`: mounted writable over `target`, filled with a copy of what
+    /// it covers (the directory's own mode and owner too, as runc), then made read-only if
+    /// asked.
+    fn tmpfs_copyup(
+        &self,
+        source: &Path,
+        target: OwnedFd,
+        dest: &Path,
+        options: &MountOptions,
+    ) -> Result<()> {
+        let covered = super::copyup::open_covered(&target)
+            .with_context(|| format!("tmpcopyup: open {}", dest.display()))?;
+        let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
+        let flags = options.flags - MsFlags::MS_RDONLY;
+        mount(
+            Some(source),
+            fd_path(target.as_fd()).as_str(),
+            Some("tmpfs"),
+            flags,
+            data,
+        )
+        .with_context(|| format!("mount tmpfs on {}", dest.display()))?;
+        let mounted = self.resolve(dest, Create::Nothing)?;
+        let top = super::copyup::open_covered(&mounted)?;
+        super::copyup::copy_dir(&covered, &top)
+            .with_context(|| format!("tmpcopyup of {}", dest.display()))?;
+        if options.flags.contains(MsFlags::MS_RDONLY) {
+            mount(
+                None::<&str>,
+                fd_path(mounted.as_fd()).as_str(),
+                None::<&str>,
+                options.flags | MsFlags::MS_REMOUNT,
+                data,
+            )
+            .with_context(|| format!("remount tmpfs on {} read-only", dest.display()))?;
+        }
+        Ok(())
     }
 
     /// `cgroup2`: a new mount of the unified hierarchy; where that is refused (user namespace
@@ -333,11 +375,11 @@ pub(crate) fn remount_bind(mounted: BorrowedFd<'_>, flags: MsFlags) -> nix::Resu
 
 /// `struct mount_attr` of mount_setattr(2).
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(crate) struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
 }
 
 /// mount_setattr(2) with `AT_RECURSIVE` on the mount tree rooted at `mounted` (Linux 5.12+).

@@ -14,8 +14,10 @@ pub(crate) struct MountOptions {
     pub data: String,
     /// `rro`, `rnosuid`, ...: attributes for the whole mount tree, set with mount_setattr(2).
     pub recursive: RecursiveAttrs,
-    /// `idmap`/`ridmap` was asked for (not supported).
+    /// `idmap`/`ridmap` was asked for (`idmap.rs` makes such a mount).
     pub idmap: bool,
+    /// `tmpcopyup`: a tmpfs gets a copy of the directory it covers (`copyup.rs`).
+    pub copyup: bool,
 }
 
 /// `MOUNT_ATTR_*` bits to set and to clear, as `struct mount_attr` takes them.
@@ -50,6 +52,7 @@ impl Default for MountOptions {
             data: String::new(),
             recursive: RecursiveAttrs::default(),
             idmap: false,
+            copyup: false,
         }
     }
 }
@@ -83,8 +86,7 @@ impl MountOptions {
             } else if option == "idmap" || option == "ridmap" || option.starts_with("idmap=") {
                 parsed.idmap = true;
             } else if option == "tmpcopyup" {
-                // runc extension (copy the image's files into a new tmpfs); not supported, and
-                // the kernel would reject it as tmpfs data.
+                parsed.copyup = true;
             } else {
                 if !parsed.data.is_empty() {
                     parsed.data.push(',');
