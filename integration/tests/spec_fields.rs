@@ -194,6 +194,38 @@ fn personality_linux32_shows_in_uname() {
     assert_eq!(env.run_ok(&b).trim(), "x86_64");
 }
 
+#[test]
+fn memory_policy_binds_the_containers_memory() {
+    if runc_lacks("linux.memoryPolicy", (1, 4)) {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skipped: this kernel has no NUMA (CONFIG_NUMA)");
+        return;
+    }
+    let env = TestEnv::new("mempolicy");
+    let mut b = env.bundle();
+    b.set(
+        "/linux/memoryPolicy",
+        json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+    );
+    // numa_maps shows the policy of each mapping: the task's, for the binary's.
+    b.sh("head -n1 /proc/self/numa_maps");
+    let out = env.run_ok(&b);
+    assert!(out.contains(" bind=static:0 "), "{out}");
+    // A node that does not exist: the kernel refuses, in the init; nothing is left.
+    b.set(
+        "/linux/memoryPolicy",
+        json!({"mode": "MPOL_BIND", "nodes": "63"}),
+    );
+    create_fails(
+        &env,
+        &b,
+        "memoryPolicy on a missing node",
+        &["memoryPolicy"],
+    );
+}
+
 fn cpus(text: &str) -> String {
     status_field(text, "Cpus_allowed_list")
         .unwrap_or_default()

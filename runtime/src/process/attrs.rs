@@ -235,7 +235,10 @@ fn set_memory_policy(
     };
     // SAFETY: set_mempolicy reads maxnode-1 bits from a live mask (or none).
     if unsafe { libc::syscall(libc::SYS_set_mempolicy, value, ptr, maxnode) } != 0 {
-        return Err(errno_err("set_mempolicy"));
+        return Err(errno_err(&format!(
+            "set_mempolicy for linux.memoryPolicy (nodes {:?})",
+            nodes.unwrap_or_default()
+        )));
     }
     Ok(())
 }
