@@ -569,3 +569,78 @@ fn features_list_what_runc_1_3_lists_where_both_support_it() {
         assert!(ours_caps.contains(&cap), "runrs lacks {cap}");
     }
 }
+
+/// The pid a pidfd refers to, from its fdinfo.
+fn pidfd_pid(fd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    status_field(&info, "Pid").unwrap().parse().unwrap()
+}
+
+#[test]
+fn pidfd_socket_receives_the_init_and_an_exec() {
+    if runc_lacks("--pidfd-socket", (1, 2)) {
+        return;
+    }
+    let env = TestEnv::new("pidfd_socket");
+    // A socket nobody listens on: create fails before it makes anything.
+    let gone = env.path("nobody.sock");
+    let mut b = env.bundle();
+    b.sh("true");
+    let id = env.id();
+    let guard = env.guard(&id);
+    let out = env.rt.run([
+        "create",
+        "--pidfd-socket",
+        &arg(&gone),
+        "--bundle",
+        &arg(b.path()),
+        &id,
+    ]);
+    report("pidfd socket missing", &out);
+    out.fails_with(&["nobody.sock"]);
+    env.assert_no_trace(&id, &b);
+    drop(guard);
+    let mut b = env.bundle();
+    b.sh("sleep 1000");
+    let sock = ConsoleSocket::bind(&env.path("pidfd.sock"));
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    let sock_arg = arg(sock.path());
+    env.rt
+        .run([
+            "create",
+            "--pidfd-socket",
+            &sock_arg,
+            "--bundle",
+            &arg(b.path()),
+            &id,
+        ])
+        .ok();
+    let pidfd = sock.receive_master(std::time::Duration::from_secs(30));
+    let init = env.rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    guard.record(init);
+    assert_eq!(pidfd_pid(&pidfd), init);
+    env.rt.run(["start", &id]).ok();
+    let pid_file = env.path("exec.pid");
+    env.rt
+        .run([
+            "exec",
+            "-d",
+            "--pidfd-socket",
+            &sock_arg,
+            "--pid-file",
+            &arg(&pid_file),
+            &id,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+    let pidfd = sock.receive_master(std::time::Duration::from_secs(30));
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pidfd_pid(&pidfd), exec_pid);
+}

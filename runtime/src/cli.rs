@@ -17,7 +17,8 @@ use crate::logging::{self, Format};
 use crate::resources::{self, UpdateOptions};
 use anyhow::Context;
 use flags::{
-    BUNDLE, CONSOLE_SOCKET, DETACH, FORMAT, NO_NEW_KEYRING, NO_PIVOT, PID_FILE, PRESERVE_FDS,
+    BUNDLE, CONSOLE_SOCKET, DETACH, FORMAT, NO_NEW_KEYRING, NO_PIVOT, PIDFD_SOCKET, PID_FILE,
+    PRESERVE_FDS,
 };
 use parse::{Flag, Kind, Matches};
 use std::ffi::OsString;
@@ -106,6 +107,7 @@ const COMMANDS: &[Command] = &[
         &[
             BUNDLE,
             CONSOLE_SOCKET,
+            PIDFD_SOCKET,
             PID_FILE,
             NO_PIVOT,
             NO_NEW_KEYRING,
@@ -205,6 +207,7 @@ const COMMANDS: &[Command] = &[
         &[
             BUNDLE,
             CONSOLE_SOCKET,
+            PIDFD_SOCKET,
             DETACH,
             Flag::new(
                 &["keep"],
@@ -284,6 +287,7 @@ const HELP_COMMAND: Command = command(
 struct CreateFlags {
     bundle: PathBuf,
     console_socket: Option<PathBuf>,
+    pidfd_socket: Option<PathBuf>,
     pid_file: Option<PathBuf>,
     no_pivot: bool,
     no_new_keyring: bool,
@@ -295,6 +299,7 @@ impl CreateFlags {
         CreateFlags {
             bundle: m.path("bundle").unwrap_or_else(|| PathBuf::from(".")),
             console_socket: m.path("console-socket"),
+            pidfd_socket: m.path("pidfd-socket"),
             pid_file: m.path("pid-file"),
             no_pivot: m.bool("no-pivot"),
             no_new_keyring: m.bool("no-new-keyring"),
@@ -306,6 +311,7 @@ impl CreateFlags {
         self.bundle = absolute(&self.bundle);
         self.pid_file = self.pid_file.as_deref().map(absolute);
         self.console_socket = self.console_socket.as_deref().map(absolute);
+        self.pidfd_socket = self.pidfd_socket.as_deref().map(absolute);
     }
 }
 
@@ -714,6 +720,7 @@ fn create_opts<'a>(g: &'a Global, id: &'a str, f: &'a CreateFlags) -> CreateOpts
         id,
         bundle: &f.bundle,
         console_socket: f.console_socket.as_deref(),
+        pidfd_socket: f.pidfd_socket.as_deref(),
         pid_file: f.pid_file.as_deref(),
         no_pivot: f.no_pivot,
         no_new_keyring: f.no_new_keyring,

@@ -110,16 +110,52 @@ pub fn set_controlling_tty(slave: &OwnedFd) -> Result<()> {
 /// Send `master` over the connected unix socket `socket` with `SCM_RIGHTS`, as runc does
 /// (the message data is the pty's name, e.g. `/dev/ptmx`).
 pub fn send_master(socket: RawFd, master: &OwnedFd) -> Result<()> {
-    let fds = [master.as_raw_fd()];
+    send_fd(socket, MASTER_NAME, master)
+        .map_err(|e| anyhow!("send the pty master to the console socket: {e}"))
+}
+
+/// `--pidfd-socket`: a pidfd of `pid` sent over the connected socket, with runc's message
+/// data (`standard` for a container's init, `setns` for an exec'd process).
+pub fn send_pidfd(socket: &OwnedFd, pid: i32, kind: &str) -> Result<()> {
+    let pidfd = crate::process::pidfd_open(pid)
+        .with_context(|| format!("failed to pidfd_open: {}", std::io::Error::last_os_error()))?;
+    send_fd(socket.as_raw_fd(), kind, &pidfd)
+        .map_err(|e| anyhow!("failed to send pidfd on socket: {e}"))
+}
+
+fn send_fd(socket: RawFd, name: &str, fd: &OwnedFd) -> nix::Result<()> {
+    let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(MASTER_NAME.as_bytes())];
+    let iov = [IoSlice::new(name.as_bytes())];
     loop {
         match sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => {}
-            Err(e) => bail!("send the pty master to the console socket: {e}"),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Connect to the `--pidfd-socket` at `path`, in runc's words when it cannot.
+pub fn connect_pidfd_socket(path: &Path) -> Result<OwnedFd> {
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("create a unix socket for the pidfd")?;
+    let addr =
+        UnixAddr::new(path).map_err(|e| anyhow!("failed to dail {}: {e}", path.display()))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|e| {
+        anyhow!(
+            "failed to dail {}: dial unix {}: connect: {}",
+            path.display(),
+            path.display(),
+            crate::process::io_msg(&std::io::Error::from(e))
+        )
+    })?;
+    Ok(sock)
 }
 
 /// A connected socket pair standing in for `--console-socket` when a foreground `run` or

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: where a pidfd of the process is sent.
+    pub pidfd_socket: Option<PathBuf>,
     pub cwd: Option<String>,
     pub env: Vec<String>,
     pub tty: bool,
@@ -199,6 +201,11 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     }
     crate::logging::mark("exec: namespaces opened");
     let (console_ours, console_theirs) = console_ends(terminal, o.console_socket.as_deref())?;
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::console::connect_pidfd_socket)
+        .transpose()?;
     ns.join_pid_and_time()?;
     crate::logging::mark("exec: pid namespace joined");
     let forwarder = if o.detach {
@@ -232,6 +239,9 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     };
     serve_child(&c, pid, &spec, &chan)?;
     crate::logging::mark("exec: process executing");
+    if let Some(sock) = &pidfd_socket {
+        crate::console::send_pidfd(sock, pid, "setns")?;
+    }
     if let Some(p) = &o.pid_file {
         crate::container::write_pid_file(p, pid)?;
         crate::logging::mark("exec: pid file written");

@@ -1,12 +1,13 @@
 //! `runrs exec`'s flags, and the [`ExecOptions`] they make.
 
-use super::flags::{CONSOLE_SOCKET, DETACH, PID_FILE, PRESERVE_FDS};
+use super::flags::{CONSOLE_SOCKET, DETACH, PIDFD_SOCKET, PID_FILE, PRESERVE_FDS};
 use super::parse::{Flag, Kind, Matches};
 use crate::exec::ExecOptions;
 
 /// runc's `exec` flags, in its order (the help shows them so).
 pub(super) const EXEC_FLAGS: &[Flag] = &[
     CONSOLE_SOCKET,
+    PIDFD_SOCKET,
     Flag::new(
         &["cwd"],
         Kind::Str,
@@ -67,6 +68,7 @@ pub(super) fn options(m: &Matches) -> Result<ExecOptions, String> {
         .collect::<Result<_, _>>()?;
     Ok(ExecOptions {
         console_socket: m.path("console-socket"),
+        pidfd_socket: m.path("pidfd-socket"),
         cwd: m.string("cwd"),
         env: m.strings("env"),
         tty: m.bool("tty"),

@@ -12,6 +12,11 @@ pub(super) const CONSOLE_SOCKET: Flag = Flag::new(
     Kind::Str,
     "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
 );
+pub(super) const PIDFD_SOCKET: Flag = Flag::new(
+    &["pidfd-socket"],
+    Kind::Str,
+    "path to an AF_UNIX socket which will receive a file descriptor referencing the init process",
+);
 pub(super) const PID_FILE: Flag = Flag::new(
     &["pid-file"],
     Kind::Str,

@@ -19,6 +19,8 @@ pub struct CreateOpts<'a> {
     pub id: &'a str,
     pub bundle: &'a Path,
     pub console_socket: Option<&'a Path>,
+    /// `--pidfd-socket`: where a pidfd of the init is sent once it is set up.
+    pub pidfd_socket: Option<&'a Path>,
     pub pid_file: Option<&'a Path>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -55,6 +57,10 @@ pub(super) fn create_from(
     crate::logging::mark("create: spec loaded");
     let mut plan = Plan::new(o, &bundle.spec, console.is_some(), detached)?;
     let console = connect_console(o, &plan, console)?;
+    let pidfd_socket = o
+        .pidfd_socket
+        .map(crate::console::connect_pidfd_socket)
+        .transpose()?;
     // Relative bind sources and hook paths are relative to the bundle, as in runc.
     std::env::set_current_dir(&bundle.path)
         .with_context(|| format!("chdir to bundle {}", bundle.path.display()))?;
@@ -86,6 +92,9 @@ pub(super) fn create_from(
     saved.start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     state::write_pending(&guard.dir, &saved)?;
     serve_init_until_ready(spec, pid, chan, &creating)?;
+    if let Some(sock) = &pidfd_socket {
+        crate::console::send_pidfd(sock, pid, "standard")?;
+    }
     state::commit_pending(&guard.dir)?;
     if let Some(p) = o.pid_file {
         write_pid_file(p, pid)?;
