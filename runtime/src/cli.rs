@@ -48,7 +48,7 @@ const GLOBAL_FLAGS: &[Flag] = &[
     Flag::new(
         &["systemd-cgroup"],
         Kind::Bool,
-        "enable systemd cgroup support (not supported yet: an error when a container needs it)",
+        "enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\"",
     ),
     Flag::new(
         &["rootless"],
@@ -382,6 +382,8 @@ struct Cli {
     log_format: String,
     debug: bool,
     systemd_cgroup: bool,
+    /// `--rootless` as given (`true`, `false`, `auto`).
+    rootless: Option<String>,
     /// The command, or how the command line ends without running one; reported only after
     /// the log is set up, as runc does in its `Before`.
     cmd: Result<Cmd, Exit>,
@@ -512,11 +514,12 @@ fn parse(args: &[OsString]) -> Result<Cli, Exit> {
         root: m
             .os("root")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/run/runrs")),
+            .unwrap_or_else(crate::rootless::default_root),
         log: m.string("log"),
         log_format: m.raw("log-format").unwrap_or_else(|| "text".into()),
         debug: m.bool("debug"),
         systemd_cgroup: m.bool("systemd-cgroup"),
+        rootless: m.string("rootless"),
         cmd: parse_command(&m.args),
     })
 }
@@ -660,9 +663,17 @@ pub fn main() -> i32 {
         Ok(cmd) => cmd,
         Err(exit) => return exit.report(),
     };
+    let rootless = match crate::rootless::parse_flag(cli.rootless.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            fatal(&e);
+            return 1;
+        }
+    };
     let global = Global {
         root: absolute(&cli.root),
         systemd_cgroup: cli.systemd_cgroup,
+        rootless,
     };
     match dispatch(&global, cmd) {
         Ok(code) => code,
@@ -694,6 +705,8 @@ pub fn version_text() -> String {
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--rootless` resolved: cgroups only where the user may make them.
+    pub rootless: bool,
 }
 
 /// Paths the user gave relative to where runrs started (create changes into the bundle).
@@ -726,6 +739,7 @@ fn create_opts<'a>(g: &'a Global, id: &'a str, f: &'a CreateFlags) -> CreateOpts
         no_new_keyring: f.no_new_keyring,
         preserve_fds: f.preserve_fds,
         systemd_cgroup: g.systemd_cgroup,
+        rootless: g.rootless,
     }
 }
 

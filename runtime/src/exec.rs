@@ -195,7 +195,7 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     let seccomp = crate::seccomp::of_spec(&spec)?;
     crate::logging::mark("exec: process spec loaded");
 
-    let ns = Namespaces::open(c.saved.pid, &spec)?;
+    let mut ns = Namespaces::open(c.saved.pid, &spec)?;
     if !c.init_alive() {
         bail!("cannot exec in a stopped container");
     }
@@ -358,8 +358,24 @@ impl Namespaces {
     }
 
     /// The pid and time namespaces are joined by the runtime itself: they apply to its
-    /// children, so the child is born in them.
-    fn join_pid_and_time(&self) -> Result<()> {
+    /// children, so the child is born in them. Rootless, the user namespace that owns them
+    /// first (only there has the user the capability to join them); the child is in it then.
+    fn join_pid_and_time(&mut self) -> Result<()> {
+        // SAFETY: geteuid has no preconditions.
+        if self.in_user && unsafe { libc::geteuid() } != 0 {
+            if let Some(i) = self
+                .files
+                .iter()
+                .position(|(t, _)| *t == LinuxNamespaceType::User)
+            {
+                let (_, file) = self.files.remove(i);
+                // SAFETY: setns on a file we hold, restricted to a user namespace.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .context("join the container's user namespace");
+                }
+            }
+        }
         for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
             if self.types.contains(&t) {
                 namespaces::join(t, &ns_path(self.init, t))?;

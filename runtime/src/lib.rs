@@ -24,6 +24,7 @@ pub mod process;
 pub mod resources;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod selfexe;
 pub mod signals;

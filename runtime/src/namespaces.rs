@@ -180,6 +180,15 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux().as_ref() else {
         return Ok(());
     };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        for (kind, maps) in [("uid", linux.uid_mappings()), ("gid", linux.gid_mappings())] {
+            if let Some(m) = maps.as_ref().filter(|m| !m.is_empty()) {
+                crate::rootless::write_id_map(pid, kind, m)?;
+            }
+        }
+        return Ok(());
+    }
     if let Some(m) = linux.uid_mappings().as_ref().filter(|m| !m.is_empty()) {
         std::fs::write(format!("/proc/{pid}/uid_map"), map_text(m))
             .context("write uid_map (check linux.uidMappings)")?;

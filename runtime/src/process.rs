@@ -262,11 +262,18 @@ pub fn clone_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<(i32, boo
 /// In a fresh child: die with the parent until we are set up, and hide our memory and
 /// `/proc/<pid>/exe` from the container's processes. (A parent that died before the prctl
 /// shows up as EOF on the sync channel, which the child waits on first.)
-pub fn child_guard(_parent: i32) {
+pub fn child_guard(parent: i32) {
+    child_guard_dumpable(parent, false)
+}
+
+/// [`child_guard`], leaving the process dumpable when `dumpable` (until it says otherwise).
+pub fn child_guard_dumpable(_parent: i32, dumpable: bool) {
     // SAFETY: prctl and setsid with integer arguments only.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if !dumpable {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        }
         // A session of its own, as runc gives the init and every exec: a container process
         // must not stay in the session (and process group) of whoever ran the runtime.
         libc::setsid();

@@ -222,6 +222,28 @@ pub fn plan(cgroups_path: &str) -> Result<Planned> {
     })
 }
 
+/// `dir` exists and we may write its files and make directories in it, or the nearest
+/// directory above it that exists lets us make it.
+fn writable_or_makeable(dir: &Path) -> bool {
+    let can_write = |p: &Path| {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: a NUL-terminated path; access only reads it.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    };
+    let mut p = dir;
+    loop {
+        if p.is_dir() {
+            return can_write(p);
+        }
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => return false,
+        }
+    }
+}
+
 /// Processes in `dir` and below it.
 fn processes_in(dir: &Path) -> usize {
     let here = crate::kernfs::read(dir.join("cgroup.procs"))
@@ -269,6 +291,32 @@ impl Planned {
             anyhow::bail!("container's cgroup unexpectedly frozen");
         }
         Ok(())
+    }
+
+    /// Rootless: keep only the hierarchies where this user may make (or use) the container's
+    /// directory, e.g. a cgroup2 subtree systemd delegated to the user; the container has no
+    /// cgroup in the others, as with runc's rootless cgroup manager. Returns how many were
+    /// dropped.
+    pub fn keep_writable(&mut self) -> usize {
+        let keep: Vec<bool> = self.dirs.iter().map(|d| writable_or_makeable(d)).collect();
+        let before = self.dirs.len();
+        let mut view = MountView::default();
+        let mut hierarchies = Vec::new();
+        let mut dirs = Vec::new();
+        for ((h, d), k) in self
+            .hierarchies
+            .drain(..)
+            .zip(self.dirs.drain(..))
+            .zip(keep)
+        {
+            if k {
+                view.add(&h, d.clone());
+                hierarchies.push(h);
+                dirs.push(d);
+            }
+        }
+        (self.hierarchies, self.dirs, self.view) = (hierarchies, dirs, view);
+        before - self.dirs.len()
     }
 
     /// Only the unified hierarchy is mounted.

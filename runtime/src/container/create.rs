@@ -26,6 +26,8 @@ pub struct CreateOpts<'a> {
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub systemd_cgroup: bool,
+    /// `--rootless`: cgroups only where this user may make them (`rootless.rs`).
+    pub rootless: bool,
 }
 
 /// A container just created: its init waits on `exec.fifo`.
@@ -67,7 +69,12 @@ pub(super) fn create_from(
     let mut guard = CreateGuard::new(state::create_dir(o.root, o.id)?);
     let fifo = make_exec_fifo(&guard.dir)?;
     crate::logging::mark("create: state dir");
-    let cgroups = plan.cgroups.plan()?;
+    let resources = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref());
+    let cgroups = plan.cgroups.plan(resources)?;
     let mut saved = initial_state(o, &mut bundle, &cgroups, &plan)?;
     // What `delete --force` undoes should this process die before state.json exists.
     state::write_pending(&guard.dir, &saved)?;
@@ -349,7 +356,13 @@ fn set_up_from_outside(
     let resources: LinuxResources = (spec.linux().as_ref())
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    guard.cgroup().apply(&resources)?;
+    if !plan.cgroups.rootless {
+        guard.cgroup().apply(&resources)?;
+    } else if !guard.cgroups.is_empty() {
+        // Device rules need no cgroup of the user's (and a user may not load the BPF
+        // program of cgroup v2's): the limits alone, as runc's rootless manager.
+        guard.cgroup().update(&resources)?;
+    }
     let process = spec
         .process()
         .as_ref()
@@ -515,6 +528,8 @@ struct CgroupDriver {
     path: String,
     /// The scope unit and its properties, under the systemd driver.
     systemd: Option<(systemd::Unit, Vec<systemd::properties::Property>)>,
+    /// `--rootless`: only the cgroups this user may make; no device rules.
+    rootless: bool,
 }
 
 impl CgroupDriver {
@@ -527,7 +542,12 @@ impl CgroupDriver {
             return Ok(CgroupDriver {
                 path: cgroups::resolve_path(path, o.id)?,
                 systemd: None,
+                rootless: o.rootless,
             });
+        }
+        // SAFETY: geteuid has no preconditions.
+        if o.rootless && unsafe { libc::geteuid() } != 0 {
+            bail!("rootless containers with the systemd cgroup driver (the user's systemd) are not supported yet");
         }
         use systemd::{properties, Unit};
         systemd::check_booted()?;
@@ -544,12 +564,18 @@ impl CgroupDriver {
         Ok(CgroupDriver {
             path: unit.cgroup_path(),
             systemd: Some((unit, props)),
+            rootless: o.rootless,
         })
     }
 
-    /// The container's directories, checked empty and not frozen (runc's rules).
-    fn plan(&self) -> Result<cgroups::Planned> {
-        let planned = cgroups::plan(&self.path)?;
+    /// The container's directories, checked empty and not frozen (runc's rules); rootless,
+    /// only those the user may make, and `resources` must not need the others.
+    fn plan(&self, resources: Option<&LinuxResources>) -> Result<cgroups::Planned> {
+        let mut planned = cgroups::plan(&self.path)?;
+        if self.rootless {
+            let dropped = planned.keep_writable();
+            crate::rootless::check_resources(resources, dropped)?;
+        }
         planned.check_reusable()?;
         Ok(planned)
     }

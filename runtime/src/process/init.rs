@@ -1,7 +1,7 @@
 //! The container's init: the clone child of `create`, from namespaces to `exec.fifo`.
 
 use super::finalize::{errno_err, finalize, io_msg, ExecTarget};
-use super::{child_detach, child_guard, reset_signals};
+use super::{child_detach, child_guard_dumpable, reset_signals};
 use super::{msg, Channel};
 use crate::namespaces::{self, Plan};
 use anyhow::{bail, Context, Result};
@@ -44,7 +44,10 @@ pub struct InitArgs {
 /// The container's init: never returns. Errors before `READY` go to the parent over the
 /// channel; later ones (startContainer hooks, exec) into `exec.fifo` for `start` to report.
 pub fn init(mut args: InitArgs) -> ! {
-    child_guard(args.parent);
+    // With a new user namespace, dumpable until `GO`: an unprivileged runtime (rootless) may
+    // write the id maps of a process only while its /proc files are its own (runc's nsexec
+    // does the same).
+    child_guard_dumpable(args.parent, args.plan.new_user);
     let code = match init_setup(&mut args) {
         Ok((target, state)) => {
             let _ = wait_start_and_exec(&args, &target, &state);
@@ -126,6 +129,10 @@ fn wait_for_go(a: &mut InitArgs) -> Result<Vec<u8>> {
         _ => bail!("runtime went away during create"),
     };
     crate::logging::mark("init: go");
+    if a.plan.new_user {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     if let Some((join, in_cgroup2)) = a.cgroup_join.take() {
         join.join(in_cgroup2)?;
     }

@@ -1,0 +1,146 @@
+//! Rootless: runrs run by a user other than root. What changes: the state lives under
+//! `$XDG_RUNTIME_DIR/runrs`, the container's cgroups are made only where the user may make
+//! them (a subtree delegated to the user), and the user namespace's maps are written through
+//! `newuidmap`/`newgidmap` unless they map only the user's own ids.
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxIdMapping, LinuxResources};
+use std::path::PathBuf;
+
+/// `--rootless true|false|auto` (runc's flag; auto when not given): whether cgroup permission
+/// errors mean "no cgroup there" rather than a failure.
+pub fn parse_flag(value: Option<&str>) -> Result<bool> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("auto") => Ok(euid() != 0),
+        // Go's strconv.ParseBool, as runc reads it.
+        Some("1" | "t" | "true") => Ok(true),
+        Some("0" | "f" | "false") => Ok(false),
+        Some(_) => bail!(
+            "strconv.ParseBool: parsing {:?}: invalid syntax",
+            value.unwrap_or_default()
+        ),
+    }
+}
+
+fn egid() -> u32 {
+    // SAFETY: getegid has no preconditions.
+    unsafe { libc::getegid() }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// The state directory when `--root` is not given: `$XDG_RUNTIME_DIR/runrs` for a user other
+/// than root (runc's rule, with its name), `/run/runrs` otherwise.
+pub fn default_root() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(xdg) if euid() != 0 && !xdg.is_empty() => PathBuf::from(xdg).join("runrs"),
+        _ => PathBuf::from("/run/runrs"),
+    }
+}
+
+/// Rootless, with some of the container's cgroups not made (`dropped` hierarchies): what
+/// `linux.resources` asks that would need them, in runc's words. Device rules need no cgroup
+/// of the user's (the user namespace has no device nodes to open but the host's).
+pub fn check_resources(r: Option<&LinuxResources>, dropped: usize) -> Result<()> {
+    let Some(r) = r else { return Ok(()) };
+    if dropped == 0 {
+        return Ok(());
+    }
+    let set = |v: serde_json::Result<serde_json::Value>| match v {
+        Ok(serde_json::Value::Object(o)) => !o.is_empty(),
+        Ok(serde_json::Value::Array(a)) => !a.is_empty(),
+        Ok(serde_json::Value::Null) | Err(_) => false,
+        Ok(_) => true,
+    };
+    let asked = [
+        ("memory", set(serde_json::to_value(r.memory()))),
+        ("cpu", set(serde_json::to_value(r.cpu()))),
+        ("pids", set(serde_json::to_value(r.pids()))),
+        ("blkio", set(serde_json::to_value(r.block_io()))),
+        ("hugetlb", set(serde_json::to_value(r.hugepage_limits()))),
+        ("network", set(serde_json::to_value(r.network()))),
+        ("rdma", set(serde_json::to_value(r.rdma()))),
+        ("unified", set(serde_json::to_value(r.unified()))),
+    ];
+    if let Some((what, _)) = asked.iter().find(|(_, asked)| *asked) {
+        bail!(
+            "cannot set {what} limit: container could not join or create cgroup \
+             (rootless: this user may not make the container's cgroup there; run it in a \
+             cgroup systemd delegated to the user, e.g. systemd-run --user --scope)"
+        );
+    }
+    Ok(())
+}
+
+/// The maps of the user namespace of `pid`, from an unprivileged parent: a map of the user's
+/// own id alone is written directly (the gid one after `setgroups` is denied, as the kernel
+/// requires); any other goes through the setuid helper, as runc does.
+pub fn write_id_map(pid: i32, kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let own = if kind == "uid" { euid() } else { egid() };
+    let only_own = maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1;
+    if only_own {
+        if kind == "gid" {
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .context("deny setgroups in the user namespace")?;
+        }
+        let text = crate::namespaces::map_text(maps);
+        return std::fs::write(format!("/proc/{pid}/{kind}_map"), &text)
+            .with_context(|| format!("write {kind}_map {:?}", text.trim_end()));
+    }
+    let helper = format!("new{kind}map");
+    let mut cmd = std::process::Command::new(&helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        anyhow::anyhow!(
+            "{helper} (to map linux.{kind}Mappings other than your own id): {e}; install uidmap"
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "{helper} failed (check /etc/sub{kind}): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_flag_reads_as_runc_reads_it() {
+        assert!(parse_flag(Some("true")).unwrap());
+        assert!(parse_flag(Some("T")).unwrap());
+        assert!(!parse_flag(Some("false")).unwrap());
+        assert!(!parse_flag(Some("0")).unwrap());
+        assert_eq!(parse_flag(Some("auto")).unwrap(), euid() != 0);
+        assert_eq!(parse_flag(None).unwrap(), euid() != 0);
+        let e = parse_flag(Some("maybe")).unwrap_err().to_string();
+        assert_eq!(e, "strconv.ParseBool: parsing \"maybe\": invalid syntax");
+    }
+
+    #[test]
+    fn resources_that_need_a_cgroup() {
+        let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 1048576}}"#).unwrap();
+        assert!(check_resources(Some(&r), 0).is_ok(), "every cgroup made");
+        let e = check_resources(Some(&r), 1).unwrap_err().to_string();
+        assert!(e.starts_with("cannot set memory limit: container could not join or create cgroup"));
+        // Device rules and empty sections ask nothing of a cgroup of the user's.
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"devices": [{"allow": false, "access": "rwm"}], "memory": {}}"#,
+        )
+        .unwrap();
+        assert!(check_resources(Some(&r), 3).is_ok());
+    }
+}
