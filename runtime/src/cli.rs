@@ -663,7 +663,7 @@ pub fn main() -> i32 {
         Ok(cmd) => cmd,
         Err(exit) => return exit.report(),
     };
-    let rootless = match crate::rootless::parse_flag(cli.rootless.as_deref()) {
+    let rootless = match crate::rootless::parse_flag(cli.rootless.as_deref(), cli.systemd_cgroup) {
         Ok(r) => r,
         Err(e) => {
             fatal(&e);

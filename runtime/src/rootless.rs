@@ -8,10 +8,14 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxResources};
 use std::path::PathBuf;
 
 /// `--rootless true|false|auto` (runc's flag; auto when not given): whether cgroup permission
-/// errors mean "no cgroup there" rather than a failure.
-pub fn parse_flag(value: Option<&str>) -> Result<bool> {
+/// errors mean "no cgroup there" rather than a failure. Auto as runc decides it: a user
+/// other than root is rootless; root of the initial user namespace is not; root of another
+/// user namespace (`unshare -r`, rootless Podman) is, with the cgroupfs driver.
+pub fn parse_flag(value: Option<&str>, systemd_cgroup: bool) -> Result<bool> {
     match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("auto") => Ok(euid() != 0),
+        None | Some("") | Some("auto") => {
+            Ok(euid() != 0 || (in_user_namespace() && !systemd_cgroup))
+        }
         // Go's strconv.ParseBool, as runc reads it.
         Some("1" | "t" | "true") => Ok(true),
         Some("0" | "f" | "false") => Ok(false),
@@ -32,11 +36,22 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Whether this process is in a user namespace other than the initial one (whose uid map is
+/// the whole range, `0 0 4294967295`).
+pub fn in_user_namespace() -> bool {
+    let map = crate::kernfs::read("/proc/self/uid_map").unwrap_or_default();
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields != ["0", "0", "4294967295"]
+}
+
 /// The state directory when `--root` is not given: `$XDG_RUNTIME_DIR/runrs` for a user other
-/// than root (runc's rule, with its name), `/run/runrs` otherwise.
+/// than root, or root of a user namespace whose `$USER` is not root (runc's rule, with its
+/// name); `/run/runrs` otherwise.
 pub fn default_root() -> PathBuf {
+    let honor_xdg =
+        euid() != 0 || (in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root"));
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(xdg) if euid() != 0 && !xdg.is_empty() => PathBuf::from(xdg).join("runrs"),
+        Some(xdg) if honor_xdg && !xdg.is_empty() => PathBuf::from(xdg).join("runrs"),
         _ => PathBuf::from("/run/runrs"),
     }
 }
@@ -120,13 +135,14 @@ mod tests {
 
     #[test]
     fn rootless_flag_reads_as_runc_reads_it() {
-        assert!(parse_flag(Some("true")).unwrap());
-        assert!(parse_flag(Some("T")).unwrap());
-        assert!(!parse_flag(Some("false")).unwrap());
-        assert!(!parse_flag(Some("0")).unwrap());
-        assert_eq!(parse_flag(Some("auto")).unwrap(), euid() != 0);
-        assert_eq!(parse_flag(None).unwrap(), euid() != 0);
-        let e = parse_flag(Some("maybe")).unwrap_err().to_string();
+        assert!(parse_flag(Some("true"), false).unwrap());
+        assert!(parse_flag(Some("T"), false).unwrap());
+        assert!(!parse_flag(Some("false"), false).unwrap());
+        assert!(!parse_flag(Some("0"), false).unwrap());
+        let auto = euid() != 0 || in_user_namespace();
+        assert_eq!(parse_flag(Some("auto"), false).unwrap(), auto);
+        assert_eq!(parse_flag(None, false).unwrap(), auto);
+        let e = parse_flag(Some("maybe"), false).unwrap_err().to_string();
         assert_eq!(e, "strconv.ParseBool: parsing \"maybe\": invalid syntax");
     }
 
