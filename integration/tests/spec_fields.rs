@@ -40,7 +40,8 @@ fn time_offsets_shift_the_containers_clocks_and_exec_sees_them() {
     b.namespace("time", None);
     b.set(
         "/linux/timeOffsets",
-        json!({"boottime": {"secs": 86400}, "monotonic": {"secs": -1000, "nanosecs": 5}}),
+        // (A negative offset may not take a clock below zero: a guest just booted refuses -1000 s.)
+        json!({"boottime": {"secs": 86400}, "monotonic": {"secs": 1000, "nanosecs": 5}}),
     );
     b.sh("cat /proc/uptime; cat /proc/self/timens_offsets; sleep 1000");
     let (id, _guard, init) = env.start_running(&b);
@@ -62,7 +63,7 @@ fn time_offsets_shift_the_containers_clocks_and_exec_sees_them() {
     let words: Vec<_> = offsets.ok().stdout.split_whitespace().collect::<Vec<_>>();
     assert_eq!(
         words,
-        ["monotonic", "-1000", "5", "boottime", "86400", "0"],
+        ["monotonic", "1000", "5", "boottime", "86400", "0"],
         "{}",
         offsets.stdout
     );
@@ -495,7 +496,7 @@ fn tmpcopyup_starts_the_tmpfs_with_the_images_files() {
     .unwrap();
     std::os::unix::fs::symlink("/etc/passwd", data.join("link")).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o711)).unwrap();
-    b.mount("/data", "tmpfs", "tmpfs", &["tmpcopyup", "mode=0750"]);
+    b.mount("/data", "tmpfs", "tmpfs", &["tmpcopyup"]);
     b.sh(
         "cat /data/sub/file; stat -c '%a %u:%g' /data/sub/file /data; readlink /data/link; \
          grep ' /data ' /proc/self/mountinfo | grep -c tmpfs; echo new > /data/new; cat /data/new",
@@ -643,4 +644,25 @@ fn pidfd_socket_receives_the_init_and_an_exec() {
         .parse()
         .unwrap();
     assert_eq!(pidfd_pid(&pidfd), exec_pid);
+}
+
+#[test]
+fn a_tmpfs_over_a_directory_takes_its_mode_unless_it_has_its_own() {
+    if runc_lacks("the tmpfs mode of runc 1.1.15+", (1, 2)) {
+        return;
+    }
+    let env = TestEnv::new("tmpfs_mode");
+    let mut b = env.bundle();
+    use std::os::unix::fs::PermissionsExt;
+    for dir in ["a", "b"] {
+        std::fs::create_dir(b.rootfs().join(dir)).unwrap();
+        std::fs::set_permissions(b.rootfs().join(dir), std::fs::Permissions::from_mode(0o710))
+            .unwrap();
+    }
+    b.mount("/a", "tmpfs", "tmpfs", &[]);
+    b.mount("/b", "tmpfs", "tmpfs", &["mode=0750"]);
+    b.mount("/new", "tmpfs", "tmpfs", &[]);
+    b.sh("stat -c '%a' /a /b /new");
+    // A directory the image did not have gets the tmpfs's own default.
+    assert_eq!(lines(&env.run_ok(&b)), ["710", "750", "1777"]);
 }

@@ -27,26 +27,9 @@ pub(super) fn open_covered(target: &OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Copy directory `src` onto directory `dst`: its owner and mode (as runc, over a `mode=`
-/// of the tmpfs) and its tree.
-pub(super) fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> Result<()> {
-    copy_tree(src, dst)?;
-    let st = nix::sys::stat::fstat(src.as_raw_fd())?;
-    let (uid, gid) = (
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
-    );
-    fchown(dst.as_raw_fd(), uid, gid)?;
-    fchmod(
-        dst.as_raw_fd(),
-        Mode::from_bits_truncate(st.st_mode & 0o7777),
-    )?;
-    Ok(())
-}
-
 /// Copy the tree of directory `src` into directory `dst`: files, directories, symlinks and
 /// device nodes, with their modes and owners.
-fn copy_tree(src: &OwnedFd, dst: &OwnedFd) -> Result<()> {
+pub(super) fn copy_tree(src: &OwnedFd, dst: &OwnedFd) -> Result<()> {
     let listing = Dir::openat(
         Some(src.as_raw_fd()),
         ".",

@@ -136,15 +136,20 @@ impl Mounter<'_> {
         if matches!(typ, "proc" | "sysfs") {
             self.check_ordinary_dir(typ, dest)?;
         }
+        let data = if typ == "tmpfs" {
+            self.tmpfs_data(dest, &options.data)
+        } else {
+            options.data.clone()
+        };
         let target = self.resolve(dest, Create::Dirs)?;
         if typ != "proc" {
             self.check_not_procfs(&target, dest, typ)?;
         }
         let source = source.unwrap_or(Path::new(typ));
-        let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
         if typ == "tmpfs" && options.copyup {
-            return self.tmpfs_copyup(source, target, dest, options);
+            return self.tmpfs_copyup(source, target, dest, options, &data);
         }
+        let data = Some(data.as_str()).filter(|d| !d.is_empty());
         let result = mount(
             Some(source),
             fd_path(target.as_fd()).as_str(),
@@ -174,19 +179,34 @@ impl Mounter<'_> {
         })
     }
 
+    /// A tmpfs over a directory that exists takes its mode (runc 1.1.15+ and 1.2+): `mode=`
+    /// of the directory's before the entry's own data, where a `mode=` of its own wins.
+    fn tmpfs_data(&self, dest: &Path, data: &str) -> String {
+        let existing = self.root.resolve(dest, Create::Nothing).ok();
+        let mode = existing
+            .and_then(|fd| fstat(fd.as_raw_fd()).ok())
+            .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .map(|st| st.st_mode & 0o7777);
+        match (mode, data.is_empty()) {
+            (Some(m), true) => format!("mode={m:04o}"),
+            (Some(m), false) => format!("mode={m:04o},{data}"),
+            (None, _) => data.to_string(),
+        }
+    }
+
     /// A tmpfs with `tmpcopyup`: mounted writable over `target`, filled with a copy of what
-    /// it covers (the directory's own mode and owner too, as runc), then made read-only if
-    /// asked.
+    /// it covers, then made read-only if asked.
     fn tmpfs_copyup(
         &self,
         source: &Path,
         target: OwnedFd,
         dest: &Path,
         options: &MountOptions,
+        data: &str,
     ) -> Result<()> {
         let covered = super::copyup::open_covered(&target)
             .with_context(|| format!("tmpcopyup: open {}", dest.display()))?;
-        let data = Some(options.data.as_str()).filter(|d| !d.is_empty());
+        let data = Some(data).filter(|d| !d.is_empty());
         let flags = options.flags - MsFlags::MS_RDONLY;
         mount(
             Some(source),
@@ -198,7 +218,7 @@ impl Mounter<'_> {
         .with_context(|| format!("mount tmpfs on {}", dest.display()))?;
         let mounted = self.resolve(dest, Create::Nothing)?;
         let top = super::copyup::open_covered(&mounted)?;
-        super::copyup::copy_dir(&covered, &top)
+        super::copyup::copy_tree(&covered, &top)
             .with_context(|| format!("tmpcopyup of {}", dest.display()))?;
         if options.flags.contains(MsFlags::MS_RDONLY) {
             mount(
