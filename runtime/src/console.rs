@@ -138,23 +138,36 @@ fn send_fd(socket: RawFd, name: &str, fd: &OwnedFd) -> nix::Result<()> {
 
 /// Connect to the `--pidfd-socket` at `path`, in runc's words when it cannot.
 pub fn connect_pidfd_socket(path: &Path) -> Result<OwnedFd> {
+    connect_unix(path).map_err(|e| {
+        let why = match e {
+            ConnectError::Path(e) => e.to_string(),
+            ConnectError::Connect(e) => format!(
+                "dial unix {}: connect: {}",
+                path.display(),
+                crate::process::io_msg(&std::io::Error::from(e))
+            ),
+        };
+        anyhow!("failed to dail {}: {why}", path.display())
+    })
+}
+
+/// Why a unix socket could not be connected: its path, or the connect itself.
+enum ConnectError {
+    Path(Errno),
+    Connect(Errno),
+}
+
+/// A stream socket connected to `path`.
+fn connect_unix(path: &Path) -> std::result::Result<OwnedFd, ConnectError> {
     let sock = socket(
         AddressFamily::Unix,
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .context("create a unix socket for the pidfd")?;
-    let addr =
-        UnixAddr::new(path).map_err(|e| anyhow!("failed to dail {}: {e}", path.display()))?;
-    connect(sock.as_raw_fd(), &addr).map_err(|e| {
-        anyhow!(
-            "failed to dail {}: dial unix {}: connect: {}",
-            path.display(),
-            path.display(),
-            crate::process::io_msg(&std::io::Error::from(e))
-        )
-    })?;
+    .map_err(ConnectError::Connect)?;
+    let addr = UnixAddr::new(path).map_err(ConnectError::Path)?;
+    connect(sock.as_raw_fd(), &addr).map_err(ConnectError::Connect)?;
     Ok(sock)
 }
 
@@ -173,18 +186,10 @@ pub fn local_pair() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Connect to the console socket at `path` (the `--console-socket` flag).
 pub fn connect_socket(path: &Path) -> Result<OwnedFd> {
-    let sock = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .context("create a unix socket for the console")?;
-    let addr =
-        UnixAddr::new(path).map_err(|e| anyhow!("console socket path {}: {e}", path.display()))?;
-    connect(sock.as_raw_fd(), &addr)
-        .map_err(|e| anyhow!("connect to console socket {}: {e}", path.display()))?;
-    Ok(sock)
+    connect_unix(path).map_err(|e| match e {
+        ConnectError::Path(e) => anyhow!("console socket path {}: {e}", path.display()),
+        ConnectError::Connect(e) => anyhow!("connect to console socket {}: {e}", path.display()),
+    })
 }
 
 /// Receive a pty master sent with `send_master` on the connected socket `socket`.
