@@ -1,6 +1,6 @@
 //! Namespaces: which to create with `clone3`, which to join by path, and uid/gid maps.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -184,7 +184,7 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         for (kind, maps) in [("uid", linux.uid_mappings()), ("gid", linux.gid_mappings())] {
             if let Some(m) = maps.as_ref().filter(|m| !m.is_empty()) {
-                crate::rootless::write_id_map(pid, kind, m)?;
+                write_id_map_unprivileged(pid, kind, m)?;
             }
         }
         return Ok(());
@@ -196,6 +196,52 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     if let Some(m) = linux.gid_mappings().as_ref().filter(|m| !m.is_empty()) {
         std::fs::write(format!("/proc/{pid}/gid_map"), map_text(m))
             .context("write gid_map (check linux.gidMappings)")?;
+    }
+    Ok(())
+}
+
+/// The maps of the user namespace of `pid`, from an unprivileged parent: a map of the user's
+/// own id alone is written directly (the gid one after `setgroups` is denied, as the kernel
+/// requires); any other goes through the setuid helper, as runc does.
+fn write_id_map_unprivileged(pid: i32, kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    // SAFETY: geteuid and getegid have no preconditions.
+    let own = unsafe {
+        if kind == "uid" {
+            libc::geteuid()
+        } else {
+            libc::getegid()
+        }
+    };
+    let only_own = maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1;
+    if only_own {
+        if kind == "gid" {
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .context("deny setgroups in the user namespace")?;
+        }
+        let text = map_text(maps);
+        return std::fs::write(format!("/proc/{pid}/{kind}_map"), &text)
+            .with_context(|| format!("write {kind}_map {:?}", text.trim_end()));
+    }
+    let helper = format!("new{kind}map");
+    let mut cmd = std::process::Command::new(&helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        anyhow::anyhow!(
+            "{helper} (to map linux.{kind}Mappings other than your own id): {e}; install uidmap"
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "{helper} failed (check /etc/sub{kind}): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

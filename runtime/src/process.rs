@@ -4,11 +4,13 @@
 //! `SOCK_SEQPACKET` socketpair. The runtime is single-threaded, so the child may allocate.
 
 mod attrs;
+mod errors;
 mod finalize;
 mod init;
 
 pub use attrs::{check as check_attrs, set_initial_affinity, spell_sched_flags_for_oci_spec};
-pub use finalize::{finalize, forward_seccomp_fd, io_msg, look_path, ExecTarget};
+pub use errors::io_msg;
+pub use finalize::{finalize, forward_seccomp_fd, look_path, ExecTarget};
 pub use init::{init, set_console_size, setup_terminal, with_status, InitArgs};
 
 use anyhow::{Context, Result};

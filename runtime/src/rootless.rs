@@ -1,10 +1,10 @@
 //! Rootless: runrs run by a user other than root. What changes: the state lives under
 //! `$XDG_RUNTIME_DIR/runrs`, the container's cgroups are made only where the user may make
 //! them (a subtree delegated to the user), and the user namespace's maps are written through
-//! `newuidmap`/`newgidmap` unless they map only the user's own ids.
+//! `newuidmap`/`newgidmap` unless they map only the user's own ids (`namespaces.rs`).
 
-use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxIdMapping, LinuxResources};
+use anyhow::{bail, Result};
+use oci_spec::runtime::LinuxResources;
 use std::path::PathBuf;
 
 /// `--rootless true|false|auto` (runc's flag; auto when not given): whether cgroup permission
@@ -24,11 +24,6 @@ pub fn parse_flag(value: Option<&str>, systemd_cgroup: bool) -> Result<bool> {
             value.unwrap_or_default()
         ),
     }
-}
-
-fn egid() -> u32 {
-    // SAFETY: getegid has no preconditions.
-    unsafe { libc::getegid() }
 }
 
 fn euid() -> u32 {
@@ -85,45 +80,6 @@ pub fn check_resources(r: Option<&LinuxResources>, dropped: usize) -> Result<()>
             "cannot set {what} limit: container could not join or create cgroup \
              (rootless: this user may not make the container's cgroup there; run it in a \
              cgroup systemd delegated to the user, e.g. systemd-run --user --scope)"
-        );
-    }
-    Ok(())
-}
-
-/// The maps of the user namespace of `pid`, from an unprivileged parent: a map of the user's
-/// own id alone is written directly (the gid one after `setgroups` is denied, as the kernel
-/// requires); any other goes through the setuid helper, as runc does.
-pub fn write_id_map(pid: i32, kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
-    let own = if kind == "uid" { euid() } else { egid() };
-    let only_own = maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1;
-    if only_own {
-        if kind == "gid" {
-            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
-                .context("deny setgroups in the user namespace")?;
-        }
-        let text = crate::namespaces::map_text(maps);
-        return std::fs::write(format!("/proc/{pid}/{kind}_map"), &text)
-            .with_context(|| format!("write {kind}_map {:?}", text.trim_end()));
-    }
-    let helper = format!("new{kind}map");
-    let mut cmd = std::process::Command::new(&helper);
-    cmd.arg(pid.to_string());
-    for m in maps {
-        cmd.args([
-            m.container_id().to_string(),
-            m.host_id().to_string(),
-            m.size().to_string(),
-        ]);
-    }
-    let out = cmd.output().map_err(|e| {
-        anyhow::anyhow!(
-            "{helper} (to map linux.{kind}Mappings other than your own id): {e}; install uidmap"
-        )
-    })?;
-    if !out.status.success() {
-        bail!(
-            "{helper} failed (check /etc/sub{kind}): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())

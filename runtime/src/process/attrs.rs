@@ -3,7 +3,7 @@
 //! affinity of `exec`. Applied by the container's init and by every exec'd process, before
 //! capabilities are dropped (a real-time policy needs CAP_SYS_NICE), in runc's order.
 
-use super::finalize::errno_err;
+use super::errors::errno_err;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{
     ExecCPUAffinity, IOPriorityClass, Linux, LinuxIOPriority, LinuxPersonalityDomain,

@@ -1,6 +1,7 @@
 //! The process half shared by the container's init and `exec`: user, capabilities, cwd,
 //! seccomp, and what to `execve`.
 
+use super::errors::{errno_err, io_msg};
 use super::{msg, pidfd_open, Channel};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{ExecCPUAffinity, Linux, Process, Spec, User};
@@ -61,28 +62,6 @@ pub fn look_path(arg0: &str, env: &[String]) -> Result<PathBuf> {
         }
     }
     bail!("exec: {arg0:?}: executable file not found in $PATH")
-}
-
-/// An io error the way Go prints it ("no such file or directory").
-pub fn io_msg(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            // SAFETY: strerror returns a pointer to a static string.
-            let s = unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) };
-            let s = s.to_string_lossy();
-            let mut c = s.chars();
-            match c.next() {
-                Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-                None => String::new(),
-            }
-        }
-        None => e.to_string(),
-    }
-}
-
-pub(crate) fn errno_err(what: &str) -> anyhow::Error {
-    let e = std::io::Error::last_os_error();
-    anyhow::anyhow!("{what}: {}", io_msg(&e))
 }
 
 /// `$HOME` for `uid` from the container's `/etc/passwd`, `/` when absent (as runc does).

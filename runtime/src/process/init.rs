@@ -1,6 +1,7 @@
 //! The container's init: the clone child of `create`, from namespaces to `exec.fifo`.
 
-use super::finalize::{errno_err, finalize, io_msg, ExecTarget};
+use super::errors::{errno_err, io_msg};
+use super::finalize::{finalize, ExecTarget};
 use super::{child_detach, child_guard_dumpable, reset_signals};
 use super::{msg, Channel};
 use crate::namespaces::{self, Plan};
