@@ -2,7 +2,7 @@
 
 use runrs_integration::procfs::{self, status_caps, status_field};
 use runrs_integration::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -64,6 +64,23 @@ fn exec_process_file() {
     .unwrap();
     let out = exec(&env, &id, &["--process", &arg(&process), "--"]);
     assert_eq!(lines(&out.ok().stdout), ["1000", "/tmp", "yes"]);
+}
+
+#[test]
+fn exec_process_file_without_path_finds_only_paths() {
+    let env = TestEnv::new("exec_no_path");
+    let (_b, id, _guard) = sleeper(&env, |_| {});
+    let process = env.path("process.json");
+    let write = |args: Value| {
+        std::fs::write(&process, json!({"args": args, "cwd": "/"}).to_string()).unwrap()
+    };
+    // No PATH in its environment: a bare name is not searched for anywhere (runc's LookPath).
+    write(json!(["sh", "-c", "true"]));
+    exec(&env, &id, &["--process", &arg(&process), "--"])
+        .fails_with(&["sh", "executable file not found in $PATH"]);
+    write(json!(["/bin/sh", "-c", "echo found"]));
+    let out = exec(&env, &id, &["--process", &arg(&process), "--"]);
+    assert_eq!(out.ok().stdout.trim(), "found");
 }
 
 #[test]

@@ -74,8 +74,7 @@ pub const HOOKS: [&str; 6] = [
 /// (`mount_setattr`) vocabulary of `rootfs/options.rs` and runc's `tmpcopyup`; anything else
 /// is passed to the filesystem as data. `idmap`/`ridmap` are reported as
 /// `mountExtensions.idmap`, as runc does. Sorted, as runc prints them.
-pub const MOUNT_OPTIONS: [&str; 62] = [
-    "acl",
+pub const MOUNT_OPTIONS: [&str; 60] = [
     "async",
     "atime",
     "bind",
@@ -88,7 +87,6 @@ pub const MOUNT_OPTIONS: [&str; 62] = [
     "lazytime",
     "loud",
     "mand",
-    "noacl",
     "noatime",
     "nodev",
     "nodiratime",

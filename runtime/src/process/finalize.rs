@@ -50,11 +50,13 @@ pub fn look_path(arg0: &str, env: &[String]) -> Result<PathBuf> {
             Err(e) => bail!("exec: {arg0:?}: stat {arg0}: {}", io_msg(&e)),
         };
     }
+    // No PATH in the process's environment (or an empty one): nothing is searched, as Go's
+    // LookPath in runc does (runc 1.1 and 1.3 alike; runrs searched a default list before).
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':') {
+        .unwrap_or_default();
+    for dir in path.split(':').filter(|_| !path.is_empty()) {
         let dir = if dir.is_empty() { "." } else { dir };
         let p = Path::new(dir).join(arg0);
         if let Ok(true) = is_exec(&p) {

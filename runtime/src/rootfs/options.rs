@@ -181,8 +181,6 @@ fn flag_option(option: &str) -> Option<(bool, MsFlags)> {
         "nolazytime" => (false, MsFlags::MS_LAZYTIME),
         "iversion" => (true, MsFlags::MS_I_VERSION),
         "noiversion" => (false, MsFlags::MS_I_VERSION),
-        "acl" => (true, MsFlags::MS_POSIXACL),
-        "noacl" => (false, MsFlags::MS_POSIXACL),
         "silent" => (true, MsFlags::MS_SILENT),
         "loud" => (false, MsFlags::MS_SILENT),
         "nosymfollow" => (true, nosymfollow),
