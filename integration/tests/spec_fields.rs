@@ -323,11 +323,104 @@ fn fields_runrs_does_not_implement_are_refused_not_ignored() {
     }
     let env = TestEnv::new("unsupported_fields");
     let mut b = env.bundle();
-    b.set("/linux/netDevices", json!({"dummy0": {"name": "eth1"}}));
-    create_fails(&env, &b, "netDevices", &["netDevices"]);
-    b.remove("/linux/netDevices");
     b.set("/linux/intelRdt", json!({"closID": "x"}));
     create_fails(&env, &b, "intelRdt", &["intelRdt"]);
+}
+
+/// A veth pair on the host (its peer keeps it alive until the container's namespace goes),
+/// removed with whatever is left of it when dropped.
+struct Veth(String, String);
+
+impl Veth {
+    fn new(tag: &str) -> Veth {
+        let n = std::process::id() % 100_000;
+        let v = Veth(format!("rr{tag}{n}a"), format!("rr{tag}{n}b"));
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["link", "add", &v.0, "type", "veth", "peer", "name", &v.1]);
+        ip(&["addr", "add", "10.77.3.5/24", "dev", &v.0]);
+        ip(&["-6", "addr", "add", "fd00:77::5/64", "dev", &v.0, "nodad"]);
+        ip(&["link", "set", &v.0, "up"]);
+        v
+    }
+
+    fn on_host(name: &str) -> bool {
+        std::path::Path::new("/sys/class/net").join(name).exists()
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        for n in [&self.0, &self.1] {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", n])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn net_devices_move_into_the_container_with_their_addresses() {
+    if runc_lacks("linux.netDevices", (1, 4)) {
+        return;
+    }
+    let env = TestEnv::new("netdevices");
+    let veth = Veth::new("n");
+    let mut b = env.bundle();
+    b.set(
+        "/linux/netDevices",
+        json!({veth.0.clone(): {"name": "eth7"}}),
+    );
+    b.sh("ip addr show eth7");
+    let out = env.run_ok(&b);
+    assert_contains(&out, "inet 10.77.3.5/24");
+    assert_contains(&out, "inet6 fd00:77::5/64");
+    assert!(lines(&out)[0].contains(",UP"), "eth7 is not up: {out}");
+    // The namespace is gone with the container: a virtual device with it (its peer too).
+    wait_until(
+        "the veth went with the namespace",
+        std::time::Duration::from_secs(30),
+        || !Veth::on_host(&veth.0) && !Veth::on_host(&veth.1),
+    );
+}
+
+#[test]
+fn net_devices_that_cannot_move_are_refused() {
+    if runc_lacks("linux.netDevices", (1, 4)) {
+        return;
+    }
+    let env = TestEnv::new("netdevices_bad");
+    let veth = Veth::new("m");
+    let mut b = env.bundle();
+    b.set("/linux/netDevices", json!({"rrnosuchdev0": {}}));
+    create_fails(
+        &env,
+        &b,
+        "a device the host lacks",
+        &["link not found", "rrnosuchdev0"],
+    );
+    b.set(
+        "/linux/netDevices",
+        json!({veth.0.clone(): {"name": "a/b"}}),
+    );
+    create_fails(&env, &b, "a bad name", &["invalid network device name"]);
+    b.set("/linux/netDevices", json!({veth.0.clone(): {}}));
+    b.without_namespace("network");
+    create_fails(
+        &env,
+        &b,
+        "no network namespace",
+        &["unable to move network devices without a NET namespace"],
+    );
+    // None of that moved it.
+    assert!(Veth::on_host(&veth.0));
 }
 
 /// A directory for idmapped mounts: `f` owned by 1000, `sub` by 2000, itself writable by all.

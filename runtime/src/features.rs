@@ -197,8 +197,7 @@ pub fn json() -> String {
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: true },
             },
-            // Refused (spec::validate) until runrs moves interfaces.
-            net_devices: Enabled { enabled: false },
+            net_devices: Enabled { enabled: true },
         },
         annotations: BTreeMap::from([(
             "org.opencontainers.runrs.version",

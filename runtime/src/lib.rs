@@ -20,6 +20,7 @@ pub mod logging;
 pub mod lsm;
 mod mountinfo;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod resources;
 pub mod rlimits;

@@ -272,9 +272,6 @@ fn check_time_offsets(linux: Option<&Linux>) -> Result<()> {
 /// What runrs does not do yet is refused, never ignored.
 fn check_unsupported(linux: Option<&Linux>) -> Result<()> {
     let Some(l) = linux else { return Ok(()) };
-    if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!("linux.netDevices is not supported by runrs yet");
-    }
     if l.intel_rdt().is_some() {
         if !crate::mountinfo::is_mounted_type("resctrl") {
             // runc's words where resctrl is missing.

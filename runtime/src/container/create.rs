@@ -123,6 +123,8 @@ struct Plan {
     seccomp: Option<crate::seccomp::Compiled>,
     /// New namespaces the init makes itself after the clone (`Plan::early_unshare_flags`).
     early: libc::c_int,
+    /// `linux.netDevices`: host name and name in the container of each (`netdev.rs`).
+    netdevs: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -146,13 +148,20 @@ impl Plan {
             // it runs runtime code: run from a sealed copy so `/proc/<pid>/exe` cannot reach us.
             crate::selfexe::ensure_sealed()?;
         }
-        let early = namespaces.early_unshare_flags();
+        let netdevs = crate::netdev::check(spec, o.rootless)?;
+        let mut early = namespaces.early_unshare_flags();
+        if !netdevs.is_empty() {
+            // The devices go into the network namespace right after the clone: the clone
+            // makes it, not the init later.
+            early &= !libc::CLONE_NEWNET;
+        }
         Ok(Plan {
             terminal,
             cgroups,
             namespaces,
             seccomp,
             early,
+            netdevs,
         })
     }
 }
@@ -341,6 +350,7 @@ fn set_up_from_outside(
     if plan.namespaces.new_user {
         namespaces::write_id_maps(pid, spec)?;
     }
+    crate::netdev::move_all(&plan.netdevs, pid)?;
     if let Some((unit, props)) = &plan.cgroups.systemd {
         start_systemd_scope(unit, props, pid, plan, cgroups, guard)?;
     }
