@@ -8,7 +8,6 @@
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -53,11 +52,9 @@ pub fn check(spec: &Spec, rootless: bool) -> Result<Vec<(String, String)>> {
         bail!("network devices are not supported for rootless containers");
     }
     let mut out: Vec<(String, String)> = Vec::new();
-    let sorted: std::collections::BTreeMap<_, _> = devices
-        .iter()
-        .collect::<HashMap<_, _>>()
-        .into_iter()
-        .collect();
+    // In name order: the same order every time.
+    let mut sorted: Vec<_> = devices.iter().collect();
+    sorted.sort_by_key(|(name, _)| name.as_str());
     for (name, dev) in sorted {
         let new = dev
             .name()
