@@ -811,10 +811,12 @@ fn command_output_details_match_runc() {
         .run(["exec", "-p", &arg(&process), &id])
         .code(255)
         .fails_with(&["exec failed: Cwd property must not be empty"]);
-    env.rt
-        .run(["exec", &id])
-        .code(255)
-        .fails_with(&["exec failed: process args cannot be empty"]);
+    // runc 1.3's words; runc 1.1 said "process args cannot be empty".
+    let words = match runrs_integration::runtime::runc_version() {
+        Some(v) if v < (1, 3) => "exec failed: process args cannot be empty",
+        _ => "exec failed: exec args cannot be empty",
+    };
+    env.rt.run(["exec", &id]).code(255).fails_with(&[words]);
     env.rt
         .run(["exec", "-u", "nobody", &id, "true"])
         .code(255)

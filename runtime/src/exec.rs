@@ -129,7 +129,8 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
         return process_file(&data);
     }
     if cmd.is_empty() {
-        bail!("process args cannot be empty");
+        // runc 1.3's words (1.1 said "process args cannot be empty").
+        bail!("exec args cannot be empty");
     }
     let mut p = base.cloned().unwrap_or_default();
     p.set_args(Some(cmd.to_vec()));

@@ -236,9 +236,12 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
 /// read-only when its mount asked for it, and `root.readonly` (remount `/` ro).
 pub fn finish(spec: &Spec) -> Result<()> {
     let root = Root::open(Path::new("/")).context("open / of the container")?;
-    // Only a shared propagation needs applying again (pivot_root refused it); re-applying a
-    // recursive slave or private one would undo the mounts' own propagation options.
-    if let Some(propagation) = root_propagation(spec)?.filter(|p| p.contains(MsFlags::MS_SHARED)) {
+    // The root's propagation once more, now that it is `/` (pivot_root refused a shared one),
+    // unless private (the parent was made private already): runc 1.3.3+ and 1.4 do, and a
+    // recursive one then overrides the mounts' own options below it (runc 1.1 applied it
+    // only before the mounts).
+    if let Some(propagation) = root_propagation(spec)?.filter(|p| !p.contains(MsFlags::MS_PRIVATE))
+    {
         set_propagation("/", propagation).context("set linux.rootfsPropagation on /")?;
     }
     if let Some(linux) = spec.linux() {

@@ -828,7 +828,7 @@ fn errors_name_the_destination() {
         ),
         (
             json!([{"destination": "/data", "type": "bind", "source": "/", "options": ["idmap"]}]),
-            "idmapped mounts are not supported",
+            "idmapped mount on /data was not prepared",
         ),
         (
             json!([{"destination": "/data", "type": "bind", "source": "/nonexistent-runrs-src"}]),

@@ -27,6 +27,15 @@ pub(super) fn mount_entry(
     }
     let source = entry.source().as_deref();
     check_proc_destination(dest, typ, &options, source)?;
+    let idmapped =
+        options.idmap || entry.uid_mappings().is_some() || entry.gid_mappings().is_some();
+    if idmapped && opened.is_none() {
+        // Never mounted without its mapping: `rootfs::open_bind_sources` makes it.
+        bail!(
+            "idmapped mount on {} was not prepared before the clone",
+            dest.display()
+        );
+    }
     if !options.is_bind() && lexical_clean(dest) == Path::new("/dev") {
         // Devices and symlinks are created in it yet: `finish` makes it read-only.
         options.flags.remove(MsFlags::MS_RDONLY);
