@@ -6,6 +6,7 @@
 //! usage errors printed as "Incorrect Usage" plus the command's help on stdout and the error
 //! through the log, exit 1.
 
+mod checkpoint;
 mod exec;
 mod flags;
 mod parse;
@@ -98,8 +99,15 @@ const fn command(
 
 const ID: &str = "<container-id>";
 
-/// runc's commands, in the order of its help (checkpoint and restore aside).
+/// runc's commands, in the order of its help.
 const COMMANDS: &[Command] = &[
+    command(
+        "checkpoint",
+        "checkpoint a running container",
+        ID,
+        checkpoint::CHECKPOINT_FLAGS,
+        Nargs::Exact(1),
+    ),
     command(
         "create",
         "create a container",
@@ -193,6 +201,13 @@ const COMMANDS: &[Command] = &[
             Nargs::Min(1),
         )
     },
+    command(
+        "restore",
+        "restore a container from a previous checkpoint",
+        ID,
+        checkpoint::RESTORE_FLAGS,
+        Nargs::Exact(1),
+    ),
     command(
         "resume",
         "resumes all processes that have been previously paused",
@@ -317,6 +332,15 @@ impl CreateFlags {
 
 #[derive(Debug)]
 enum Cmd {
+    Checkpoint {
+        criu: checkpoint::CriuFlags,
+        id: Vec<String>,
+    },
+    Restore {
+        flags: crate::checkpoint::restore::RestoreFlags,
+        criu: checkpoint::CriuFlags,
+        id: Vec<String>,
+    },
     Create {
         flags: CreateFlags,
         id: Vec<String>,
@@ -580,6 +604,15 @@ fn parse_flags(c: &Command, args: &[OsString]) -> Result<Matches, Exit> {
 fn build(c: &Command, m: &Matches) -> Result<Cmd, Exit> {
     let id = m.args();
     Ok(match c.name {
+        "checkpoint" => Cmd::Checkpoint {
+            criu: checkpoint::CriuFlags::from_matches(m, true),
+            id,
+        },
+        "restore" => Cmd::Restore {
+            flags: checkpoint::restore_flags(m),
+            criu: checkpoint::CriuFlags::from_matches(m, false),
+            id,
+        },
         "create" => Cmd::Create {
             flags: CreateFlags::from_matches(m),
             id,
@@ -747,6 +780,15 @@ fn create_opts<'a>(g: &'a Global, id: &'a str, f: &'a CreateFlags) -> CreateOpts
 fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
     let root = &g.root;
     match cmd {
+        Cmd::Checkpoint { criu, id } => {
+            let id = one_id("checkpoint", id)?;
+            crate::checkpoint::dump::check_checkpointable(root, &id)?;
+            crate::checkpoint::dump::checkpoint(root, &id, &criu.options(true)?).map(|()| 0)
+        }
+        Cmd::Restore { flags, criu, id } => {
+            let id = one_id("restore", id)?;
+            crate::checkpoint::restore::restore(root, &id, &flags, &criu.options(false)?)
+        }
         Cmd::Create { flags, id } => create(g, flags, id).map(|()| 0),
         Cmd::Start { id } => container::start(root, &one_id("start", id)?).map(|()| 0),
         Cmd::Run {
@@ -1510,7 +1552,7 @@ mod tests {
                     assert!(help.contains(&format!("{dashes}{n}")), "{n} in {help}");
                 }
             }
-            assert!(app_help().contains(&format!("\n   {:10}{}\n", c.name, c.usage)));
+            assert!(app_help().contains(&format!("\n   {:12}{}\n", c.name, c.usage)));
         }
     }
 
@@ -1533,7 +1575,7 @@ mod tests {
              USAGE:\n   runrs [global options] command [command options] [arguments...]\n\n\
              VERSION:\n   "
         ));
-        assert!(app.contains("\n   help, h   Shows a list of commands or help for one command\n"));
+        assert!(app.contains("\n   help, h     Shows a list of commands or help for one command\n"));
         assert!(app.contains("\nGLOBAL OPTIONS:\n   --debug             enable debug logging\n"));
         assert!(app.ends_with("   --version, -v       print the version\n"));
     }

@@ -4,6 +4,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod checkpoint;
 pub mod cli;
 pub mod console;
 pub mod container;
