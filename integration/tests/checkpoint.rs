@@ -9,6 +9,7 @@
 //! image is ours (`RUNRS_REQUIRE_CLIENTS`), a CRIU that fails its check fails the tests.
 //! The bad-input tests that need no CRIU run everywhere.
 
+use runrs_integration::console::read_until;
 use runrs_integration::procfs::pid_alive;
 use runrs_integration::*;
 use std::path::Path;
@@ -364,4 +365,146 @@ fn restore_from_a_missing_or_foreign_image_dir_fails_cleanly() {
         env.rt.run(["state", &id]).fails_with(&["does not exist"]);
         env.assert_no_trace(&id, &b);
     }
+}
+
+/// Counts on its stdout (a pipe or a terminal), not into a file.
+const STDOUT_COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; usleep 50000; done";
+
+/// The numbers in what was read from a pipe or a terminal, one a line.
+fn numbers(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.trim_matches(['\r', '\n', ' ']).parse().ok())
+        .collect()
+}
+
+/// What a restored stdout shows goes on from `stopped_at`: after what it may show again of
+/// the old output, `stopped_at + 1`, `+ 2`, ... (never 1 again).
+#[track_caller]
+fn assert_goes_on(text: &str, stopped_at: u64) {
+    let new: Vec<u64> = numbers(text)
+        .into_iter()
+        .filter(|n| *n > stopped_at)
+        .collect();
+    let consecutive = new.windows(2).all(|w| w[1] == w[0] + 1);
+    assert!(
+        new.first() == Some(&(stopped_at + 1)) && consecutive && !numbers(text).contains(&1),
+        "the restored output does not go on from {stopped_at}: {text:?}"
+    );
+}
+
+/// Reads until the other side is gone (EOF or EIO) or a few seconds pass.
+fn drain(fd: &std::os::fd::OwnedFd) -> String {
+    read_until(fd, "\u{0}never\u{0}", Duration::from_secs(5))
+}
+
+/// The init's stdio were pipes: `descriptors.json` names them, and the restore hands the
+/// restored init the restoring runtime's own stdio in their place (CRIU's `inherit_fd`).
+#[test]
+fn stdio_pipes_are_handed_to_the_restored_init() {
+    let Some(env) = env_with_criu("ckpt_pipes") else {
+        return;
+    };
+    let mut b = env.bundle();
+    b.sh(STDOUT_COUNTER);
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    let with_pipes = |args: Vec<String>| {
+        let (in_r, _in_w) = runrs_integration::runtime::pipe();
+        let (out_r, out_w) = runrs_integration::runtime::pipe();
+        let err_w = out_w.try_clone().unwrap();
+        let cmd = env.rt.cmd(args).timeout(CRIU_TIMEOUT);
+        let out = cmd
+            .pass_fd(0, in_r)
+            .pass_fd(1, out_w)
+            .pass_fd(2, err_w)
+            .run();
+        (out, out_r, _in_w)
+    };
+    let bundle = arg(b.path());
+    let create = ["create", "--bundle", &bundle, &id]
+        .map(String::from)
+        .to_vec();
+    let (created, old_out, _old_in) = with_pipes(create);
+    created.ok();
+    env.rt.run(["start", &id]).ok();
+    guard.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    read_until(&old_out, "\n3\n", WAIT);
+    let images = arg(&env.path("images"));
+    checkpoint(&env, &["--image-path", &images, &id]).ok();
+    let stopped_at = numbers(&drain(&old_out)).into_iter().max().unwrap_or(0);
+    assert!(stopped_at >= 3, "the old pipe showed no count");
+
+    let restore = [
+        "restore",
+        "-d",
+        "--bundle",
+        &bundle,
+        "--image-path",
+        &images,
+        &id,
+    ];
+    let (restored, new_out, _new_in) = with_pipes(restore.map(String::from).to_vec());
+    let shown = read_until(&new_out, &format!("\n{}\n", stopped_at + 3), WAIT);
+    assert!(
+        restored.success(),
+        "restore failed; its stdout and stderr: {shown}"
+    );
+    assert_goes_on(&shown, stopped_at);
+    env.rt.run(["delete", "--force", &id]).ok();
+    env.assert_no_trace(&id, &b);
+}
+
+/// A terminal container: the restored terminal's master (CRIU's `orphan-pts-master`) goes
+/// to the restore's `--console-socket`, and the count goes on there.
+#[test]
+fn a_terminal_goes_to_the_restore_console_socket() {
+    let Some(env) = env_with_criu("ckpt_tty") else {
+        return;
+    };
+    let mut b = env.bundle();
+    b.sh(STDOUT_COUNTER)
+        .set("/process/terminal", serde_json::json!(true));
+    let id = env.id();
+    let mut guard = env.guard(&id);
+    let (sock1, sock2) = (env.path("c1.sock"), env.path("c2.sock"));
+    let console = ConsoleSocket::bind(&sock1);
+    let bundle = arg(b.path());
+    let create = [
+        "create",
+        "--bundle",
+        &bundle,
+        "--console-socket",
+        &arg(&sock1),
+        &id,
+    ];
+    let creating = env.rt.cmd(create).spawn();
+    let old_master = console.receive_master(WAIT);
+    creating.wait().ok();
+    env.rt.run(["start", &id]).ok();
+    guard.record(env.rt.state(&id)["pid"].as_i64().unwrap() as i32);
+    read_until(&old_master, "3\r\n", WAIT);
+    let images = arg(&env.path("images"));
+    checkpoint(&env, &["--image-path", &images, &id]).ok();
+    let stopped_at = numbers(&drain(&old_master)).into_iter().max().unwrap_or(0);
+    assert!(stopped_at >= 3, "the old terminal showed no count");
+
+    let console = ConsoleSocket::bind(&sock2);
+    let restore = [
+        "restore",
+        "-d",
+        "--bundle",
+        &bundle,
+        "--image-path",
+        &images,
+        "--console-socket",
+        &arg(&sock2),
+        &id,
+    ];
+    let restoring = env.rt.cmd(restore).timeout(CRIU_TIMEOUT).spawn();
+    let master = console.receive_master(CRIU_TIMEOUT);
+    restoring.wait().ok();
+    let shown = read_until(&master, &format!("\n{}\r\n", stopped_at + 3), WAIT);
+    assert_goes_on(&shown, stopped_at);
+    env.rt.run(["delete", "--force", &id]).ok();
+    env.assert_no_trace(&id, &b);
 }
