@@ -73,7 +73,7 @@ fn run() -> i32 {
     }
     if flags.info {
         println!(
-            "{{\"name\":\"containerd-shim-runrs-v2\",\"version\":\"{}\",\"runtime_type\":\"io.containerd.runrs.v2\",\"features\":{{\"checkpoint\":false,\"tty\":true,\"exec\":true,\"stats\":[\"cgroup-v1\",\"cgroup-v2\"]}}}}",
+            "{{\"name\":\"containerd-shim-runrs-v2\",\"version\":\"{}\",\"runtime_type\":\"io.containerd.runrs.v2\",\"features\":{{\"checkpoint\":true,\"tty\":true,\"exec\":true,\"stats\":[\"cgroup-v1\",\"cgroup-v2\"]}}}}",
             env!("CARGO_PKG_VERSION")
         );
         return 0;

@@ -1299,3 +1299,132 @@ fn the_task_socket_serves_only_root_and_survives_bad_frames() {
     });
     assert!(env.ctr(&["task", "delete", "bf"]).status.success());
 }
+
+/// Why CRIU cannot run here (`criu check`), or None. In the guest, whose image is ours
+/// (`RUNRS_REQUIRE_CLIENTS`), a failing CRIU fails the test instead.
+fn criu_unusable(test: &str) -> bool {
+    let why = match Command::new("criu").arg("check").output() {
+        Err(e) => format!("criu is not installed ({e})"),
+        Ok(o) if !o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            format!(
+                "`criu check` fails: {}",
+                text.lines().last().unwrap_or("").trim()
+            )
+        }
+        Ok(_) => return false,
+    };
+    if std::env::var_os("RUNRS_REQUIRE_CLIENTS").is_some() {
+        panic!("{test}: CRIU must work in this guest, but {why}");
+    }
+    eprintln!("SKIPPED {test}: {why} (it runs in the guest: hack/test-guest)");
+    true
+}
+
+/// The numbers of `<dir>/count`.
+fn counts(dir: &Path) -> Vec<i64> {
+    fs::read_to_string(dir.join("count"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// `ctr task checkpoint` through containerd to our shim's Checkpoint (ctr sends its options
+/// only to runc's runtime types: the task keeps running, the images go to containerd's
+/// content store); then our own Checkpoint call with runc's CheckpointOptions (`exit`,
+/// `image_path`), and a Create with `checkpoint` set and a Start on the same shim (what
+/// `ctr c restore --live` sends): the counter goes on from where the dump stopped it.
+#[test]
+fn checkpoint_through_ctr_and_restore_through_create() {
+    if !can_run() || criu_unusable("checkpoint_through_ctr_and_restore_through_create") {
+        return;
+    }
+    let env = Env::new("ckpt");
+    let (mount, dir) = out_mount(&env, "cp1");
+    let counter = "i=0; while :; do i=$((i+1)); echo $i >> /out/count; usleep 50000; done";
+    let out = env.run(&["-d", "--mount", &mount], "cp1", &["sh", "-c", counter]);
+    assert!(out.status.success(), "{}", describe(&out));
+    env.wait_until("cp1 counting", || last_count(&dir) >= 3);
+    let out = env.ctr(&["task", "checkpoint", "cp1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(env.task_status("cp1").as_deref(), Some("RUNNING"));
+    let n = last_count(&dir);
+    env.wait_until("cp1 counting on after ctr's checkpoint", || {
+        last_count(&dir) > n + 2
+    });
+
+    let client = env.task_client("cp1");
+    let images = env.path().join("images");
+    let mut opts = runrs_proto::runc_options::CheckpointOptions::new();
+    opts.exit = true;
+    opts.image_path = images.to_string_lossy().into_owned();
+    let mut any = runrs_proto::protobuf::well_known_types::any::Any::new();
+    any.type_url = "containerd.runc.v1.CheckpointOptions".into();
+    any.value = runrs_proto::protobuf::Message::write_to_bytes(&opts).unwrap();
+    let mut ckpt = runrs_proto::shim::CheckpointTaskRequest::new();
+    ckpt.id = "cp1".into();
+    ckpt.path = env.path().join("unused").to_string_lossy().into_owned();
+    ckpt.options = Some(any).into();
+    let long = || ttrpc::context::with_duration(Duration::from_secs(300));
+    client
+        .checkpoint(long(), &ckpt)
+        .expect("Checkpoint with exit");
+    assert!(
+        images.join("inventory.img").exists(),
+        "no images in {images:?}"
+    );
+    env.wait_until("cp1 stopped by the dump", || {
+        env.task_status("cp1").as_deref() == Some("STOPPED")
+    });
+    let stopped_at = last_count(&dir);
+    sleep(Duration::from_millis(500));
+    assert_eq!(
+        last_count(&dir),
+        stopped_at,
+        "cp1 counted on after the dump"
+    );
+
+    let bundle = env
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&env.namespace)
+        .join("cp1");
+    let mut create = runrs_proto::shim::CreateTaskRequest::new();
+    create.id = "cp2".into();
+    create.bundle = bundle.to_string_lossy().into_owned();
+    create.checkpoint = images.to_string_lossy().into_owned();
+    let created = client
+        .create(rpc_context(), &create)
+        .expect("Create from the checkpoint");
+    assert_eq!(created.pid, 0, "nothing runs before Start");
+    let mut start = StartRequest::new();
+    start.id = "cp2".into();
+    let started = client
+        .start(
+            ttrpc::context::with_duration(Duration::from_secs(300)),
+            &start,
+        )
+        .expect("Start restores");
+    assert!(started.pid > 0 && alive(started.pid as i32));
+    env.wait_until("cp2 counting on", || last_count(&dir) > stopped_at + 3);
+    let c = counts(&dir);
+    assert!(
+        c.windows(2).all(|w| w[1] == w[0] + 1) && c.first() == Some(&1),
+        "the count did not go on: {c:?}"
+    );
+
+    let mut kill = runrs_proto::shim::KillRequest::new();
+    kill.id = "cp2".into();
+    kill.signal = 9;
+    client.kill(rpc_context(), &kill).expect("Kill cp2");
+    let mut wait = WaitRequest::new();
+    wait.id = "cp2".into();
+    let waited = client.wait(rpc_context(), &wait).expect("Wait cp2");
+    assert_eq!(waited.exit_status, 137);
+    let mut delete = DeleteRequest::new();
+    delete.id = "cp2".into();
+    client.delete(rpc_context(), &delete).expect("Delete cp2");
+    assert!(env.ctr(&["task", "delete", "cp1"]).status.success());
+    assert!(env.ctr(&["c", "rm", "cp1"]).status.success());
+}

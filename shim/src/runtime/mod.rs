@@ -66,6 +66,35 @@ impl Runtime {
         self.run_with_stdio(cmd, stdio, "create").map(|_| ())
     }
 
+    /// `restore --detach --bundle B --image-path I --work-path W --pid-file P
+    /// --no-subreaper [--console-socket S] ID` with the init's stdio (runc's shim's flags).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        image: &Path,
+        work: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: ProcessStdio,
+    ) -> Result<(), String> {
+        let mut cmd = self.command();
+        cmd.args(["restore", "--detach", "--no-subreaper", "--bundle"])
+            .arg(bundle)
+            .arg("--image-path")
+            .arg(image)
+            .arg("--work-path")
+            .arg(work)
+            .arg("--pid-file")
+            .arg(pid_file);
+        if let Some(s) = console_socket {
+            cmd.arg("--console-socket").arg(s);
+        }
+        cmd.arg(id);
+        self.run_with_stdio(cmd, stdio, "restore").map(|_| ())
+    }
+
     /// `exec --process FILE --detach --pid-file P [--console-socket S] ID`.
     pub fn exec(
         &self,

@@ -37,13 +37,6 @@ pub(super) fn resume(shim: &Shim, req: ResumeRequest) -> Result<Empty> {
     Ok(Empty::new())
 }
 
-pub(super) fn checkpoint(_shim: &Shim, _req: CheckpointTaskRequest) -> Result<Empty> {
-    Err(rpc_error(
-        Code::UNIMPLEMENTED,
-        "checkpoint is not supported by runrs yet (no CRIU support)",
-    ))
-}
-
 pub(super) fn kill(shim: &Shim, req: KillRequest) -> Result<Empty> {
     let (runtime, pid, exited) = {
         let c = shim.lock();

@@ -22,12 +22,6 @@ use super::state::{Container, Shim};
 /// init's stdio (a failure there unmounts the rootfs again), the init in the table, then
 /// TaskCreate.
 pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
-    if !req.checkpoint.is_empty() {
-        return Err(rpc_error(
-            Code::UNIMPLEMENTED,
-            "restore from checkpoint is not supported by runrs yet",
-        ));
-    }
     if shim.lock().contains_key(&req.id) {
         return Err(rpc_error(
             Code::ALREADY_EXISTS,
@@ -45,6 +39,22 @@ pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskRe
         e
     };
     let paths = init_stdio(&req);
+    if !req.checkpoint.is_empty() {
+        // runc's shim: nothing runs until Start restores from the images.
+        let mut init = Proc::new(paths.clone());
+        init.mark = shim.reaper.mark();
+        let mut c = Container::new(
+            req.id.clone(),
+            bundle,
+            runtime,
+            !req.rootfs.is_empty(),
+            init,
+        );
+        c.restore_from = Some(req.checkpoint.clone());
+        shim.lock().insert(req.id.clone(), c);
+        publish_create(shim, &req, paths, 0);
+        return Ok(CreateTaskResponse::new());
+    }
     let (socket, io, stdio) = prepare_io(&paths).map_err(|e| cleanup(unknown(e)))?;
     let pid_file = bundle.join("init.pid");
     let mark = shim.reaper.mark();

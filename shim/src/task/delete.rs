@@ -62,7 +62,10 @@ fn delete_init(shim: &Shim, id: &str) -> Result<DeleteResponse> {
     // A created-but-never-started init was just killed by delete --force.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let mut containers = shim.lock();
-    while containers.get(id).is_some_and(|c| c.init.exit.is_none())
+    // (An init created from a checkpoint and never started has no process: pid 0.)
+    while containers
+        .get(id)
+        .is_some_and(|c| c.init.exit.is_none() && c.init.pid != 0)
         && std::time::Instant::now() < deadline
     {
         containers = shim

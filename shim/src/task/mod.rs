@@ -3,6 +3,7 @@
 //! binary and the shim's own process table; they share `state` (the containers, the
 //! shim's state) and `error`.
 
+mod checkpoint;
 mod control;
 mod create;
 mod delete;
@@ -45,7 +46,7 @@ impl TaskService {
             "Pids" => rpc!(query::pids),
             "Pause" => rpc!(control::pause),
             "Resume" => rpc!(control::resume),
-            "Checkpoint" => rpc!(control::checkpoint),
+            "Checkpoint" => rpc!(checkpoint::checkpoint),
             "Kill" => rpc!(control::kill),
             "Exec" => rpc!(exec::exec),
             "ResizePty" => rpc!(control::resize_pty),

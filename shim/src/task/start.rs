@@ -18,6 +18,16 @@ pub(super) fn start(shim: &Shim, req: StartRequest) -> Result<StartResponse> {
 }
 
 fn start_init(shim: &Shim, id: &str) -> Result<StartResponse> {
+    let restore_from = {
+        let c = shim.lock();
+        c.get(id)
+            .ok_or_else(|| not_found(id, ""))?
+            .restore_from
+            .clone()
+    };
+    if let Some(image) = restore_from {
+        return super::checkpoint::start_restored(shim, id, &image);
+    }
     let runtime = shim.runtime_of(id)?;
     runtime.call(&["start", id], None).map_err(unknown)?;
     crate::fault::at("start: runtime started");

@@ -26,6 +26,8 @@ pub struct Container {
     pub paused: bool,
     pub init: Proc,
     pub execs: HashMap<String, Proc>,
+    /// Created from a checkpoint: its images, restored at Start.
+    pub restore_from: Option<String>,
 }
 
 impl Container {
@@ -45,6 +47,7 @@ impl Container {
             paused: false,
             init,
             execs: HashMap::new(),
+            restore_from: None,
         }
     }
 
