@@ -10,8 +10,9 @@
 //! The bad-input tests that need no CRIU run everywhere.
 
 use runrs_integration::console::read_until;
-use runrs_integration::procfs::pid_alive;
+use runrs_integration::procfs::{self, pid_alive};
 use runrs_integration::*;
+use serde_json::json;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -506,5 +507,71 @@ fn a_terminal_goes_to_the_restore_console_socket() {
     let shown = read_until(&master, &format!("\n{}\r\n", stopped_at + 3), WAIT);
     assert_goes_on(&shown, stopped_at);
     env.rt.run(["delete", "--force", &id]).ok();
+    env.assert_no_trace(&id, &b);
+}
+
+/// Under the systemd cgroup driver (the guest: systemd PID 1, cgroup v2) the restored
+/// container is a scope unit again, made with CRIU in it, `linux.resources` set on it.
+#[test]
+fn a_systemd_scope_is_made_again_at_restore() {
+    let Some(env) = env_with_criu("ckpt_systemd") else {
+        return;
+    };
+    if !Path::new("/run/systemd/system").is_dir() || !procfs::pure_cgroup_v2() {
+        eprintln!("SKIPPED ckpt_systemd: needs systemd as PID 1 on pure cgroup v2");
+        return;
+    }
+    let id = env.id();
+    let scope = format!("runrs-ckpt-{id}.scope");
+    let mut b = env.bundle();
+    b.sh(COUNTER)
+        .set(
+            "/linux/cgroupsPath",
+            json!(format!("system.slice:runrs-ckpt:{id}")),
+        )
+        .set(
+            "/linux/resources/memory",
+            json!({"limit": 64 * 1024 * 1024}),
+        );
+    let mut guard = env.guard(&id);
+    let sd = |args: &[&str]| {
+        let mut all = vec!["--systemd-cgroup"];
+        all.extend_from_slice(args);
+        env.rt.cmd(all).timeout(CRIU_TIMEOUT).run()
+    };
+    sd(&["create", "--bundle", &arg(b.path()), &id]).ok();
+    sd(&["start", &id]).ok();
+    let pid = env.rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    guard.record(pid);
+    wait_count_past(&b, 3);
+    let images = arg(&env.path("images"));
+    sd(&["checkpoint", "--image-path", &images, &id]).ok();
+    let stopped_at = assert_dumped(&env, &id, pid, &b);
+
+    sd(&[
+        "restore",
+        "-d",
+        "--bundle",
+        &arg(b.path()),
+        "--image-path",
+        &images,
+        &id,
+    ])
+    .ok();
+    let pid = assert_counts_on(&env, &id, &b, stopped_at);
+    guard.record(pid);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cgroup.contains(&scope),
+        "the restored init is not in {scope}: {cgroup}"
+    );
+    let dir = procfs::cgroup_dir(pid, "");
+    let max = std::fs::read_to_string(dir.join("memory.max")).unwrap();
+    assert_eq!(
+        max.trim(),
+        (64 * 1024 * 1024).to_string(),
+        "memory.max of {dir:?}"
+    );
+    sd(&["delete", "--force", &id]).ok();
     env.assert_no_trace(&id, &b);
 }

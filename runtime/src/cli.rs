@@ -785,8 +785,13 @@ fn dispatch(g: &Global, cmd: Cmd) -> anyhow::Result<i32> {
             crate::checkpoint::dump::check_checkpointable(root, &id)?;
             crate::checkpoint::dump::checkpoint(root, &id, &criu.options(true)?).map(|()| 0)
         }
-        Cmd::Restore { flags, criu, id } => {
+        Cmd::Restore {
+            mut flags,
+            criu,
+            id,
+        } => {
             let id = one_id("restore", id)?;
+            flags.systemd_cgroup = g.systemd_cgroup;
             crate::checkpoint::restore::restore(root, &id, &flags, &criu.options(false)?)
         }
         Cmd::Create { flags, id } => create(g, flags, id).map(|()| 0),

@@ -6,6 +6,7 @@
 //! - [`restore`]: `restore`, into a new container state like `create` makes;
 //! - [`mounts`]: what CRIU is told about the container's mounts and namespaces.
 
+mod cgroup;
 pub mod dump;
 mod mounts;
 pub mod restore;

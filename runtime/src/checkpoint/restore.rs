@@ -25,6 +25,8 @@ pub struct RestoreFlags {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_subreaper: bool,
+    /// The global `--systemd-cgroup`: the cgroup is a transient scope.
+    pub systemd_cgroup: bool,
 }
 
 /// `runrs restore ID`: the container's exit code in the foreground, 0 detached.
@@ -43,10 +45,11 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
         }
         _ => None,
     };
+    let cgroups = super::cgroup::Plan::new(&bundle.spec, id, f.systemd_cgroup)?;
     std::env::set_current_dir(&bundle.path)
         .with_context(|| format!("chdir to bundle {}", bundle.path.display()))?;
     let mut guard = RestoreGuard::new(state::create_dir(root, id)?);
-    let saved = initial_state(id, &bundle)?;
+    let saved = initial_state(id, &bundle, &cgroups)?;
     let mut restored = Restored {
         saved,
         dir: guard.dir.clone(),
@@ -55,8 +58,19 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
         master: None,
         spec: &bundle.spec,
     };
-    make_cgroups(&bundle, &mut restored.saved, &mut guard)?;
-    let pid = run_criu(&bundle, &descriptors, o, &mut restored, &mut guard)?;
+    // What a failure undoes (delete --force too, from the pending state): all of them.
+    state::write_pending(&guard.dir, &restored.saved)?;
+    guard.cgroups = cgroups.dirs().to_vec();
+    guard.unit = cgroups.unit();
+    cgroups.make(&mut Vec::new())?;
+    let pid = run_criu(
+        &bundle,
+        &descriptors,
+        o,
+        &cgroups,
+        &mut restored,
+        &mut guard,
+    )?;
     let dir = guard.disarm();
     let c = Container {
         dir,
@@ -90,7 +104,7 @@ fn read_images(image: &Path) -> Result<Vec<String>> {
     serde_json::from_slice(&data).with_context(|| format!("{} is corrupt", path.display()))
 }
 
-fn initial_state(id: &str, bundle: &Bundle) -> Result<Saved> {
+fn initial_state(id: &str, bundle: &Bundle, cgroups: &super::cgroup::Plan) -> Result<Saved> {
     let config = serde_json::value::to_raw_value(&bundle.config)?;
     let annotations = bundle.spec.annotations().clone().unwrap_or_default();
     Ok(Saved {
@@ -102,27 +116,10 @@ fn initial_state(id: &str, bundle: &Bundle) -> Result<Saved> {
         created: crate::logging::rfc3339_now(true),
         annotations: annotations.into_iter().collect(),
         owner: String::new(),
-        cgroup_paths: Vec::new(),
-        systemd_unit: None,
+        cgroup_paths: cgroups.dirs().to_vec(),
+        systemd_unit: cgroups.unit(),
         config,
     })
-}
-
-/// The container's cgroups, as create makes them with the cgroupfs driver, resources set.
-fn make_cgroups(bundle: &Bundle, saved: &mut Saved, guard: &mut RestoreGuard) -> Result<()> {
-    let linux = bundle.spec.linux().as_ref();
-    let path = linux
-        .and_then(|l| l.cgroups_path().as_ref())
-        .and_then(|p| p.to_str());
-    let planned = cgroups::plan(&cgroups::resolve_path(path, &saved.id)?)?;
-    planned.check_reusable()?;
-    planned.make(&mut guard.cgroups, |_| true)?;
-    saved.cgroup_paths = planned.dirs.clone();
-    state::write_pending(&guard.dir, saved)?;
-    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroups::apply(&planned.dirs, r).context("apply linux.resources")?;
-    }
-    Ok(())
 }
 
 /// What the notifications of a restore work with.
@@ -142,6 +139,7 @@ fn run_criu(
     bundle: &Bundle,
     descriptors: &[String],
     o: &CriuOptions,
+    cgroups: &super::cgroup::Plan,
     r: &mut Restored<'_>,
     guard: &mut RestoreGuard,
 ) -> Result<i32> {
@@ -149,8 +147,7 @@ fn run_criu(
     guard.criu_root = Some(criu_root.clone());
     mounts::make_mount_points(&bundle.spec, &bundle.rootfs)?;
     let (req, dirs, ns_fds) = request(bundle, descriptors, o, &criu_root)?;
-    let cgroup_dirs = r.saved.cgroup_paths.clone();
-    let mut join = |pid: i32, req: &mut CriuReq| join_cgroups(&cgroup_dirs, pid, req);
+    let mut join = |pid: i32, req: &mut CriuReq| join_cgroups(cgroups, pid, req);
     let swrk = Swrk {
         log: dirs.log.clone(),
         extra_fds: ns_fds,
@@ -219,24 +216,14 @@ fn inherit_pipes(opts: &mut CriuOpts, descriptors: &[String]) {
 }
 
 /// CRIU joins the container's cgroups before it restores anything, so the restored tasks
-/// are made in them; on v1, each controller's root is named to it (`cg_root`).
-fn join_cgroups(dirs: &[PathBuf], criu_pid: i32, req: &mut CriuReq) -> Result<()> {
-    cgroups::move_into(dirs, criu_pid).context("move criu into the container's cgroups")?;
-    if cgroups::unified_mode() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(format!("/proc/{criu_pid}/cgroup"))?;
+/// are made in them; on v1 each controller's root is named to it (`cg_root`).
+fn join_cgroups(cgroups: &super::cgroup::Plan, criu_pid: i32, req: &mut CriuReq) -> Result<()> {
+    let roots = cgroups.join(criu_pid)?;
     let opts = req.opts.mut_or_insert_default();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
+    for (ctrl, path) in roots {
         let mut root = CgroupRoot::new();
-        if !ctrls.is_empty() {
-            root.set_ctrl(ctrls.trim_start_matches("name=").to_string());
-        }
-        root.set_path(path.to_string());
+        root.set_ctrl(ctrl);
+        root.set_path(path);
         opts.cg_root.push(root);
     }
     Ok(())
@@ -306,6 +293,7 @@ struct RestoreGuard {
     dir: PathBuf,
     armed: bool,
     cgroups: Vec<PathBuf>,
+    unit: Option<String>,
     criu_root: Option<PathBuf>,
     pid: Option<i32>,
 }
@@ -316,6 +304,7 @@ impl RestoreGuard {
             dir,
             armed: true,
             cgroups: Vec::new(),
+            unit: None,
             criu_root: None,
             pid: None,
         }
@@ -350,7 +339,7 @@ impl Drop for RestoreGuard {
         }
         let cg = cgroups::Cgroup {
             paths: &self.cgroups,
-            systemd_unit: None,
+            systemd_unit: self.unit.as_deref(),
         };
         cg.kill_remaining();
         cg.destroy();

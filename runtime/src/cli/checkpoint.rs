@@ -213,5 +213,7 @@ pub(super) fn restore_flags(m: &Matches) -> RestoreFlags {
         console_socket: m.path("console-socket").map(|p| super::absolute(&p)),
         no_pivot: m.bool("no-pivot"),
         no_subreaper: m.bool("no-subreaper"),
+        // The global flag: set where the command runs.
+        systemd_cgroup: false,
     }
 }
