@@ -346,6 +346,36 @@ fn checkpoint_without_criu_names_it() {
     env.assert_no_trace(&id, &b);
 }
 
+/// A container CRIU cannot dump (its init's stdio are the runtime's, host files outside
+/// the container's mounts): the error is CRIU's, names its log, and runrs leaves the
+/// container running (runc 1.1 deletes it whatever the dump did).
+#[test]
+fn a_dump_criu_refuses_names_its_log_and_keeps_the_container() {
+    let Some(env) = env_with_criu("ckpt_refused") else {
+        return;
+    };
+    let mut b = env.bundle();
+    b.sh("i=0; while :; do i=$((i+1)); echo $i >> /count; echo $i; usleep 50000; done");
+    let (id, _guard, pid) = env.start_running(&b);
+    wait_count_past(&b, 3);
+    let images = env.path("images");
+    checkpoint(&env, &["--image-path", &arg(&images), &id])
+        .fails_with(&["criu failed", "dump.log"]);
+    assert!(
+        images.join("dump.log").exists(),
+        "no CRIU log in {images:?}"
+    );
+    if !is_runc() {
+        assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
+        assert!(pid_alive(pid), "the container died with the refused dump");
+        let n = last_count(&b);
+        wait_count_past(&b, n + 1);
+        assert_one_count(&b);
+    }
+    env.rt.run(["delete", "--force", &id]).ok();
+    env.assert_no_trace(&id, &b);
+}
+
 /// A restore from a directory that does not exist, or holds no checkpoint: an error naming
 /// the directory, and nothing of the container left (state, cgroup, process, mount).
 #[test]
