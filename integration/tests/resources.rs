@@ -184,6 +184,36 @@ fn a_device_outside_the_allow_list_cannot_be_opened() {
     assert_contains(&out.stdout, "Operation not permitted");
 }
 
+#[test]
+fn blkio_throttles_under_the_specs_keys() {
+    if !v1_host("blkio_throttles_under_the_specs_keys") {
+        return;
+    }
+    let env = TestEnv::new("res_throttle");
+    let mut b = env.bundle();
+    let disk = a_disk();
+    let (major, minor) = disk.split_once(' ').unwrap();
+    let dev = |rate: u64| json!([{"major": major.parse::<i64>().unwrap(), "minor": minor.parse::<i64>().unwrap(), "rate": rate}]);
+    // The spec's keys, as containerd and Docker write them ("IOPS" in capitals).
+    b.set(
+        "/linux/resources/blockIO",
+        json!({"throttleReadBpsDevice": dev(1048576), "throttleWriteBpsDevice": dev(2097152),
+               "throttleReadIOPSDevice": dev(100), "throttleWriteIOPSDevice": dev(200)}),
+    );
+    alive_loop(&mut b);
+    let (_g, pid) = start(&env, &b);
+    let blkio = cgroup_dir(pid, "blkio");
+    let dev = disk.replace(' ', ":");
+    for (file, rate) in [
+        ("blkio.throttle.read_bps_device", 1048576),
+        ("blkio.throttle.write_bps_device", 2097152),
+        ("blkio.throttle.read_iops_device", 100),
+        ("blkio.throttle.write_iops_device", 200),
+    ] {
+        assert_eq!(read(&blkio, file), format!("{dev} {rate}"), "{file}");
+    }
+}
+
 /// major:minor of a disk of this machine (a block device that root can open and read).
 fn a_disk() -> String {
     std::fs::read_dir("/sys/block")

@@ -78,8 +78,10 @@ fn limits_are_written_as_runc_translates_them() {
             "memory": {"limit": 64 * MB, "reservation": 32 * MB, "swap": 96 * MB},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
             "pids": {"limit": 42},
+            // The spec's key, IOPS in capitals: oci-spec 0.7 only read "...IopsDevice", so
+            // runrs ignored IOPS limits from containerd and Docker until oci-spec 0.10.
             "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
-                        "throttleWriteIopsDevice": [{"major": major, "minor": minor, "rate": 100}]},
+                        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]},
             "hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MB}],
             "unified": {"memory.high": (60 * MB).to_string(), "memory.min": MB.to_string(),
                         "memory.oom.group": "1"}
