@@ -6,7 +6,7 @@ use crate::namespaces;
 use crate::process::{self, msg, Channel};
 use crate::state::{self, Status};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Capability, LinuxNamespaceType, Process, Spec};
+use oci_spec::runtime::{Capability, ExecCPUAffinity, LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -214,11 +214,7 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     } else {
         Some(crate::signals::Forwarder::block()?)
     };
-    let affinity = process
-        .exec_cpu_affinity()
-        .as_ref()
-        .or_else(|| spec.process().as_ref()?.exec_cpu_affinity().as_ref());
-    process::set_initial_affinity(affinity)?;
+    let affinity = exec_affinity(&process, &spec)?;
     let child = Child {
         process: &process,
         linux: spec.linux().as_ref(),
@@ -240,13 +236,7 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     };
     serve_child(&c, pid, &spec, &chan)?;
     crate::logging::mark("exec: process executing");
-    if let Some(sock) = &pidfd_socket {
-        crate::console::send_pidfd(sock, pid, "setns")?;
-    }
-    if let Some(p) = &o.pid_file {
-        crate::container::write_pid_file(p, pid)?;
-        crate::logging::mark("exec: pid file written");
-    }
+    announce(pid, pidfd_socket.as_ref(), o.pid_file.as_deref())?;
     guard.disarm();
     crate::logging::mark("exec: started");
     if o.detach {
@@ -256,6 +246,29 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
         .expect("foreground exec has a forwarder")
         .wait_child(pid, master)?;
     Ok(crate::container::exit_code(st))
+}
+
+/// The exec's CPU affinity: its own `execCPUAffinity`, else the container's (runc's rule);
+/// `initial` is taken by the runtime now, for the child to inherit.
+fn exec_affinity<'a>(process: &'a Process, spec: &'a Spec) -> Result<Option<&'a ExecCPUAffinity>> {
+    let affinity = process
+        .exec_cpu_affinity()
+        .as_ref()
+        .or_else(|| spec.process().as_ref()?.exec_cpu_affinity().as_ref());
+    process::set_initial_affinity(affinity)?;
+    Ok(affinity)
+}
+
+/// The exec'd process is running: its pidfd to `--pidfd-socket`, its pid to `--pid-file`.
+fn announce(pid: i32, pidfd_socket: Option<&OwnedFd>, pid_file: Option<&Path>) -> Result<()> {
+    if let Some(sock) = pidfd_socket {
+        crate::console::send_pidfd(sock, pid, "setns")?;
+    }
+    if let Some(p) = pid_file {
+        crate::container::write_pid_file(p, pid)?;
+        crate::logging::mark("exec: pid file written");
+    }
+    Ok(())
 }
 
 /// The container `id`, refused when stopped, or paused unless `ignore_paused`.
@@ -395,7 +408,7 @@ struct Child<'a> {
     process: &'a Process,
     /// The container's `linux` (personality, memory policy) and the exec's CPU affinity.
     linux: Option<&'a oci_spec::runtime::Linux>,
-    affinity: Option<&'a oci_spec::runtime::ExecCPUAffinity>,
+    affinity: Option<&'a ExecCPUAffinity>,
     console: Option<OwnedFd>,
     preserve_fds: i32,
     seccomp: Option<&'a crate::seccomp::Compiled>,
