@@ -18,8 +18,8 @@ use crate::logging::{self, Format};
 use crate::resources::{self, UpdateOptions};
 use anyhow::Context;
 use flags::{
-    BUNDLE, CONSOLE_SOCKET, DETACH, FORMAT, NO_NEW_KEYRING, NO_PIVOT, PIDFD_SOCKET, PID_FILE,
-    PRESERVE_FDS,
+    BUNDLE, CONSOLE_SOCKET, DETACH, FORMAT, NO_NEW_KEYRING, NO_PIVOT, NO_SUBREAPER, PIDFD_SOCKET,
+    PID_FILE, PRESERVE_FDS,
 };
 use parse::{Flag, Kind, Matches};
 use std::ffi::OsString;
@@ -230,11 +230,7 @@ const COMMANDS: &[Command] = &[
                 "do not delete the container after it exits",
             ),
             PID_FILE,
-            Flag::new(
-                &["no-subreaper"],
-                Kind::Bool,
-                "disable the use of the subreaper used to reap reparented processes",
-            ),
+            NO_SUBREAPER,
             NO_PIVOT,
             NO_NEW_KEYRING,
             PRESERVE_FDS,

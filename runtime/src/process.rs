@@ -282,6 +282,15 @@ pub fn child_guard_dumpable(_parent: i32, dumpable: bool) {
     }
 }
 
+/// SIGKILL our child `pid` and reap it: a create, restore or exec that failed after the clone.
+pub fn kill_and_reap(pid: i32) {
+    // SAFETY: signalling and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
 /// Once the parent may go away: keep running when it does.
 pub fn child_detach() {
     // SAFETY: prctl with integer arguments only.

@@ -331,11 +331,7 @@ impl Drop for RestoreGuard {
             return;
         }
         if let Some(pid) = self.pid {
-            // SAFETY: signalling and reaping the restored init, our child (rst_sibling).
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            crate::process::kill_and_reap(pid);
         }
         let cg = cgroups::Cgroup {
             paths: &self.cgroups,

@@ -1,7 +1,7 @@
 //! `runrs checkpoint` and `runrs restore`: runc 1.1's flags, in its order, and the
 //! [`CriuOptions`] and [`RestoreFlags`] they make.
 
-use super::flags::{BUNDLE, CONSOLE_SOCKET, DETACH, NO_PIVOT, PID_FILE};
+use super::flags::{BUNDLE, CONSOLE_SOCKET, DETACH, NO_PIVOT, NO_SUBREAPER, PID_FILE};
 use super::parse::{Flag, Kind, Matches};
 use crate::checkpoint::restore::RestoreFlags;
 use crate::checkpoint::{self, CriuOptions};
@@ -101,11 +101,7 @@ pub(super) const RESTORE_FLAGS: &[Flag] = &[
     BUNDLE,
     DETACH,
     PID_FILE,
-    Flag::new(
-        &["no-subreaper"],
-        Kind::Bool,
-        "disable the use of the subreaper used to reap reparented processes",
-    ),
+    NO_SUBREAPER,
     NO_PIVOT,
     EMPTY_NS,
     AUTO_DEDUP,

@@ -22,6 +22,11 @@ pub(super) const PID_FILE: Flag = Flag::new(
     Kind::Str,
     "specify the file to write the process id to",
 );
+pub(super) const NO_SUBREAPER: Flag = Flag::new(
+    &["no-subreaper"],
+    Kind::Bool,
+    "disable the use of the subreaper used to reap reparented processes",
+);
 pub(super) const NO_PIVOT: Flag = Flag::new(
     &["no-pivot"],
     Kind::Bool,

@@ -519,11 +519,7 @@ impl Drop for CreateGuard {
             return;
         }
         if let Some(pid) = self.pid {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            crate::process::kill_and_reap(pid);
         }
         self.cgroup().destroy();
         let _ = std::fs::remove_dir_all(&self.dir);
