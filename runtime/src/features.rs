@@ -142,7 +142,7 @@ pub const NAMESPACES: [&str; 8] = [
     "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
 ];
 
-/// Filter flags a `config.json` can ask for (runc 1.3's list).
+/// Filter flags a `config.json` can ask for: runc 1.3's three and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, which runc 1.3 does not know (runtime-spec 1.2).
 pub const SECCOMP_KNOWN_FLAGS: [&str; 4] = [
     "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
