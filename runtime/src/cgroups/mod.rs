@@ -594,8 +594,14 @@ pub fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
 /// `cpusetEnsureParent` does: an empty cpuset refuses every process (ENOSPC), and a
 /// `/kubepods/pod…` level made by someone else (a `mkdir` leaves both empty) is common.
 fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()> {
-    if dir.exists() && !cpuset {
-        return Ok(());
+    if !cpuset {
+        // One mkdir where the parent exists (the common case), no stat before it.
+        match fs::create_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     if let Some(parent) = dir.parent() {
         if parent != mount_point && parent.starts_with(mount_point) {
