@@ -671,6 +671,7 @@ pub fn parses(args: &[OsString]) -> bool {
 
 /// Parse, run, and return the exit code.
 pub fn main() -> i32 {
+    logging::mark("main");
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let cli = match parse(&args) {
         Ok(c) => c,
