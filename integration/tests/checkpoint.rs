@@ -319,6 +319,26 @@ fn a_created_container_cannot_be_checkpointed() {
         .fails_with(&["does not exist"]);
 }
 
+/// A container whose stdin is the host's `/dev/null` (conmon gives one to every podman
+/// container without `-i`) has it replaced by its own `/dev/null` at start, as runc does:
+/// CRIU dumps only files on the container's mounts. Needs no CRIU: fd 0 is on the mount of
+/// the `/dev/null` the container opens itself.
+#[test]
+fn the_host_dev_null_on_stdin_becomes_the_containers_own() {
+    let env = TestEnv::new("ckpt_devnull");
+    let mut b = env.bundle();
+    b.sh("exec 3</dev/null; echo $(grep mnt_id /proc/self/fdinfo/0) $(grep mnt_id /proc/self/fdinfo/3)");
+    let out = env.run_bundle(&b);
+    out.code(0);
+    let ids: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(ids.len(), 4, "{}", out.stdout);
+    assert_eq!(
+        ids[1], ids[3],
+        "fd 0 is not on the container's /dev/null mount: {}",
+        out.stdout
+    );
+}
+
 /// Without a `criu` binary: an error that names it. runrs leaves the container running
 /// (runc 1.1 destroys it: its checkpoint deletes the container whatever the dump did).
 #[test]
