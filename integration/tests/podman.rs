@@ -352,6 +352,33 @@ fn assert_one_count(rt: &str, counts: &[u64]) {
     );
 }
 
+/// A counting container `name` run with `rt`, checkpointed (it stops, the count with it,
+/// podman says so) and restored under its name: running, its log going on from the dump.
+fn checkpoint_and_restore(podman: &Podman, rt: &str, name: &str) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(podman.run_flags(rt));
+    args.extend(["bb:1", "sh", "-c", COUNTER]);
+    podman.run(&args).ok();
+    podman.wait_count_past(rt, name, 3);
+
+    podman.criu(rt, &["checkpoint", name]);
+    assert_eq!(podman.status(name), "exited", "--runtime {rt}");
+    let checkpointed = podman.run(&["inspect", "-f", "{{.State.Checkpointed}}", name]);
+    assert_eq!(checkpointed.ok().trim(), "true", "--runtime {rt}");
+    let at_dump = podman.last_count(name);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        podman.last_count(name),
+        at_dump,
+        "--runtime {rt}: counted on after the checkpoint"
+    );
+
+    podman.criu(rt, &["restore", name]);
+    assert_eq!(podman.status(name), "running", "--runtime {rt}");
+    podman.wait_count_past(rt, name, at_dump + 3);
+    assert_one_count(rt, &podman.counts(name));
+}
+
 /// `podman container checkpoint` and `restore` with the runtime (podman calls `checkpoint
 /// --help` to probe it, then `checkpoint --image-path --work-path [--leave-running]` itself;
 /// conmon calls `restore --bundle --pid-file --detach --image-path --work-path`, stdio on
@@ -371,30 +398,7 @@ fn podman_checkpoints_and_restores_a_counting_container() {
     let name = "counter";
     for rt in podman.runtimes() {
         let rt = rt.as_str();
-        let mut args = vec!["run", "-d", "--name", name];
-        args.extend(podman.run_flags(rt));
-        args.extend(["bb:1", "sh", "-c", COUNTER]);
-        podman.run(&args).ok();
-        podman.wait_count_past(rt, name, 3);
-
-        // Checkpointed: the container stops, the count with it.
-        podman.criu(rt, &["checkpoint", name]);
-        assert_eq!(podman.status(name), "exited", "--runtime {rt}");
-        let checkpointed = podman.run(&["inspect", "-f", "{{.State.Checkpointed}}", name]);
-        assert_eq!(checkpointed.ok().trim(), "true", "--runtime {rt}");
-        let at_dump = podman.last_count(name);
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(
-            podman.last_count(name),
-            at_dump,
-            "--runtime {rt}: counted on after the checkpoint"
-        );
-
-        // Restored under the same name: the count goes on in the same log.
-        podman.criu(rt, &["restore", name]);
-        assert_eq!(podman.status(name), "running", "--runtime {rt}");
-        podman.wait_count_past(rt, name, at_dump + 3);
-        assert_one_count(rt, &podman.counts(name));
+        checkpoint_and_restore(&podman, rt, name);
 
         // --leave-running: checkpointed, and counting all along.
         podman.criu(rt, &["checkpoint", "--leave-running", name]);
@@ -443,4 +447,49 @@ fn podman_checkpoints_and_restores_a_counting_container() {
     ] {
         assert_contains(&calls, call);
     }
+}
+
+/// Checkpoint and restore with podman's systemd cgroup manager (Podman 5's default): the
+/// restored container counts on, and runs in its `libpod-<id>.scope` under podman's slice
+/// again (the runtime's restore starts the scope with `--systemd-cgroup`).
+#[test]
+fn podman_checkpoint_with_the_systemd_cgroup_manager() {
+    let test = "podman_checkpoint_with_the_systemd_cgroup_manager";
+    if std::fs::read_to_string("/proc/1/comm")
+        .unwrap_or_default()
+        .trim()
+        != "systemd"
+    {
+        eprintln!("SKIPPED {test}: PID 1 is not systemd");
+        return;
+    }
+    if criu_unusable(test) {
+        return;
+    }
+    let Some(podman) = Podman::start_with("podman_ckpt_sd", "systemd") else {
+        return;
+    };
+    let slice = podman.cgroup_parent.clone();
+    let name = "sdcounter";
+    for rt in podman.runtimes() {
+        let rt = rt.as_str();
+        checkpoint_and_restore(&podman, rt, name);
+        let id = podman.run(&["inspect", "-f", "{{.Id}}", name]);
+        let id = id.ok().trim().to_owned();
+        let pid = podman.run(&["inspect", "-f", "{{.State.Pid}}", name]);
+        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.ok().trim()));
+        assert_eq!(
+            cgroup.unwrap_or_default().trim(),
+            format!("0::/{slice}/libpod-{id}.scope"),
+            "--runtime {rt}: the restored container is not in its scope"
+        );
+        podman.run(&["rm", "--force", "--time", "0", name]).ok();
+    }
+    let calls = podman.world.runtime_log();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.contains("restore --bundle ") && l.contains("--systemd-cgroup")),
+        "no restore with --systemd-cgroup in:\n{calls}"
+    );
 }
