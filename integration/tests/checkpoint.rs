@@ -319,6 +319,36 @@ fn a_created_container_cannot_be_checkpointed() {
         .fails_with(&["does not exist"]);
 }
 
+/// A detached container whose stdin is the host's `/dev/null` (conmon gives one to every
+/// podman container without `-i`; `run -d` passes the caller's) has it replaced by its own
+/// `/dev/null` at start, as runc does: CRIU dumps only files on the container's mounts.
+/// Needs no CRIU: fd 0 ends on the mount of the `/dev/null` the container opens itself.
+/// (In the foreground runc puts pipes between, so the test runs detached.)
+#[test]
+fn the_host_dev_null_on_stdin_becomes_the_containers_own() {
+    let env = TestEnv::new("ckpt_devnull");
+    let mut b = env.bundle();
+    b.sh("exec 3</dev/null; echo $(grep mnt_id /proc/self/fdinfo/0) \
+          $(grep mnt_id /proc/self/fdinfo/3) > /ids; sleep 1000");
+    let id = env.id();
+    let _guard = env.guard(&id);
+    env.rt
+        .run(["run", "-d", "--bundle", &arg(b.path()), &id])
+        .ok();
+    let read = || std::fs::read_to_string(b.host_path("/ids")).unwrap_or_default();
+    wait_until("the container to write /ids", WAIT, || {
+        read().ends_with('\n')
+    });
+    let text = read();
+    let ids: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(ids.len(), 4, "{text}");
+    assert_eq!(
+        ids[1], ids[3],
+        "fd 0 is not on the container's /dev/null mount: {text}"
+    );
+    env.rt.run(["delete", "--force", &id]).ok();
+}
+
 /// Without a `criu` binary: an error that names it. runrs leaves the container running
 /// (runc 1.1 destroys it: its checkpoint deletes the container whatever the dump did).
 #[test]

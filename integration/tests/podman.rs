@@ -5,6 +5,10 @@
 //! [--tty --console-socket]`; podman calls `start`, `pause`, `resume`, `kill`, `delete`.
 //!
 //! Each check runs with the runtime under test and with runc, expecting the same result.
+//!
+//! `podman container checkpoint`/`restore` need a working CRIU: where `criu check` fails
+//! (this project's host) that test says SKIPPED in one line; it runs in the Debian 13 guest
+//! (`RUNRS_GUEST_SUITES=podman hack/test-guest`).
 
 #[path = "fixtures/clients.rs"]
 mod clients;
@@ -65,9 +69,13 @@ impl Podman {
     }
 
     fn run(&self, args: &[&str]) -> Out {
+        self.run_for(args, CLIENT_TIMEOUT)
+    }
+
+    fn run_for(&self, args: &[&str], timeout: Duration) -> Out {
         let mut command = Command::new(self.wrapper());
         command.args(args);
-        run_in(self.env.dir(), command, None, CLIENT_TIMEOUT)
+        run_in(self.env.dir(), command, None, timeout)
     }
 
     /// `podman run` flags common to every container: the runtime and the private cgroup
@@ -256,4 +264,232 @@ fn podman_with_the_systemd_cgroup_manager() {
     }
     let calls = podman.world.runtime_log();
     assert_contains(&calls, "--systemd-cgroup");
+}
+
+/// A dump or a restore under emulation (the guest) takes many seconds.
+const CRIU_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why CRIU cannot be used here (`criu check`), or None. In the guest, whose image is ours
+/// (`RUNRS_REQUIRE_CLIENTS`), a CRIU that fails its check fails the test instead.
+fn criu_unusable(test: &str) -> bool {
+    let why = match Command::new("criu").arg("check").output() {
+        Err(e) => format!("criu is not installed ({e})"),
+        Ok(o) if !o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned()
+                + &String::from_utf8_lossy(&o.stdout);
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            format!("`criu check` fails: {}", last.unwrap_or("").trim())
+        }
+        Ok(_) => return false,
+    };
+    if std::env::var_os("RUNRS_REQUIRE_CLIENTS").is_some() {
+        panic!("{test}: CRIU must work in this guest, but {why}");
+    }
+    eprintln!(
+        "SKIPPED {test}: {why} (it runs in the guest: RUNRS_GUEST_SUITES=podman hack/test-guest)"
+    );
+    true
+}
+
+/// Counts on its stdout (podman's log), one number a tick.
+const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; usleep 100000; done";
+
+impl Podman {
+    /// The numbers container `name` has logged so far.
+    fn counts(&self, name: &str) -> Vec<u64> {
+        self.run(&["logs", name])
+            .ok()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    fn last_count(&self, name: &str) -> u64 {
+        self.counts(name).last().copied().unwrap_or(0)
+    }
+
+    #[track_caller]
+    fn wait_count_past(&self, rt: &str, name: &str, n: u64) {
+        let passed = wait_for(Duration::from_secs(120), || self.last_count(name) > n);
+        assert!(
+            passed,
+            "--runtime {rt}: {name} did not count past {n}: {:?}",
+            self.counts(name)
+        );
+    }
+
+    fn status(&self, name: &str) -> String {
+        let out = self.run(&["inspect", "-f", "{{.State.Status}}", name]);
+        out.ok().trim().to_owned()
+    }
+
+    /// `podman container checkpoint|restore ARGS`, which must succeed.
+    #[track_caller]
+    fn criu(&self, rt: &str, args: &[&str]) {
+        let mut all = vec!["container"];
+        all.extend_from_slice(args);
+        let out = self.run_for(&all, CRIU_TIMEOUT);
+        assert_eq!(out.code, Some(0), "--runtime {rt}: {out}");
+    }
+}
+
+/// Now, as `podman logs --since` takes it.
+fn now_rfc3339() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .expect("run date");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The logged count went up by one each line from 1: it never started over.
+#[track_caller]
+fn assert_one_count(rt: &str, counts: &[u64]) {
+    let broken = counts.windows(2).find(|w| w[1] != w[0] + 1);
+    assert!(
+        broken.is_none() && counts.first() == Some(&1),
+        "--runtime {rt}: the count did not go on ({broken:?} in {counts:?})"
+    );
+}
+
+/// A counting container `name` run with `rt`, checkpointed (it stops, the count with it,
+/// podman says so) and restored under its name: running, its log going on from the dump.
+fn checkpoint_and_restore(podman: &Podman, rt: &str, name: &str) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(podman.run_flags(rt));
+    args.extend(["bb:1", "sh", "-c", COUNTER]);
+    podman.run(&args).ok();
+    podman.wait_count_past(rt, name, 3);
+
+    podman.criu(rt, &["checkpoint", name]);
+    assert_eq!(podman.status(name), "exited", "--runtime {rt}");
+    let checkpointed = podman.run(&["inspect", "-f", "{{.State.Checkpointed}}", name]);
+    assert_eq!(checkpointed.ok().trim(), "true", "--runtime {rt}");
+    let at_dump = podman.last_count(name);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        podman.last_count(name),
+        at_dump,
+        "--runtime {rt}: counted on after the checkpoint"
+    );
+
+    podman.criu(rt, &["restore", name]);
+    assert_eq!(podman.status(name), "running", "--runtime {rt}");
+    podman.wait_count_past(rt, name, at_dump + 3);
+    assert_one_count(rt, &podman.counts(name));
+}
+
+/// `podman container checkpoint` and `restore` with the runtime (podman calls `checkpoint
+/// --help` to probe it, then `checkpoint --image-path --work-path [--leave-running]` itself;
+/// conmon calls `restore --bundle --pid-file --detach --image-path --work-path`, stdio on
+/// its new pipes): a counting container is stopped by the
+/// checkpoint, restored under its name, and counts on from where it was in the same log;
+/// `--leave-running` keeps it counting; `--export` to a tar, `rm`, `restore --import` brings
+/// it back under the same name, counting on from the export.
+#[test]
+fn podman_checkpoints_and_restores_a_counting_container() {
+    let test = "podman_checkpoints_and_restores_a_counting_container";
+    if criu_unusable(test) {
+        return;
+    }
+    let Some(podman) = Podman::start("podman_ckpt") else {
+        return;
+    };
+    let name = "counter";
+    for rt in podman.runtimes() {
+        let rt = rt.as_str();
+        checkpoint_and_restore(&podman, rt, name);
+
+        // --leave-running: checkpointed, and counting all along.
+        podman.criu(rt, &["checkpoint", "--leave-running", name]);
+        assert_eq!(podman.status(name), "running", "--runtime {rt}");
+        let after = podman.last_count(name);
+        podman.wait_count_past(rt, name, after + 3);
+        assert_one_count(rt, &podman.counts(name));
+
+        // --export to a tar, the container removed, then restore --import: the same name,
+        // running, counting on from the export (its log is a new one).
+        let tar = podman.env.path(&format!("export-{}.tar.gz", rt.len()));
+        let export = format!("--export={}", arg(&tar));
+        podman.criu(rt, &["checkpoint", &export, name]);
+        let exported_at = podman.last_count(name);
+        podman.run(&["rm", name]).ok();
+        // Whether or not the import carries the old log, what is logged from now on is the
+        // imported container's.
+        let since = now_rfc3339();
+        let import = format!("--import={}", arg(&tar));
+        podman.criu(rt, &["restore", &import]);
+        assert_eq!(podman.status(name), "running", "--runtime {rt}");
+        podman.wait_count_past(rt, name, exported_at + 3);
+        let logs = podman.run(&["logs", "--since", &since, name]);
+        let counts: Vec<u64> = logs
+            .ok()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        assert!(
+            counts.first().is_some_and(|&c| c > 1),
+            "--runtime {rt}: the imported container started over: {counts:?} (exported at {exported_at})"
+        );
+        assert!(
+            counts.windows(2).all(|w| w[1] == w[0] + 1),
+            "--runtime {rt}: the imported count broke: {counts:?}"
+        );
+
+        podman.run(&["rm", "--force", "--time", "0", name]).ok();
+    }
+    let calls = podman.world.runtime_log();
+    for call in [
+        "checkpoint --image-path ",
+        " --leave-running ",
+        "restore --bundle ",
+        " --detach --image-path ",
+    ] {
+        assert_contains(&calls, call);
+    }
+}
+
+/// Checkpoint and restore with podman's systemd cgroup manager (Podman 5's default): the
+/// restored container counts on, and runs in its `libpod-<id>.scope` under podman's slice
+/// again (the runtime's restore starts the scope with `--systemd-cgroup`).
+#[test]
+fn podman_checkpoint_with_the_systemd_cgroup_manager() {
+    let test = "podman_checkpoint_with_the_systemd_cgroup_manager";
+    if std::fs::read_to_string("/proc/1/comm")
+        .unwrap_or_default()
+        .trim()
+        != "systemd"
+    {
+        eprintln!("SKIPPED {test}: PID 1 is not systemd");
+        return;
+    }
+    if criu_unusable(test) {
+        return;
+    }
+    let Some(podman) = Podman::start_with("podman_ckpt_sd", "systemd") else {
+        return;
+    };
+    let slice = podman.cgroup_parent.clone();
+    let name = "sdcounter";
+    for rt in podman.runtimes() {
+        let rt = rt.as_str();
+        checkpoint_and_restore(&podman, rt, name);
+        let id = podman.run(&["inspect", "-f", "{{.Id}}", name]);
+        let id = id.ok().trim().to_owned();
+        let pid = podman.run(&["inspect", "-f", "{{.State.Pid}}", name]);
+        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.ok().trim()));
+        assert_eq!(
+            cgroup.unwrap_or_default().trim(),
+            format!("0::/{slice}/libpod-{id}.scope"),
+            "--runtime {rt}: the restored container is not in its scope"
+        );
+        podman.run(&["rm", "--force", "--time", "0", name]).ok();
+    }
+    let calls = podman.world.runtime_log();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.contains("restore --bundle ") && l.contains("--systemd-cgroup")),
+        "no restore with --systemd-cgroup in:\n{calls}"
+    );
 }

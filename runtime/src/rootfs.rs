@@ -139,10 +139,7 @@ pub fn prepare_with_sources(
         mount_entry(&mounter, entry, opened)?;
         let dest = lexical_clean(entry.destination());
         if dest == Path::new("/dev") {
-            let typ = entry.typ().as_deref();
-            let options = entry.options().as_deref().unwrap_or(&[]);
-            dev_is_bind =
-                typ == Some("bind") || options.iter().any(|o| o == "bind" || o == "rbind");
+            dev_is_bind = is_bind(entry);
         } else if dest == Path::new("/dev/pts") {
             devpts = entry.typ().as_deref() == Some("devpts");
         }
@@ -152,6 +149,42 @@ pub fn prepare_with_sources(
         let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
         devices::create(&root, devices, mounter.userns)?;
         devices::create_symlinks(&root, devpts)?;
+    }
+    Ok(())
+}
+
+fn is_bind(entry: &oci_spec::runtime::Mount) -> bool {
+    let options = entry.options().as_deref().unwrap_or(&[]);
+    entry.typ().as_deref() == Some("bind") || options.iter().any(|o| o == "bind" || o == "rbind")
+}
+
+/// After `pivot_root`, where the runtime made `/dev` (not a bind of the host's): each of fds
+/// 0-2 that is a `/dev/null` (the host's, given by the caller: conmon's for a container
+/// without `-i`) is replaced by the container's own `/dev/null`, as runc does. CRIU can
+/// dump only files on the container's mounts: with the host's `/dev/null` on its stdin a
+/// podman container could not be checkpointed ("Can't lookup mount").
+pub fn reopen_dev_null(spec: &Spec) -> Result<()> {
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let dev = mounts
+        .iter()
+        .rfind(|m| lexical_clean(m.destination()) == Path::new("/dev"));
+    if dev.is_some_and(is_bind) {
+        return Ok(());
+    }
+    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map(owned)
+        .context("open /dev/null in the container")?;
+    let rdev = fstat(null.as_raw_fd()).context("stat /dev/null")?.st_rdev;
+    for fd in 0..3 {
+        let Ok(st) = fstat(fd) else { continue };
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && st.st_rdev == rdev
+        {
+            // SAFETY: dup3 of an fd we own onto a stdio slot: no Rust object owns 0-2.
+            let r = unsafe { libc::dup3(null.as_raw_fd(), fd, 0) };
+            nix::errno::Errno::result(r)
+                .with_context(|| format!("reopen fd {fd} on the container's /dev/null"))?;
+        }
     }
     Ok(())
 }

@@ -245,6 +245,7 @@ fn pivot(a: &InitArgs) -> Result<()> {
         return Ok(());
     }
     crate::rootfs::enter(&a.rootfs, a.no_pivot)?;
+    crate::rootfs::reopen_dev_null(&a.spec)?;
     crate::logging::mark("init: pivoted");
     Ok(())
 }

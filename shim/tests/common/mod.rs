@@ -214,11 +214,26 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
     /// `timeout 60 ctr --address .. -n NS args...`, stdio left to the caller.
     pub fn ctr_command(&self, args: &[String]) -> Command {
+        self.ctr_command_for(60, args)
+    }
+
+    /// `ctr` killed after `secs` seconds (a checkpoint under emulation takes minutes).
+    pub fn ctr_command_for(&self, secs: u32, args: &[String]) -> Command {
         let mut cmd = Command::new("timeout");
-        cmd.args(["60", "/usr/bin/ctr", "--address"])
+        cmd.arg(secs.to_string())
+            .args(["/usr/bin/ctr", "--address"])
             .arg(self.path().join("c.sock"));
         cmd.args(["-n", &self.namespace]).args(args);
         cmd
+    }
+
+    /// `ctr args...` with 300 seconds to finish, its output captured.
+    pub fn ctr_long(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.ctr_command_for(300, &args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ctr")
     }
 
     /// `ctr --address .. -n NS args...` without `timeout`, for a process the test kills
