@@ -171,9 +171,12 @@ pub fn reopen_dev_null(spec: &Spec) -> Result<()> {
     if dev.is_some_and(is_bind) {
         return Ok(());
     }
-    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map(owned)
-        .context("open /dev/null in the container")?;
+    let null = match open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(fd) => owned(fd),
+        // A config whose /dev lacks it: nothing to reopen on (the process keeps what it has).
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).context("open /dev/null in the container"),
+    };
     let rdev = fstat(null.as_raw_fd()).context("stat /dev/null")?.st_rdev;
     for fd in 0..3 {
         let Ok(st) = fstat(fd) else { continue };
