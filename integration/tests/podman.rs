@@ -192,17 +192,22 @@ fn podman_runs_execs_pauses_and_stops_containers() {
     }
 }
 
+/// Whether systemd is PID 1 (podman's systemd cgroup manager needs it); says SKIPPED if not.
+fn systemd_is_pid1(test: &str) -> bool {
+    let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    let yes = comm.trim() == "systemd";
+    if !yes {
+        eprintln!("SKIPPED {test}: PID 1 is not systemd");
+    }
+    yes
+}
+
 /// Podman's systemd cgroup manager (Podman 5's default on a systemd host): the runtime gets
 /// `--systemd-cgroup` and a `slice:libpod:<id>` cgroups path, and the container's cgroup is
 /// a `libpod-<id>.scope` under the slice, with the limits podman asked for.
 #[test]
 fn podman_with_the_systemd_cgroup_manager() {
-    if std::fs::read_to_string("/proc/1/comm")
-        .unwrap_or_default()
-        .trim()
-        != "systemd"
-    {
-        eprintln!("SKIPPED podman_with_the_systemd_cgroup_manager: PID 1 is not systemd");
+    if !systemd_is_pid1("podman_with_the_systemd_cgroup_manager") {
         return;
     }
     let Some(podman) = Podman::start_with("podman_sd", "systemd") else {
@@ -455,12 +460,7 @@ fn podman_checkpoints_and_restores_a_counting_container() {
 #[test]
 fn podman_checkpoint_with_the_systemd_cgroup_manager() {
     let test = "podman_checkpoint_with_the_systemd_cgroup_manager";
-    if std::fs::read_to_string("/proc/1/comm")
-        .unwrap_or_default()
-        .trim()
-        != "systemd"
-    {
-        eprintln!("SKIPPED {test}: PID 1 is not systemd");
+    if !systemd_is_pid1(test) {
         return;
     }
     if criu_unusable(test) {
