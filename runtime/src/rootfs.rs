@@ -129,7 +129,6 @@ pub fn prepare_with_sources(
         cgroups,
     };
 
-    let mut dev_is_bind = false;
     let mut devpts = false;
     for (i, entry) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         let opened = bind_sources
@@ -137,15 +136,12 @@ pub fn prepare_with_sources(
             .and_then(|f| f.as_ref())
             .map(|f| f.as_fd());
         mount_entry(&mounter, entry, opened)?;
-        let dest = lexical_clean(entry.destination());
-        if dest == Path::new("/dev") {
-            dev_is_bind = is_bind(entry);
-        } else if dest == Path::new("/dev/pts") {
+        if lexical_clean(entry.destination()) == Path::new("/dev/pts") {
             devpts = entry.typ().as_deref() == Some("devpts");
         }
     }
 
-    if !dev_is_bind {
+    if !dev_is_bind(spec) {
         let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
         devices::create(&root, devices, mounter.userns)?;
         devices::create_symlinks(&root, devpts)?;
@@ -153,9 +149,18 @@ pub fn prepare_with_sources(
     Ok(())
 }
 
-fn is_bind(entry: &oci_spec::runtime::Mount) -> bool {
-    let options = entry.options().as_deref().unwrap_or(&[]);
-    entry.typ().as_deref() == Some("bind") || options.iter().any(|o| o == "bind" || o == "rbind")
+/// `/dev` is a bind mount of the host's (its last mount there says so): then the runtime
+/// makes no device nodes in it and leaves its `/dev/null` alone.
+fn dev_is_bind(spec: &Spec) -> bool {
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    mounts
+        .iter()
+        .rfind(|m| lexical_clean(m.destination()) == Path::new("/dev"))
+        .is_some_and(|m| {
+            let options = m.options().as_deref().unwrap_or(&[]);
+            m.typ().as_deref() == Some("bind")
+                || options.iter().any(|o| o == "bind" || o == "rbind")
+        })
 }
 
 /// After `pivot_root`, where the runtime made `/dev` (not a bind of the host's): each of fds
@@ -164,11 +169,7 @@ fn is_bind(entry: &oci_spec::runtime::Mount) -> bool {
 /// dump only files on the container's mounts: with the host's `/dev/null` on its stdin a
 /// podman container could not be checkpointed ("Can't lookup mount").
 pub fn reopen_dev_null(spec: &Spec) -> Result<()> {
-    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
-    let dev = mounts
-        .iter()
-        .rfind(|m| lexical_clean(m.destination()) == Path::new("/dev"));
-    if dev.is_some_and(is_bind) {
+    if dev_is_bind(spec) {
         return Ok(());
     }
     let null = match open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
