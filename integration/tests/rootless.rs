@@ -51,6 +51,7 @@ impl<'a> User<'a> {
             .args(args)
             .env("U", UID.to_string())
             .env("XDG_RUNTIME_DIR", &self.xdg)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .current_dir(self.env.dir());
         c
     }
@@ -97,6 +98,11 @@ impl Drop for Cleanup<'_> {
 
 /// A bundle with the configuration `spec --rootless` writes, for `UID`.
 fn rootless_bundle(env: &TestEnv, args: &[&str]) -> Bundle {
+    bundle_for(env, UID, args)
+}
+
+/// The same for user `uid`.
+fn bundle_for(env: &TestEnv, uid: u32, args: &[&str]) -> Bundle {
     let dir = env.path(&format!("spec-{}", env.id()));
     std::fs::create_dir(&dir).unwrap();
     env.rt
@@ -106,7 +112,7 @@ fn rootless_bundle(env: &TestEnv, args: &[&str]) -> Bundle {
         .ok();
     let mut config: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let map = json!([{"containerID": 0, "hostID": UID, "size": 1}]);
+    let map = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
     config["linux"]["uidMappings"] = map.clone();
     config["linux"]["gidMappings"] = map;
     config["process"]["terminal"] = json!(false);
@@ -300,4 +306,369 @@ fn a_memory_limit_holds_in_a_delegated_cgroup() {
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
     user.ok(&["delete", "--force", &id]);
     assert!(!dir.exists(), "the container's cgroup was left");
+}
+
+/// A user with a passwd entry and a lingering systemd session (`loginctl enable-linger`): its
+/// own `systemd --user` and bus at /run/user/UID, as on a desktop or a rootless Podman host.
+/// Removed with its session when the test ends.
+struct SessionUser {
+    name: &'static str,
+    uid: u32,
+}
+
+impl SessionUser {
+    /// None where there is no systemd (PID 1) on cgroup v2 to run a user's manager.
+    fn make() -> Option<SessionUser> {
+        if !Path::new("/run/systemd/system").is_dir() || !procfs::pure_cgroup_v2() {
+            return None;
+        }
+        let u = SessionUser {
+            name: "runrs-session",
+            uid: 41501,
+        };
+        let _ = Command::new("useradd")
+            .args(["-u", &u.uid.to_string(), "-M", "-d", "/nonexistent"])
+            .args(["-s", "/usr/sbin/nologin", u.name])
+            .status();
+        // Subordinate ids, as `useradd` gives a login user: rootless Podman maps them.
+        let _ = Command::new("usermod")
+            .args([
+                "--add-subuids",
+                "300000-365535",
+                "--add-subgids",
+                "300000-365535",
+            ])
+            .arg(u.name)
+            .status();
+        let ok = Command::new("loginctl")
+            .args(["enable-linger", u.name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "loginctl enable-linger {} failed", u.name);
+        // Its manager starts, then its dbus.socket (dbus-user-session).
+        wait_until(
+            "the user's bus",
+            std::time::Duration::from_secs(120),
+            || u.xdg().join("bus").exists(),
+        );
+        Some(u)
+    }
+
+    fn xdg(&self) -> PathBuf {
+        PathBuf::from(format!("/run/user/{}", self.uid))
+    }
+
+    /// `cmd` as the user in a service of the user's systemd (`systemd-run --user`), so the
+    /// runtime runs in a cgroup the user's manager owns and may move processes out of, as
+    /// under rootless Podman. Its stdout and stderr, and whether it succeeded.
+    fn run(&self, cmd: &[&str]) -> (String, String, bool) {
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", self.uid),
+                &format!("--regid={}", self.uid),
+                "--init-groups",
+                "--inh-caps=-all",
+                "systemd-run",
+                "--user",
+                "--quiet",
+                "--wait",
+                "--pipe",
+                "--collect",
+                "--working-directory=/",
+                "--",
+            ])
+            .args(cmd)
+            .env("XDG_RUNTIME_DIR", self.xdg())
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("systemd-run as the user");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (text(&out.stdout), text(&out.stderr), out.status.success())
+    }
+
+    /// A property of one of the user's units, as `systemctl --user show` gives it.
+    fn unit_property(&self, unit: &str, property: &str) -> String {
+        let (out, _, _) = self.run(&[
+            "systemctl",
+            "--user",
+            "show",
+            "-p",
+            property,
+            "--value",
+            unit,
+        ]);
+        out.trim().to_string()
+    }
+}
+
+impl Drop for SessionUser {
+    fn drop(&mut self) {
+        let _ = Command::new("loginctl")
+            .args(["disable-linger", self.name])
+            .status();
+        let _ = Command::new("systemctl")
+            .args(["stop", &format!("user@{}.service", self.uid)])
+            .status();
+        let _ = Command::new("userdel").arg(self.name).status();
+    }
+}
+
+/// The runtime with `--systemd-cgroup` as a session user; force-deletes its container at
+/// the end, however the test ends.
+struct UserRuntime<'a> {
+    user: &'a SessionUser,
+    rt: String,
+    root: String,
+    id: String,
+}
+
+impl UserRuntime<'_> {
+    fn run(&self, args: &[&str]) -> (String, String, bool) {
+        let mut cmd = vec![self.rt.as_str(), "--root", &self.root, "--systemd-cgroup"];
+        cmd.extend_from_slice(args);
+        self.user.run(&cmd)
+    }
+
+    /// `create`, its stderr to a file: the container's init keeps the runtime's stdio, which
+    /// must not be our pipes (reading them would wait for the container to end).
+    #[track_caller]
+    fn create(&self, bundle: &str) {
+        let log = format!("{}.create-log", self.root);
+        let script = r#"log=$1; shift; exec "$@" </dev/null >/dev/null 2>"$log""#;
+        let mut cmd = vec![
+            "sh", "-c", script, "sh", &log, &self.rt, "--root", &self.root,
+        ];
+        cmd.extend(["--systemd-cgroup", "create", "--bundle", bundle, &self.id]);
+        let (_, _, ok) = self.user.run(&cmd);
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        assert!(ok, "create as the user with --systemd-cgroup failed: {err}");
+    }
+}
+
+impl Drop for UserRuntime<'_> {
+    fn drop(&mut self) {
+        self.run(&["delete", "--force", &self.id.clone()]);
+    }
+}
+
+#[test]
+fn a_users_own_systemd_makes_the_scope_with_its_limits() {
+    let Some(user) = SessionUser::make() else {
+        eprintln!("skipped: needs systemd as PID 1 on cgroup v2 for a user's systemd");
+        return;
+    };
+    let env = TestEnv::new("rootless_systemd");
+    let id = env.id();
+    let mut b = bundle_for(&env, user.uid, &["sleep", "1000"]);
+    b.set("/linux/cgroupsPath", json!(format!(":rootless:{id}")));
+    b.set(
+        "/linux/resources",
+        json!({"memory": {"limit": 67_108_864}, "pids": {"limit": 30}}),
+    );
+    let runtime = UserRuntime {
+        user: &user,
+        rt: arg(&env.rt.bin),
+        root: format!("{}/rt-{id}", user.xdg().display()),
+        id: id.clone(),
+    };
+    runtime.create(&arg(b.path()));
+    let (out, err, ok) = runtime.run(&["state", &id]);
+    assert!(ok, "state: {err}");
+    let pid = serde_json::from_str::<Value>(&out).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    // The user's systemd runs the scope, in user.slice under its own cgroup.
+    let unit = format!("rootless-{id}.scope");
+    assert_eq!(user.unit_property(&unit, "ActiveState"), "active");
+    let expected = format!(
+        "/user.slice/user-{uid}.slice/user@{uid}.service/user.slice/{unit}",
+        uid = user.uid
+    );
+    assert_eq!(user.unit_property(&unit, "ControlGroup"), expected);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(cgroup.trim(), format!("0::{expected}"));
+    // Its limits hold there: systemd's MemoryMax and TasksMax, the files the same.
+    let dir = PathBuf::from(format!("/sys/fs/cgroup{expected}"));
+    let file = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(file("memory.max"), "67108864");
+    assert_eq!(file("pids.max"), "30");
+    assert_eq!(user.unit_property(&unit, "MemoryMax"), "67108864");
+    let (_, err, ok) = runtime.run(&["start", &id]);
+    assert!(ok, "start: {err}");
+    let (_, err, ok) = runtime.run(&["delete", "--force", &id]);
+    assert!(ok, "delete: {err}");
+    // Nothing left: no unit, no cgroup, no state.
+    wait_until("the scope gone", std::time::Duration::from_secs(30), || {
+        user.unit_property(&unit, "LoadState") == "not-found"
+    });
+    assert!(!dir.exists(), "the scope's cgroup was left");
+    assert!(
+        !Path::new(&runtime.root).join(&id).exists(),
+        "state left behind"
+    );
+}
+
+#[test]
+fn the_systemd_driver_without_a_users_bus_is_refused_and_leaves_nothing() {
+    if !Path::new("/run/systemd/system").is_dir() || !procfs::pure_cgroup_v2() {
+        eprintln!("skipped: needs systemd as PID 1 on cgroup v2");
+        return;
+    }
+    let env = TestEnv::new("rootless_nobus");
+    // UID has no session: $XDG_RUNTIME_DIR is an empty directory of its own, no bus in it.
+    let user = User::new(&env);
+    let b = rootless_bundle(&env, &["true"]);
+    let id = env.id();
+    let _cleanup = Cleanup(&user, id.clone());
+    let (_, err, ok) = user.run(&["--systemd-cgroup", "run", "--bundle", &arg(b.path()), &id]);
+    assert!(!ok, "ran without the user's systemd");
+    assert_contains(&err, "DBUS_SESSION_BUS_ADDRESS");
+    let left = std::fs::read_dir(user.root())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "state left behind");
+}
+
+/// Podman run by a session user, its storage, state and home under the user's runtime
+/// directory, the runtime under test as its OCI runtime; removes its containers and storage
+/// at the end.
+struct UserPodman<'a> {
+    user: &'a SessionUser,
+    home: String,
+    rt: String,
+}
+
+impl UserPodman<'_> {
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        let home = &self.home;
+        let mut cmd: Vec<String> = ["env", &format!("HOME={home}"), "podman"]
+            .map(String::from)
+            .to_vec();
+        cmd.extend([
+            format!("--root={home}/root"),
+            format!("--runroot={home}/run"),
+            format!("--tmpdir={home}/tmp"),
+            "--storage-driver=vfs".into(),
+            "--cgroup-manager=systemd".into(),
+            "--events-backend=file".into(),
+            format!("--runtime={}", self.rt),
+        ]);
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (String, String, bool) {
+        let argv = self.argv(args);
+        self.user
+            .run(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let (out, err, ok) = self.run(args);
+        assert!(ok, "podman {args:?} as the user failed: {err}");
+        out.trim().to_string()
+    }
+
+    /// The exit status of `podman args`, as a shell sees it.
+    fn status(&self, args: &[&str]) -> String {
+        let mut cmd = vec!["sh", "-c", "\"$@\" >/dev/null 2>&1; echo $?", "sh"];
+        let argv = self.argv(args);
+        cmd.extend(argv.iter().map(String::as_str));
+        self.user.run(&cmd).0.trim().to_string()
+    }
+}
+
+impl Drop for UserPodman<'_> {
+    fn drop(&mut self) {
+        self.run(&["rm", "--force", "--all"]);
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+#[test]
+fn rootless_podman_runs_containers_through_the_users_systemd() {
+    if !std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("podman").is_file()))
+    {
+        eprintln!("skipped: podman is not installed");
+        return;
+    }
+    let Some(user) = SessionUser::make() else {
+        eprintln!("skipped: needs systemd as PID 1 on cgroup v2 for a user's systemd");
+        return;
+    };
+    let env = TestEnv::new("rootless_podman");
+    let tar = env.path("busybox.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(env.bundle().rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let podman = UserPodman {
+        user: &user,
+        home: format!("{}/podman-{}", user.xdg().display(), std::process::id()),
+        rt: arg(&env.rt.bin),
+    };
+    podman.ok(&["import", "--quiet", &arg(&tar), "bb:1"]);
+    // An exit code comes back through the runtime.
+    let exit3 = [
+        "run",
+        "--rm",
+        "--network=none",
+        "bb:1",
+        "sh",
+        "-c",
+        "exit 3",
+    ];
+    assert_eq!(podman.status(&exit3), "3");
+    // A detached one with a memory limit: the runtime under test runs it, in a scope of the
+    // user's systemd, with the limit.
+    podman.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network=none",
+        "--memory=64m",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(
+        podman.ok(&["inspect", "--format", "{{.OCIRuntime}}", "c"]),
+        podman.rt
+    );
+    let pid = podman.ok(&["inspect", "--format", "{{.State.Pid}}", "c"]);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cgroup.trim().strip_prefix("0::").unwrap().to_string();
+    let manager = format!(
+        "/user.slice/user-{uid}.slice/user@{uid}.service/",
+        uid = user.uid
+    );
+    assert!(
+        path.starts_with(&manager) && path.contains("libpod-"),
+        "{path}"
+    );
+    let scope = PathBuf::from(format!("/sys/fs/cgroup{path}"));
+    let limit = std::fs::read_to_string(scope.join("memory.max")).unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    assert_eq!(
+        podman.ok(&["exec", "c", "sh", "-c", "echo hi; id -u"]),
+        "hi\n0"
+    );
+    podman.ok(&["stop", "--time=1", "c"]);
+    podman.ok(&["rm", "c"]);
+    assert!(!scope.exists(), "the container's scope was left: {path}");
 }

@@ -183,7 +183,7 @@ pub fn json() -> String {
                 v1: true,
                 v2: true,
                 systemd: true,
-                systemd_user: false,
+                systemd_user: true,
                 rdma: true,
             },
             seccomp: seccomp(),
@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(v["linux"]["capabilities"][40], "CAP_CHECKPOINT_RESTORE");
         assert_eq!(
             v["linux"]["cgroup"],
-            json!({"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true})
+            json!({"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true})
         );
         assert_eq!(
             v["linux"]["apparmor"],

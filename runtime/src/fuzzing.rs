@@ -21,7 +21,11 @@ pub fn config(data: &[u8], bundle: &Path) {
         .and_then(|l| l.cgroups_path().as_ref())
         .and_then(|p| p.to_str());
     let _ = crate::cgroups::resolve_path(cgroups_path, "fuzz");
-    if let Ok(unit) = crate::cgroups::systemd::Unit::parse(cgroups_path, "fuzz") {
+    if let Ok(unit) = crate::cgroups::systemd::Unit::parse(
+        cgroups_path,
+        "fuzz",
+        crate::cgroups::systemd::Manager::System,
+    ) {
         let _ = unit.cgroup_path();
     }
     let resources = linux

@@ -10,12 +10,14 @@ use std::path::PathBuf;
 /// `--rootless true|false|auto` (runc's flag; auto when not given): whether cgroup permission
 /// errors mean "no cgroup there" rather than a failure. Auto as runc decides it: a user
 /// other than root is rootless; root of the initial user namespace is not; root of another
-/// user namespace (`unshare -r`, rootless Podman) is, with the cgroupfs driver.
+/// user namespace (`unshare -r`, rootless Podman) is with the cgroupfs driver, and with the
+/// systemd driver when the user's bus belongs to a user other than root (runc asks
+/// `busctl --user status` for its OwnerUID; no user bus counts as root).
 pub fn parse_flag(value: Option<&str>, systemd_cgroup: bool) -> Result<bool> {
     match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("auto") => {
-            Ok(euid() != 0 || (in_user_namespace() && !systemd_cgroup))
-        }
+        None | Some("") | Some("auto") => Ok(euid() != 0
+            || (in_user_namespace()
+                && (!systemd_cgroup || (user_bus_exists() && session_owner() != Some(0))))),
         // Go's strconv.ParseBool, as runc reads it.
         Some("1" | "t" | "true") => Ok(true),
         Some("0" | "f" | "false") => Ok(false),
@@ -26,7 +28,7 @@ pub fn parse_flag(value: Option<&str>, systemd_cgroup: bool) -> Result<bool> {
     }
 }
 
-fn euid() -> u32 {
+pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
 }
@@ -37,6 +39,53 @@ pub fn in_user_namespace() -> bool {
     let map = crate::kernfs::read("/proc/self/uid_map").unwrap_or_default();
     let fields: Vec<&str> = map.split_whitespace().collect();
     fields != ["0", "0", "4294967295"]
+}
+
+/// Whether the user's bus is there to be reached (`$DBUS_SESSION_BUS_ADDRESS`, or
+/// `$XDG_RUNTIME_DIR/bus`), as runc looks for it.
+fn user_bus_exists() -> bool {
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
+        || std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|x| !x.is_empty() && PathBuf::from(x).join("bus").exists())
+}
+
+/// The user whose session this process runs in, as the bus sees it (sd_bus's owner uid): the
+/// euid outside a user namespace; in one (rootless Podman maps the user to 0), the `N` of
+/// `user-N.slice` in this process's cgroup, else the euid as the user namespace maps it.
+pub fn session_owner() -> Option<u32> {
+    if !in_user_namespace() {
+        return Some(euid());
+    }
+    let cgroup = crate::kernfs::read("/proc/self/cgroup").unwrap_or_default();
+    let from_cgroup = cgroup
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .flat_map(|path| path.split('/'))
+        .find_map(|c| {
+            c.strip_prefix("user-")?
+                .strip_suffix(".slice")?
+                .parse()
+                .ok()
+        });
+    from_cgroup.or_else(|| {
+        let map = crate::kernfs::read("/proc/self/uid_map").ok()?;
+        outside_id(&map, euid())
+    })
+}
+
+/// `id` of this user namespace as its parent sees it, by a `uid_map`'s lines.
+fn outside_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (inside <= id && id < inside + count).then(|| (outside + id - inside) as u32)
+    })
 }
 
 /// The state directory when `--root` is not given: `$XDG_RUNTIME_DIR/runrs` for a user other
@@ -100,6 +149,17 @@ mod tests {
         assert_eq!(parse_flag(None, false).unwrap(), auto);
         let e = parse_flag(Some("maybe"), false).unwrap_err().to_string();
         assert_eq!(e, "strconv.ParseBool: parsing \"maybe\": invalid syntax");
+    }
+
+    #[test]
+    fn ids_translate_through_a_uid_map() {
+        // rootless Podman: the user is root inside, subordinate ids above.
+        let map = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(outside_id(map, 0), Some(1000));
+        assert_eq!(outside_id(map, 1), Some(100000));
+        assert_eq!(outside_id(map, 65536), Some(165535));
+        assert_eq!(outside_id(map, 65537), None);
+        assert_eq!(outside_id("0 0 4294967295\n", 41500), Some(41500));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Saved {
     /// The scope unit that holds them, under the systemd cgroup driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
+    /// Whether that unit is the user's own systemd's (rootless), not the system's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_user: bool,
     /// The config the container was created from (hooks, namespaces, process defaults),
     /// kept as text: most commands never look at it, and parsing it into a tree was most
     /// of the cost of reading state.json.
@@ -264,6 +267,11 @@ impl Container {
         crate::cgroups::Cgroup {
             paths: &self.saved.cgroup_paths,
             systemd_unit: self.saved.systemd_unit.as_deref(),
+            systemd_manager: if self.saved.systemd_user {
+                crate::cgroups::systemd::Manager::User
+            } else {
+                crate::cgroups::systemd::Manager::System
+            },
         }
     }
 

@@ -352,6 +352,8 @@ impl Planned {
 pub struct Cgroup<'a> {
     pub paths: &'a [PathBuf],
     pub systemd_unit: Option<&'a str>,
+    /// The systemd the unit belongs to (the user's, rootless).
+    pub systemd_manager: systemd::Manager,
 }
 
 impl Cgroup<'_> {
@@ -367,7 +369,7 @@ impl Cgroup<'_> {
             let v1 = matches!(backend(self.paths), Some(Backend::V1(_)));
             let mut props = systemd::properties::from_resources(r, v1)?;
             props.retain(|(name, _)| !name.starts_with("Device"));
-            systemd::Systemd::connect()?.set_properties(unit, props)?;
+            systemd::Systemd::connect(self.systemd_manager)?.set_properties(unit, props)?;
         }
         update(self.paths, r)
     }
@@ -422,7 +424,7 @@ impl Cgroup<'_> {
     /// Remove it (its processes are gone): stop and reset the unit, remove the directories.
     pub fn destroy(&self) {
         if let Some(unit) = self.systemd_unit {
-            if let Err(e) = systemd::stop(unit) {
+            if let Err(e) = systemd::stop(unit, self.systemd_manager) {
                 crate::logging::warn(&format!("{e:#}"));
             }
         }

@@ -28,7 +28,8 @@ impl Plan {
         let resources = (linux.and_then(|l| l.resources().clone())).unwrap_or_default();
         let (cgroup_path, scope) = if systemd_driver {
             systemd::check_booted()?;
-            let unit = systemd::Unit::parse(path, id)?;
+            // CRIU restores as root: the system's manager.
+            let unit = systemd::Unit::parse(path, id, systemd::Manager::System)?;
             let v1 = !cgroups::unified_mode();
             let mut props = systemd::properties::from_resources(&resources, v1)?;
             let annotations = spec.annotations().clone().unwrap_or_default();
@@ -75,7 +76,7 @@ impl Plan {
         match &self.scope {
             None => cgroups::move_into(dirs, pid).context("move criu into the cgroups")?,
             Some((unit, props)) => {
-                systemd::Systemd::connect()?.start_scope(unit, pid, props.clone())?;
+                systemd::Systemd::connect(unit.manager)?.start_scope(unit, pid, props.clone())?;
                 if !self.planned.is_pure_v2() {
                     let mut made = Vec::new();
                     self.planned.make(&mut made, |h| !h.unified)?;

@@ -118,6 +118,7 @@ fn initial_state(id: &str, bundle: &Bundle, cgroups: &super::cgroup::Plan) -> Re
         owner: String::new(),
         cgroup_paths: cgroups.dirs().to_vec(),
         systemd_unit: cgroups.unit(),
+        systemd_user: false,
         config,
     })
 }
@@ -336,6 +337,7 @@ impl Drop for RestoreGuard {
         let cg = cgroups::Cgroup {
             paths: &self.cgroups,
             systemd_unit: self.unit.as_deref(),
+            systemd_manager: cgroups::systemd::Manager::System,
         };
         cg.kill_remaining();
         cg.destroy();

@@ -251,6 +251,8 @@ fn initial_state(
         owner: String::new(),
         cgroup_paths: cgroups.dirs.clone(),
         systemd_unit: plan.cgroups.systemd.as_ref().map(|(u, _)| u.name.clone()),
+        systemd_user: (plan.cgroups.systemd.as_ref())
+            .is_some_and(|(u, _)| u.manager == systemd::Manager::User),
         config,
     })
 }
@@ -400,8 +402,9 @@ fn start_systemd_scope(
     guard: &mut CreateGuard,
 ) -> Result<()> {
     crate::logging::mark("create: systemd connect");
-    systemd::Systemd::connect()?.start_scope(unit, pid, props.to_vec())?;
+    systemd::Systemd::connect(unit.manager)?.start_scope(unit, pid, props.to_vec())?;
     guard.unit = Some(unit.name.clone());
+    guard.manager = unit.manager;
     guard.cgroups = cgroups.dirs.clone();
     crate::logging::mark("create: systemd scope started");
     if plan.early == 0 && !cgroups.is_pure_v2() {
@@ -485,6 +488,7 @@ struct CreateGuard {
     armed: bool,
     cgroups: Vec<PathBuf>,
     unit: Option<String>,
+    manager: systemd::Manager,
     pid: Option<i32>,
 }
 
@@ -495,6 +499,7 @@ impl CreateGuard {
             armed: true,
             cgroups: Vec::new(),
             unit: None,
+            manager: systemd::Manager::System,
             pid: None,
         }
     }
@@ -503,6 +508,7 @@ impl CreateGuard {
         cgroups::Cgroup {
             paths: &self.cgroups,
             systemd_unit: self.unit.as_deref(),
+            systemd_manager: self.manager,
         }
     }
 
@@ -551,13 +557,21 @@ impl CgroupDriver {
                 rootless: o.rootless,
             });
         }
-        // SAFETY: geteuid has no preconditions.
-        if o.rootless && unsafe { libc::geteuid() } != 0 {
-            bail!("rootless containers with the systemd cgroup driver (the user's systemd) are not supported yet");
-        }
-        use systemd::{properties, Unit};
+        use systemd::{properties, Manager, Unit};
         systemd::check_booted()?;
-        let unit = Unit::parse(path, o.id)?;
+        // Rootless: the user's own systemd, on cgroup v2 only (runc's words).
+        let manager = if o.rootless {
+            if !cgroups::unified_mode() {
+                bail!("cannot use rootless systemd cgroups manager on cgroup v1");
+            }
+            Manager::User
+        } else {
+            Manager::System
+        };
+        let mut unit = Unit::parse(path, o.id, manager)?;
+        if manager == Manager::User {
+            unit.locate(&systemd::Systemd::connect(manager)?)?;
+        }
         // No linux.resources still means runc's default device rules, as a property too.
         let resources = linux
             .and_then(|l| l.resources().clone())

@@ -1,9 +1,9 @@
-//! systemd's manager on the system bus: the four calls the driver makes. One connection per
-//! command, opened only when the driver is used (zbus: pure Rust, so the static build stays
-//! static; no libdbus, no libsystemd).
+//! systemd's manager on the system bus, or the user's own on the user's bus (rootless): the
+//! calls the driver makes. One connection per command, opened only when the driver is used
+//! (zbus: pure Rust, so the static build stays static; no libdbus, no libsystemd).
 
 use super::properties::Property;
-use super::Unit;
+use super::{Manager, Unit};
 use anyhow::{anyhow, bail, Result};
 use std::time::Duration;
 use zbus::blocking::{Connection, MessageIterator};
@@ -20,11 +20,35 @@ pub struct Systemd {
 }
 
 impl Systemd {
-    pub fn connect() -> Result<Systemd> {
-        let conn = Connection::system().map_err(|e| {
-            anyhow!("--systemd-cgroup: cannot reach systemd on the system bus (/run/dbus/system_bus_socket): {e}")
-        })?;
+    pub fn connect(manager: Manager) -> Result<Systemd> {
+        let conn = match manager {
+            Manager::System => Connection::system().map_err(|e| {
+                anyhow!("--systemd-cgroup: cannot reach systemd on the system bus (/run/dbus/system_bus_socket): {e}")
+            })?,
+            Manager::User => connect_user()?,
+        };
         Ok(Systemd { conn })
+    }
+
+    /// The manager's own cgroup (its `ControlGroup` property): where a user's slices are.
+    pub fn manager_cgroup(&self) -> Result<String> {
+        let reply = self
+            .conn
+            .call_method(
+                Some("org.freedesktop.systemd1"),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &("org.freedesktop.systemd1.Manager", "ControlGroup"),
+            )
+            .map_err(|e| method_error("Get", "ControlGroup", e))?;
+        let value: zbus::zvariant::OwnedValue = reply.body().deserialize()?;
+        let cgroup = String::try_from(value)
+            .map_err(|e| anyhow!("systemd: the manager's ControlGroup is not a string: {e}"))?;
+        if cgroup.is_empty() || cgroup == "/" {
+            bail!("systemd on the user's bus reports no cgroup of its own (ControlGroup {cgroup:?}): is it the system's manager?");
+        }
+        Ok(cgroup)
     }
 
     /// One call of a method of `org.freedesktop.systemd1.Manager`.
@@ -158,6 +182,29 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// The user's bus, as runc finds it: `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`
+/// if it exists. The EXTERNAL authentication names the user the bus sees: in a user namespace
+/// (rootless Podman) that is the owner of the session, not uid 0.
+fn connect_user() -> Result<Connection> {
+    let address = match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+        Ok(a) if !a.is_empty() => a,
+        _ => {
+            let bus = std::env::var_os("XDG_RUNTIME_DIR")
+                .filter(|x| !x.is_empty())
+                .map(|x| std::path::PathBuf::from(x).join("bus"))
+                .filter(|b| b.exists())
+                .ok_or_else(|| anyhow!("could not detect DBUS_SESSION_BUS_ADDRESS from the environment; make sure you have installed the dbus-user-session or dbus-daemon package; note you may need to re-login"))?;
+            format!("unix:path={}", bus.display())
+        }
+    };
+    let uid = crate::rootless::session_owner().unwrap_or_else(crate::rootless::euid);
+    zbus::blocking::connection::Builder::address(address.as_str())
+        .and_then(|b| b.user_id(uid).build())
+        .map_err(|e| {
+            anyhow!("--systemd-cgroup: cannot reach the user's systemd on {address} (as uid {uid}; hint: for rootless containers, maybe you need to install dbus-user-session package, see https://github.com/opencontainers/runc/blob/master/docs/cgroup-v2.md): {e}")
+        })
 }
 
 fn method_error(method: &str, unit: &str, e: zbus::Error) -> anyhow::Error {

@@ -4,6 +4,9 @@
 //! cgroupfs backend writes into the delegated directory what systemd cannot express.
 //! `linux.cgroupsPath` is runc's `slice:prefix:name`: the unit is `prefix-name.scope` in
 //! `slice` (`system.slice` when empty); an empty path is `system.slice:runrs:<id>`.
+//! Rootless, the unit is the user's own systemd's (`systemd --user`, reached over the user's
+//! bus as runc reaches it), in `user.slice` when the path names no slice, and its cgroup is
+//! under that manager's (`/user.slice/user-1000.slice/user@1000.service/user.slice/...`).
 
 mod dbus;
 pub mod properties;
@@ -13,18 +16,28 @@ use std::path::Path;
 
 pub use dbus::Systemd;
 
-/// A container's scope unit: its name and the slice it lives in.
+/// Which systemd a unit belongs to: the system's, or the user's own (rootless).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Manager {
+    #[default]
+    System,
+    User,
+}
+
+/// A container's scope unit: its name, the slice it lives in and the manager that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     pub slice: String,
     pub name: String,
+    pub manager: Manager,
+    /// The manager's own cgroup, which its slices are under: empty for the system's,
+    /// `/user.slice/user-1000.slice/user@1000.service` for a user's (set by [`Unit::locate`]).
+    pub root: String,
 }
-
-const DEFAULT_SLICE: &str = "system.slice";
 
 impl Unit {
     /// runc's `slice:prefix:name`; anything else is refused with runc's words.
-    pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
+    pub fn parse(cgroups_path: Option<&str>, id: &str, manager: Manager) -> Result<Unit> {
         let path = cgroups_path.unwrap_or("");
         let (slice, prefix, name) = if path.is_empty() {
             ("", "runrs", id)
@@ -43,10 +56,10 @@ impl Unit {
         if name.ends_with(".slice") {
             bail!("cgroupsPath {path:?}: a slice as the container's own unit is not supported; name a scope");
         }
-        let slice = if slice.is_empty() {
-            DEFAULT_SLICE
-        } else {
-            slice
+        let slice = match (slice, manager) {
+            ("", Manager::System) => "system.slice",
+            ("", Manager::User) => "user.slice",
+            (slice, _) => slice,
         };
         expand_slice(slice)?;
         let name = if prefix.is_empty() {
@@ -57,13 +70,28 @@ impl Unit {
         Ok(Unit {
             slice: slice.to_string(),
             name,
+            manager,
+            root: String::new(),
         })
+    }
+
+    /// A user's unit: ask its manager where its cgroup is (runc asks for `ControlGroup` too).
+    pub fn locate(&mut self, systemd: &Systemd) -> Result<()> {
+        if self.manager == Manager::User {
+            self.root = systemd.manager_cgroup()?;
+        }
+        Ok(())
     }
 
     /// The unit's cgroup, from the hierarchy root: `/system.slice/runrs-ID.scope`.
     pub fn cgroup_path(&self) -> String {
         let slice = expand_slice(&self.slice).unwrap_or_default();
-        format!("{}/{}", slice.trim_end_matches('/'), self.name)
+        format!(
+            "{}{}/{}",
+            self.root.trim_end_matches('/'),
+            slice.trim_end_matches('/'),
+            self.name
+        )
     }
 }
 
@@ -107,8 +135,8 @@ pub fn check_booted() -> Result<()> {
 
 /// Stop the unit and leave nothing failed or inactive behind (`delete`, an aborted create).
 /// A unit that is already gone (its last process exited) is fine.
-pub fn stop(unit: &str) -> Result<()> {
-    Systemd::connect()?.stop(unit)
+pub fn stop(unit: &str, manager: Manager) -> Result<()> {
+    Systemd::connect(manager)?.stop(unit)
 }
 
 #[cfg(test)]
@@ -117,21 +145,45 @@ mod tests {
 
     #[test]
     fn runc_cgroups_path_forms() {
-        let u = Unit::parse(Some("system.slice:docker:abc"), "abc").unwrap();
+        let u = Unit::parse(Some("system.slice:docker:abc"), "abc", Manager::System).unwrap();
         assert_eq!(u.name, "docker-abc.scope");
         assert_eq!(u.cgroup_path(), "/system.slice/docker-abc.scope");
-        let u = Unit::parse(Some("kubepods-burstable-pod12.slice:cri-containerd:x"), "x").unwrap();
+        let u = Unit::parse(
+            Some("kubepods-burstable-pod12.slice:cri-containerd:x"),
+            "x",
+            Manager::System,
+        )
+        .unwrap();
         assert_eq!(
             u.cgroup_path(),
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12.slice/cri-containerd-x.scope"
         );
-        let u = Unit::parse(Some(":runrs:x"), "x").unwrap();
+        let u = Unit::parse(Some(":runrs:x"), "x", Manager::System).unwrap();
         assert_eq!(u.slice, "system.slice");
-        let u = Unit::parse(None, "web").unwrap();
+        let u = Unit::parse(None, "web", Manager::System).unwrap();
         assert_eq!(u.name, "runrs-web.scope");
         assert_eq!(
-            Unit::parse(Some("-.slice::x"), "x").unwrap().cgroup_path(),
+            Unit::parse(Some("-.slice::x"), "x", Manager::System)
+                .unwrap()
+                .cgroup_path(),
             "/x.scope"
+        );
+    }
+
+    #[test]
+    fn a_users_unit_is_under_its_managers_cgroup_in_user_slice() {
+        let mut u = Unit::parse(None, "web", Manager::User).unwrap();
+        assert_eq!(u.slice, "user.slice");
+        u.root = "/user.slice/user-1000.slice/user@1000.service".into();
+        assert_eq!(
+            u.cgroup_path(),
+            "/user.slice/user-1000.slice/user@1000.service/user.slice/runrs-web.scope"
+        );
+        let mut u = Unit::parse(Some("app.slice:podman:x"), "x", Manager::User).unwrap();
+        u.root = "/user.slice/user-1000.slice/user@1000.service/".into();
+        assert_eq!(
+            u.cgroup_path(),
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/podman-x.scope"
         );
     }
 
@@ -145,9 +197,14 @@ mod tests {
             "-a.slice:x:y",
             "a.slice:x:",
         ] {
-            assert!(Unit::parse(Some(p), "id").is_err(), "{p} accepted");
+            assert!(
+                Unit::parse(Some(p), "id", Manager::System).is_err(),
+                "{p} accepted"
+            );
         }
-        let e = Unit::parse(Some("a:b"), "id").unwrap_err().to_string();
+        let e = Unit::parse(Some("a:b"), "id", Manager::System)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("slice:prefix:name"), "{e}");
     }
 }
