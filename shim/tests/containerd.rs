@@ -822,7 +822,10 @@ fn unit_property(unit: &str, prop: &str) -> String {
 
 /// containerd's `SystemdCgroup = true` (the kubeadm default): the task's cgroup is a scope
 /// unit made through the runtime's systemd driver, for our shim and, as the baseline, for
-/// the Go shim with runc; `ctr task delete` + `ctr container rm` leave no unit behind.
+/// the Go shim with runc; `ctr task delete` + `ctr container rm` leave no unit behind. Our
+/// shim also without the option ("auto"), as Docker's systemd cgroup driver asks it: a
+/// `slice:prefix:name` cgroupsPath and no `SystemdCgroup` (Docker sends runc's options only
+/// to runc's shim).
 #[test]
 fn systemd_cgroup_option_makes_a_scope_and_leaves_no_unit() {
     // cgroup.controllers at the top: /sys/fs/cgroup is cgroup2, not a hybrid's tmpfs.
@@ -834,18 +837,25 @@ fn systemd_cgroup_option_makes_a_scope_and_leaves_no_unit() {
     }
     let env = Env::new("sdcg");
     let toml = env.path().join("runtime.toml");
-    let mut opts = fs::read_to_string(&toml).unwrap();
-    opts.push_str("SystemdCgroup = true\n");
-    fs::write(&toml, opts).unwrap();
+    let plain = fs::read_to_string(&toml).unwrap();
     let go_shim = Path::new("/usr/bin/containerd-shim-runc-v2").exists();
-    let mut cases = vec![("ours", format!("runrs-sd-{}", std::process::id()))];
+    let mut cases = vec![
+        ("ours", format!("runrs-sd-{}", std::process::id())),
+        ("auto", format!("runrs-auto-{}", std::process::id())),
+    ];
     if go_shim {
         cases.push(("go", format!("gosh-sd-{}", std::process::id())));
     }
     for (shim, id) in &cases {
         let cgroup = format!("system.slice:ctr-it:{id}");
         let unit = format!("ctr-it-{id}.scope");
-        let out = if *shim == "ours" {
+        let option = if *shim == "ours" {
+            "SystemdCgroup = true\n"
+        } else {
+            ""
+        };
+        fs::write(&toml, format!("{plain}{option}")).unwrap();
+        let out = if *shim != "go" {
             env.run(&["-d", "--cgroup", &cgroup], id, &["sleep", "1000"])
         } else {
             let d = env.path().display();
@@ -1560,4 +1570,93 @@ fn ctr_container_checkpoint_and_restore() {
     });
     assert!(env.ctr(&["task", "delete", "cc1"]).status.success());
     assert!(env.ctr(&["c", "rm", "cc1"]).status.success());
+}
+
+/// runc's shim options: what the shim carries out reaches the runtime (`NoPivotRoot` as
+/// `--no-pivot`, `NoNewKeyring` as `--no-new-keyring`); what it cannot (`ShimCgroup`, `IoUid`,
+/// ...) fails Create with the option's name in ctr's output and leaves nothing running, and a
+/// shim that refused one Create serves its other containers as before.
+#[test]
+fn runtime_options_are_carried_out_or_refused_by_name() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("options");
+    let d = env.path();
+    // The runtime behind a wrapper that notes its arguments.
+    let calls = d.join("calls");
+    let wrapper = d.join("runtime-wrapper");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >>{}\nexec {} \"$@\"\n",
+            calls.display(),
+            runtime_binary()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let config = |extra: &str| {
+        let text = format!(
+            "BinaryName = \"{}\"\nRoot = \"{}/runtime-root\"\n{extra}",
+            wrapper.display(),
+            d.display()
+        );
+        fs::write(d.join("runtime.toml"), text).unwrap();
+    };
+
+    config("ShimCgroup = \"/pods\"\n");
+    let out = env.run(&["--rm"], "o1", &["true"]);
+    assert!(!out.status.success(), "ShimCgroup was ignored");
+    assert!(
+        describe(&out).contains("runtime option ShimCgroup is not supported"),
+        "{}",
+        describe(&out)
+    );
+    env.wait_until("the refusing shim gone", || env.shim_pids().is_empty());
+    assert_eq!(env.task_status("o1"), None);
+    assert!(!calls.exists(), "the runtime ran for a refused create");
+
+    config("NoPivotRoot = true\nNoNewKeyring = true\n");
+    let out = env.run(&["-d"], "o2", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let create = fs::read_to_string(&calls).unwrap();
+    let create = create.lines().find(|l| l.contains(" create ")).unwrap();
+    assert!(
+        create.contains("--no-pivot") && create.contains("--no-new-keyring"),
+        "{create}"
+    );
+
+    // A Create with runc options naming what the shim cannot do, sent to o2's shim as
+    // containerd sends a pod's next container: refused by name, o2 still served.
+    let client = env.task_client("o2");
+    let bundle = d.join("bundle-o3");
+    fs::create_dir(&bundle).unwrap();
+    let mut req = runrs_proto::shim::CreateTaskRequest::new();
+    req.id = "o3".into();
+    req.bundle = bundle.to_string_lossy().into_owned();
+    let mut options = runrs_proto::protobuf::well_known_types::any::Any::new();
+    options.type_url = "containerd.runc.v1.Options".into();
+    options.value = vec![0x20, 0xe8, 0x07]; // io_uid (field 4) = 1000
+    req.options = Some(options).into();
+    let e = client.create(rpc_context(), &req).unwrap_err();
+    assert!(format!("{e:?}").contains("IoUid"), "{e:?}");
+    assert!(
+        !bundle.join("runrs-shim.json").exists(),
+        "a refused create left its config"
+    );
+    assert_eq!(env.task_status("o2").as_deref(), Some("RUNNING"));
+    let mut state = runrs_proto::shim::StateRequest::new();
+    state.id = "o2".into();
+    assert!(client.state(rpc_context(), &state).is_ok());
+
+    assert!(env
+        .ctr(&["task", "kill", "-s", "KILL", "o2"])
+        .status
+        .success());
+    env.wait_until("o2 stopped", || {
+        env.task_status("o2").as_deref() == Some("STOPPED")
+    });
+    assert!(env.ctr(&["task", "delete", "o2"]).status.success());
 }

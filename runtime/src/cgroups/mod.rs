@@ -134,12 +134,13 @@ pub fn unified_mode() -> bool {
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
-/// runc's `cgroupsPath` forms: a path, or systemd's `slice:prefix:name` (refused for now).
+/// runc's `cgroupsPath` forms for the cgroupfs driver: a path; systemd's `slice:prefix:name`
+/// is refused (runc would make a directory named so), pointing at `--systemd-cgroup`.
 pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     match cgroups_path {
         None | Some("") => Ok(id.to_string()),
         Some(p) if !p.starts_with('/') && p.split(':').count() == 3 => anyhow::bail!(
-            "cgroupsPath {p:?} is in systemd form (slice:prefix:name): the systemd cgroup driver is not supported yet"
+            "cgroupsPath {p:?} is in systemd form (slice:prefix:name): use --systemd-cgroup for the systemd cgroup driver"
         ),
         Some(p) => Ok(p.to_string()),
     }

@@ -62,6 +62,7 @@ impl Runtime {
         if let Some(s) = console_socket {
             cmd.arg("--console-socket").arg(s);
         }
+        self.pivot_and_keyring(&mut cmd);
         cmd.arg(id);
         self.run_with_stdio(cmd, stdio, "create").map(|_| ())
     }
@@ -91,8 +92,19 @@ impl Runtime {
         if let Some(s) = console_socket {
             cmd.arg("--console-socket").arg(s);
         }
+        self.pivot_and_keyring(&mut cmd);
         cmd.arg(id);
         self.run_with_stdio(cmd, stdio, "restore").map(|_| ())
+    }
+
+    /// runc's shim options `NoPivotRoot` and `NoNewKeyring`, as runc's shim passes them.
+    fn pivot_and_keyring(&self, cmd: &mut Command) {
+        if self.config.no_pivot {
+            cmd.arg("--no-pivot");
+        }
+        if self.config.no_new_keyring {
+            cmd.arg("--no-new-keyring");
+        }
     }
 
     /// `exec --process FILE --detach --pid-file P [--console-socket S] ID`.

@@ -92,15 +92,26 @@ pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskRe
     Ok(resp)
 }
 
-/// The runtime binary and root from Create's options (else the defaults), saved in the
-/// bundle for `shim delete`.
+/// The runtime binary, root and flags from Create's options (else the defaults; an option
+/// the shim cannot carry out is an INVALID_ARGUMENT naming it) and the bundle's cgroupsPath,
+/// saved in the bundle for `shim delete`.
 fn runtime_for(shim: &Shim, options: Option<&Any>, bundle: &Path) -> Result<Runtime> {
     let mut config = RuntimeConfig::defaults(&shim.namespace);
     if let Some(opts) = options {
-        config.apply_options(opts).map_err(unknown)?;
+        config
+            .apply_options(opts)
+            .map_err(|e| rpc_error(Code::INVALID_ARGUMENT, e))?;
     }
+    config.follow_cgroups_path(cgroups_path(bundle).as_deref());
     config.save(bundle).map_err(unknown)?;
     Ok(Runtime::new(config, bundle, Some(shim.reaper.clone())))
+}
+
+/// `linux.cgroupsPath` of the bundle's config.json, if it has one.
+fn cgroups_path(bundle: &Path) -> Option<String> {
+    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    Some(config["linux"]["cgroupsPath"].as_str()?.to_string())
 }
 
 /// Mounts Create's rootfs mounts onto `<bundle>/rootfs` (none: the bundle has its own).
