@@ -140,13 +140,7 @@ fn detached_task_lifecycle() {
     assert!(env.ctr(&["task", "resume", "d1"]).status.success());
     assert_eq!(env.task_status("d1").as_deref(), Some("RUNNING"));
 
-    let out = env.ctr(&["task", "kill", "-s", "KILL", "d1"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    env.wait_until("d1 stopped", || {
-        env.task_status("d1").as_deref() == Some("STOPPED")
-    });
-    let out = env.ctr(&["task", "delete", "d1"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = env.kill_and_delete("d1");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("137"),
         "{}",
@@ -680,14 +674,7 @@ fn output_waits_for_the_fifos_first_reader() {
     sleep(Duration::from_millis(800));
     let text = read_fifo_until_eof(&fifo, Duration::from_secs(10));
     assert_eq!(text, "early-line\n");
-    assert!(env
-        .ctr(&["task", "kill", "-s", "KILL", "lr"])
-        .status
-        .success());
-    env.wait_until("lr stopped", || {
-        env.task_status("lr").as_deref() == Some("STOPPED")
-    });
-    assert!(env.ctr(&["task", "delete", "lr"]).status.success());
+    env.kill_and_delete("lr");
 }
 
 /// containerd's CRI opens an exec's stdout and stderr fifos for reading in goroutines
@@ -743,14 +730,7 @@ fn a_silent_stream_still_meets_a_late_reader() {
     client
         .delete(rpc_context(), &del)
         .expect("Delete of the exec");
-    assert!(env
-        .ctr(&["task", "kill", "-s", "KILL", "si"])
-        .status
-        .success());
-    env.wait_until("si stopped", || {
-        env.task_status("si").as_deref() == Some("STOPPED")
-    });
-    assert!(env.ctr(&["task", "delete", "si"]).status.success());
+    env.kill_and_delete("si");
 }
 
 /// Opens the fifo for reading the way containerd does (a blocking open, which returns
@@ -896,14 +876,7 @@ fn systemd_cgroup_option_makes_a_scope_and_leaves_no_unit() {
             "{shim}: {}",
             describe(&metrics)
         );
-        assert!(env
-            .ctr(&["task", "kill", "-s", "KILL", id])
-            .status
-            .success());
-        env.wait_until("stopped", || {
-            env.task_status(id).as_deref() == Some("STOPPED")
-        });
-        assert!(env.ctr(&["task", "delete", id]).status.success(), "{shim}");
+        env.kill_and_delete(id);
         assert!(env.ctr(&["container", "rm", id]).status.success(), "{shim}");
         env.wait_until("unit gone", || {
             unit_property(&unit, "LoadState") == "not-found"
@@ -931,14 +904,7 @@ fn shim_drives_debian_runc() {
     assert!(out.status.success(), "{}", describe(&out));
     let out = env.ctr(&["task", "ps", "d1"]);
     assert!(stdout(&out).lines().count() >= 2, "{}", describe(&out));
-    assert!(env
-        .ctr(&["task", "kill", "-s", "KILL", "d1"])
-        .status
-        .success());
-    env.wait_until("d1 stopped", || {
-        env.task_status("d1").as_deref() == Some("STOPPED")
-    });
-    assert!(env.ctr(&["task", "delete", "d1"]).status.success());
+    env.kill_and_delete("d1");
     env.wait_until("no shim left", || env.shim_pids().is_empty());
 }
 
@@ -999,20 +965,9 @@ fn containers_of_one_sandbox_share_its_shim() {
     assert_eq!(address("app2"), address("pod1"));
     assert_ne!(address("alone"), address("pod1"));
 
-    let stop = |id: &str| {
-        assert!(env
-            .ctr(&["task", "kill", "-s", "KILL", id])
-            .status
-            .success());
-        env.wait_until("stopped", || {
-            env.task_status(id).as_deref() == Some("STOPPED")
-        });
-        let out = env.ctr(&["task", "delete", id]);
-        assert!(out.status.success(), "{}", describe(&out));
-    };
     // Shutdown after a delete leaves the shim running while it serves other tasks...
-    stop("app1");
-    stop("pod1");
+    env.kill_and_delete("app1");
+    env.kill_and_delete("pod1");
     sleep(Duration::from_millis(300));
     assert_eq!(env.shim_pids().len(), 2);
     assert_eq!(env.task_status("app2").as_deref(), Some("RUNNING"));
@@ -1029,8 +984,8 @@ fn containers_of_one_sandbox_share_its_shim() {
     ]);
     assert_eq!(stdout(&out), "still-served\n", "{}", describe(&out));
     // ...and exits with its last one.
-    stop("app2");
-    stop("alone");
+    env.kill_and_delete("app2");
+    env.kill_and_delete("alone");
     env.wait_until("no shim left", || env.shim_pids().is_empty());
     let sockets: Vec<_> = fs::read_dir(env.path().join("s"))
         .map(|d| d.flatten().collect())
@@ -1306,14 +1261,7 @@ fn the_task_socket_serves_only_root_and_survives_bad_frames() {
         "State after the bad frames"
     );
     assert_eq!(env.task_status("bf").as_deref(), Some("RUNNING"));
-    assert!(env
-        .ctr(&["task", "kill", "-s", "KILL", "bf"])
-        .status
-        .success());
-    env.wait_until("bf stopped", || {
-        env.task_status("bf").as_deref() == Some("STOPPED")
-    });
-    assert!(env.ctr(&["task", "delete", "bf"]).status.success());
+    env.kill_and_delete("bf");
 }
 
 /// Why CRIU cannot run here (`criu check`), or None. In the guest, whose image is ours
@@ -1561,14 +1509,7 @@ fn ctr_container_checkpoint_and_restore() {
         "the restored count broke: {c:?}"
     );
 
-    assert!(env
-        .ctr(&["task", "kill", "-s", "SIGKILL", "cc1"])
-        .status
-        .success());
-    env.wait_until("cc1 killed after the restore", || {
-        env.task_status("cc1").as_deref() == Some("STOPPED")
-    });
-    assert!(env.ctr(&["task", "delete", "cc1"]).status.success());
+    env.kill_and_delete("cc1");
     assert!(env.ctr(&["c", "rm", "cc1"]).status.success());
 }
 
@@ -1651,12 +1592,5 @@ fn runtime_options_are_carried_out_or_refused_by_name() {
     state.id = "o2".into();
     assert!(client.state(rpc_context(), &state).is_ok());
 
-    assert!(env
-        .ctr(&["task", "kill", "-s", "KILL", "o2"])
-        .status
-        .success());
-    env.wait_until("o2 stopped", || {
-        env.task_status("o2").as_deref() == Some("STOPPED")
-    });
-    assert!(env.ctr(&["task", "delete", "o2"]).status.success());
+    env.kill_and_delete("o2");
 }

@@ -349,6 +349,20 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         pids
     }
 
+    /// `ctr task kill -s KILL`, wait for STOPPED, `ctr task delete`: each must succeed. The
+    /// delete's output (it names the exit status).
+    #[track_caller]
+    pub fn kill_and_delete(&self, id: &str) -> Output {
+        let out = self.ctr(&["task", "kill", "-s", "KILL", id]);
+        assert!(out.status.success(), "kill {id}: {}", describe(&out));
+        self.wait_until(&format!("{id} stopped"), || {
+            self.task_status(id).as_deref() == Some("STOPPED")
+        });
+        let out = self.ctr(&["task", "delete", id]);
+        assert!(out.status.success(), "delete {id}: {}", describe(&out));
+        out
+    }
+
     pub fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
