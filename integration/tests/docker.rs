@@ -565,3 +565,91 @@ fn docker_live_restore_keeps_containers_across_a_dockerd_kill() {
         "rm left a container"
     );
 }
+
+/// `--restart on-failure:2`: dockerd starts a container that exits non-zero again, twice,
+/// each time through the runtime (a new task on the same bundle), then leaves it exited with
+/// its code; `--restart always` starts one that exited 0 again. As with docker's runc.
+#[test]
+fn docker_restart_policies_start_the_container_again() {
+    let Some(docker) = Docker::start("docker_restart") else {
+        return;
+    };
+    let runtimes = if docker.runs_our_shim() {
+        vec!["runrs", "runc"]
+    } else {
+        RUNTIMES.to_vec()
+    };
+    for rt in runtimes {
+        let name = format!("restart-{rt}");
+        let out = docker.run(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--runtime",
+            rt,
+            "--restart",
+            "on-failure:2",
+            "bb:1",
+            "sh",
+            "-c",
+            "sleep 1; exit 3",
+        ]);
+        out.code(0);
+        let inspect = |format: &str| {
+            let out = docker.run(&["inspect", "--format", format, &name]);
+            out.stdout.trim().to_string()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        while inspect("{{.State.Status}} {{.RestartCount}}") != "exited 2" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "--runtime {rt}: not restarted twice and exited: {}",
+                inspect("{{json .State}} {{.RestartCount}}")
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(inspect("{{.State.ExitCode}}"), "3", "--runtime {rt}");
+        docker.run(&["rm", &name]).code(0);
+
+        // always: a container that exits 0 is started again too.
+        let name = format!("always-{rt}");
+        let out = docker.run(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--runtime",
+            rt,
+            "--restart",
+            "always",
+            "bb:1",
+            "sh",
+            "-c",
+            "sleep 2",
+        ]);
+        out.code(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            let count = docker.run(&["inspect", "--format", "{{.RestartCount}}", &name]);
+            if count.stdout.trim().parse::<u32>().unwrap_or(0) >= 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "--runtime {rt}: not started again after it exited 0: {count}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        docker.run(&["rm", "--force", &name]).code(0);
+    }
+    if docker.runs_our_shim() {
+        let calls = docker.daemon.runtime_log();
+        // Three runs of the first container, two of the second.
+        let creates = calls
+            .lines()
+            .filter(|l| l.contains("create --bundle "))
+            .count();
+        assert_eq!(creates, 5, "runtime calls:\n{calls}");
+    }
+}
