@@ -643,13 +643,13 @@ fn docker_restart_policies_start_the_container_again() {
         }
         docker.run(&["rm", "--force", &name]).code(0);
     }
-    if docker.runs_our_shim() {
-        let calls = docker.daemon.runtime_log();
-        // Three runs of the first container, two of the second.
-        let creates = calls
-            .lines()
-            .filter(|l| l.contains("create --bundle "))
-            .count();
-        assert_eq!(creates, 5, "runtime calls:\n{calls}");
-    }
+    // The runtime under test made each start: three of the first container, at least two
+    // of the second (dockerd counts a restart before it reaches the runtime; runc's
+    // containers do not pass through it).
+    let calls = docker.daemon.runtime_log();
+    let creates = calls
+        .lines()
+        .filter(|l| l.contains("create --bundle "))
+        .count();
+    assert!(creates >= 5, "{creates} creates; runtime calls:\n{calls}");
 }
