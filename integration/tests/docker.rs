@@ -580,68 +580,50 @@ fn docker_restart_policies_start_the_container_again() {
         RUNTIMES.to_vec()
     };
     for rt in runtimes {
-        let name = format!("restart-{rt}");
-        let out = docker.run(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--runtime",
-            rt,
-            "--restart",
-            "on-failure:2",
-            "bb:1",
-            "sh",
-            "-c",
-            "sleep 1; exit 3",
-        ]);
-        out.code(0);
-        let inspect = |format: &str| {
-            let out = docker.run(&["inspect", "--format", format, &name]);
+        let start = |name: &str, policy: &str, script: &str| {
+            let args = [
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--runtime",
+                rt,
+                "--restart",
+                policy,
+            ];
+            let mut args = args.to_vec();
+            args.extend(["bb:1", "sh", "-c", script]);
+            docker.run(&args).code(0);
+        };
+        let inspect = |name: &str, format: &str| {
+            let out = docker.run(&["inspect", "--format", format, name]);
             out.stdout.trim().to_string()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(180);
-        while inspect("{{.State.Status}} {{.RestartCount}}") != "exited 2" {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "--runtime {rt}: not restarted twice and exited: {}",
-                inspect("{{json .State}} {{.RestartCount}}")
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        assert_eq!(inspect("{{.State.ExitCode}}"), "3", "--runtime {rt}");
-        docker.run(&["rm", &name]).code(0);
-
-        // always: a container that exits 0 is started again too.
-        let name = format!("always-{rt}");
-        let out = docker.run(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--runtime",
-            rt,
-            "--restart",
-            "always",
-            "bb:1",
-            "sh",
-            "-c",
-            "sleep 2",
-        ]);
-        out.code(0);
-        let deadline = std::time::Instant::now() + Duration::from_secs(180);
-        loop {
-            let count = docker.run(&["inspect", "--format", "{{.RestartCount}}", &name]);
-            if count.stdout.trim().parse::<u32>().unwrap_or(0) >= 2 {
-                break;
+        let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(180);
+            while !done() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "--runtime {rt}: {what}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "--runtime {rt}: not started again after it exited 0: {count}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        docker.run(&["rm", "--force", &name]).code(0);
+        };
+        start("restart", "on-failure:2", "sleep 1; exit 3");
+        wait_for("not restarted twice, then exited", &|| {
+            inspect("restart", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
+        });
+        assert_eq!(inspect("restart", "{{.State.ExitCode}}"), "3", "{rt}");
+        docker.run(&["rm", "restart"]).code(0);
+        // always: a container that exits 0 is started again too.
+        start("always", "always", "sleep 2");
+        wait_for("not started again after it exited 0", &|| {
+            inspect("always", "{{.RestartCount}}")
+                .parse::<u32>()
+                .unwrap_or(0)
+                >= 2
+        });
+        docker.run(&["rm", "--force", "always"]).code(0);
     }
     // The runtime under test made each start: three of the first container, at least two
     // of the second (dockerd counts a restart before it reaches the runtime; runc's
