@@ -635,3 +635,87 @@ fn a_systemd_scope_is_made_again_at_restore() {
     sd(&["delete", "--force", &id]).ok();
     env.assert_no_trace(&id, &b);
 }
+
+/// Whether something listens on TCP `port` of the loopback (`/proc/net/tcp`, state 0A).
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!(":{port:04X} ");
+    table
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(3) == Some("0A") && l.contains(&local))
+}
+
+/// `checkpoint --page-server ADDRESS:PORT`: the dump's memory pages go to a `criu
+/// page-server`, the rest to the image directory; the two put together restore the counter,
+/// which counts on.
+#[test]
+fn a_dump_sends_its_pages_to_a_page_server() {
+    let Some(env) = env_with_criu("ckpt_page_server") else {
+        return;
+    };
+    let mut b = env.bundle();
+    let (id, mut guard, pid) = running_counter(&env, &mut b);
+    let served = env.path("page-server");
+    std::fs::create_dir(&served).unwrap();
+    let port = 27000 + (std::process::id() % 2000) as u16;
+    let mut server = std::process::Command::new("criu")
+        .args(["page-server", "--images-dir", &arg(&served)])
+        .args(["--port", &port.to_string(), "-v4"])
+        .arg("--log-file")
+        .arg(env.path("page-server.log"))
+        .spawn()
+        .expect("criu page-server");
+    assert!(
+        wait_for(WAIT, || listening(port)),
+        "criu page-server does not listen on {port}"
+    );
+    let images = env.path("images");
+    let address = format!("127.0.0.1:{port}");
+    let out = checkpoint(
+        &env,
+        &[
+            "--page-server",
+            &address,
+            "--image-path",
+            &arg(&images),
+            &id,
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    out.ok();
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let pages = |dir: &Path| names(dir).iter().any(|n| n.starts_with("pages-"));
+    assert!(
+        pages(&served),
+        "no pages at the page server: {:?}",
+        names(&served)
+    );
+    assert!(
+        !pages(&images),
+        "pages in the image dir: {:?}",
+        names(&images)
+    );
+    let stopped_at = assert_dumped(&env, &id, pid, &b);
+    for name in names(&served) {
+        if name.ends_with(".img") {
+            std::fs::copy(served.join(&name), images.join(&name)).unwrap();
+        }
+    }
+    restore_detached(&env, &b, &images, &id).ok();
+    let restored = assert_counts_on(&env, &id, &b, stopped_at);
+    guard.record(restored);
+    env.rt.run(["kill", &id, "KILL"]).ok();
+    wait_until("the restored container to stop", WAIT, || {
+        env.rt.status(&id).as_deref() == Some("stopped")
+    });
+    env.rt.run(["delete", &id]).ok();
+    env.assert_no_trace(&id, &b);
+}

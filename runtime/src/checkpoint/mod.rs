@@ -48,6 +48,8 @@ pub struct CriuOptions {
     pub manage_cgroups_mode: Option<CgMode>,
     /// CLONE_NEW* flags CRIU makes empty: always the network namespace, as in runc.
     pub empty_ns: u32,
+    /// `--page-server ADDRESS:PORT`: the dump's memory pages go there (`criu page-server`).
+    pub page_server: Option<(String, i32)>,
 }
 
 /// `--manage-cgroups-mode`: runc's modes, plus runc 1.2's `ignore`.
@@ -146,6 +148,12 @@ fn base_opts(o: &CriuOptions, log_name: &str) -> Result<(CriuOpts, Dirs)> {
     opts.set_orphan_pts_master(true);
     opts.set_auto_dedup(o.auto_dedup);
     opts.set_lazy_pages(o.lazy_pages);
+    if let Some((address, port)) = &o.page_server {
+        let mut ps = rpc::CriuPageServerInfo::new();
+        ps.set_address(address.clone());
+        ps.set_port(*port);
+        opts.ps = Some(ps).into();
+    }
     if let Some(mode) = o.manage_cgroups_mode {
         opts.set_manage_cgroups_mode(mode);
         opts.set_manage_cgroups(mode != CgMode::IGNORE);

@@ -163,9 +163,10 @@ impl CriuFlags {
 
     /// The options, checked; for a checkpoint the image directory is made.
     pub(super) fn options(&self, checkpoint: bool) -> Result<CriuOptions> {
-        if self.page_server.is_some() {
-            bail!("--page-server is not supported yet");
-        }
+        let page_server = match &self.page_server {
+            Some(s) => Some(parse_page_server(s)?),
+            None => None,
+        };
         if self.lsm.is_some() {
             bail!("--lsm-profile and --lsm-mount-context are not supported yet");
         }
@@ -196,6 +197,7 @@ impl CriuFlags {
             lazy_pages: has("lazy-pages"),
             manage_cgroups_mode,
             empty_ns: checkpoint::empty_ns_mask(&self.empty_ns)?,
+            page_server,
         })
     }
 }
@@ -211,5 +213,49 @@ pub(super) fn restore_flags(m: &Matches) -> RestoreFlags {
         no_subreaper: m.bool("no-subreaper"),
         // The global flag: set where the command runs.
         systemd_cgroup: false,
+    }
+}
+
+/// `--page-server ADDRESS:PORT` (an IPv6 address in brackets), in runc's words when it is
+/// not one.
+fn parse_page_server(s: &str) -> Result<(String, i32)> {
+    let usage = || anyhow::anyhow!("Use --page-server ADDRESS:PORT to specify page server");
+    let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || port.is_empty() || (host.contains(':') && !s.starts_with('[')) {
+        return Err(usage());
+    }
+    let port: i32 = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("Invalid port number"))?;
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod page_server_tests {
+    use super::parse_page_server;
+
+    #[test]
+    fn page_server_addresses_as_runc_reads_them() {
+        assert_eq!(
+            parse_page_server("10.0.0.2:27000").unwrap(),
+            ("10.0.0.2".to_string(), 27000)
+        );
+        assert_eq!(
+            parse_page_server("[::1]:27000").unwrap(),
+            ("::1".to_string(), 27000)
+        );
+        for bad in ["10.0.0.2", ":27000", "host:", "::1:27000"] {
+            let e = parse_page_server(bad).unwrap_err().to_string();
+            assert_eq!(
+                e, "Use --page-server ADDRESS:PORT to specify page server",
+                "{bad}"
+            );
+        }
+        let e = parse_page_server("host:http").unwrap_err().to_string();
+        assert_eq!(e, "Invalid port number");
     }
 }
