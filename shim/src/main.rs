@@ -27,7 +27,9 @@
 /// it: fds 0-2 valid and SIGPIPE ignored (a fifo without reader is EPIPE, not death).
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(_argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // The arguments sit at the top of the main thread's stack (the server trims below).
+    server::MAIN_STACK_TOP.store(argv as usize, std::sync::atomic::Ordering::Relaxed);
     runrs::std_start::std_start();
     std::process::exit(run())
 }

@@ -1060,6 +1060,8 @@ fn shim_memory() {
         ];
         let out = env.ctr(&exec);
         assert!(out.status.success(), "{}", describe(&out));
+        // State, as clients poll it (`ctr task ls`): part of what an idle shim has run.
+        assert_eq!(env.task_status(id).as_deref(), Some("RUNNING"));
     }
     report("one shim per container", singles.len());
     for id in singles {

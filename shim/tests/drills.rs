@@ -697,9 +697,11 @@ fn heap_kb(pid: i32) -> u64 {
 /// One shim (a pod's: every container carries its sandbox id) serving
 /// `RUNRS_SOAK_SHIM_CONTAINERS` containers one after another (`ctr run --rm`: create,
 /// start, output, exit status, delete) beside its long-running sandbox: its memory and
-/// fds after all of them are what they were after the first tenth (within 10 %), and
-/// after half of them (measured there too: a one-off step is not a leak, a leak shows in
-/// both halves). `RUNRS_SOAK_SHIM_TRACE=1` measures after every tenth. What does grow,
+/// fds after all of them are what they were after the first tenth (within 10 %, and
+/// 128 kB for VmRSS: the text is mapped 64 KiB at a time, so a code path run for the first
+/// time, an error path or a contended lock, adds a window that is not growth per
+/// container), and after half of them (measured there too: a one-off step is not a leak,
+/// a leak shows in both halves). `RUNRS_SOAK_SHIM_TRACE=1` measures after every tenth. What does grow,
 /// ~80 kB of heap over the first few hundred containers and then no more, is glibc's
 /// per-thread tcache filling up (bounded): with `GLIBC_TUNABLES=glibc.malloc.tcache_count=0`
 /// on containerd the shim's heap stays at 24-32 kB and its VmRSS within 8 kB throughout.
@@ -769,8 +771,9 @@ fn a_long_lived_shim_does_not_grow_over_hundreds_of_containers() {
             threads0, threads1,
             "threads after {from} containers {threads0}, after {total} {threads1}"
         );
+        let slack = rss0.max(rss1) / 10 + 128;
         assert!(
-            rss1 * 10 <= rss0 * 11 && rss0 * 10 <= rss1 * 11,
+            rss1 <= rss0 + slack && rss0 <= rss1 + slack,
             "VmRSS after {from} containers {rss0} kB, after {total} {rss1} kB"
         );
     }

@@ -1,7 +1,9 @@
 //! Events to containerd: `Events/Forward` over ttrpc to `TTRPC_ADDRESS`, in order, from a
 //! queue that holds them while containerd is away (restart) and retries until delivered.
-//! What goes out as `/tasks/oom` is found by the watcher in `oom`.
+//! What goes out as `/tasks/oom` is found by the watcher in `oom`; the connection is
+//! `forward`'s.
 
+mod forward;
 pub mod oom;
 
 use std::collections::VecDeque;
@@ -9,17 +11,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use runrs_proto::events::{Envelope, ForwardRequest};
-use runrs_proto::events_ttrpc::EventsClient;
 use runrs_proto::protobuf::well_known_types::any::Any;
 use runrs_proto::protobuf::well_known_types::timestamp::Timestamp;
 use runrs_proto::protobuf::Message;
-use runrs_proto::ttrpc;
+
+use forward::Connection;
 
 /// Events kept while containerd is unreachable; the oldest go first past this.
 const MAX_QUEUED: usize = 4096;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
-/// The connection (and the two threads a ttrpc client keeps) is closed after this long
-/// without events: a shim mostly waits, sometimes for days.
+/// The connection is closed after this long without events: a shim mostly waits,
+/// sometimes for days.
 const IDLE_DISCONNECT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
@@ -85,20 +87,20 @@ impl Publisher {
 
 fn send_loop(address: &str, queue: &(Mutex<Queue>, Condvar)) {
     let (q, cv) = queue;
-    let mut client: Option<EventsClient> = None;
+    let mut conn: Option<Connection> = None;
     let mut backoff = Duration::from_millis(50);
     loop {
         let next = {
             let mut g = q.lock().unwrap();
             while g.events.is_empty() {
-                if client.is_none() {
+                if conn.is_none() {
                     g = cv.wait(g).unwrap();
                     continue;
                 }
                 let (guard, waited) = cv.wait_timeout(g, IDLE_DISCONNECT).unwrap();
                 g = guard;
                 if waited.timed_out() && g.events.is_empty() {
-                    client = None;
+                    conn = None;
                 }
             }
             g.events.front().cloned().expect("queue is not empty")
@@ -108,37 +110,28 @@ fn send_loop(address: &str, queue: &(Mutex<Queue>, Condvar)) {
             cv.notify_all();
             continue;
         }
-        if client.is_none() {
-            client = connect(address).map(EventsClient::new);
+        if conn.is_none() {
+            conn = Connection::connect(address, FORWARD_TIMEOUT).ok();
         }
-        let sent = client.as_ref().map(|c| {
+        let sent = conn.as_mut().map(|c| {
             let mut req = ForwardRequest::new();
             req.envelope = Some(next).into();
-            c.forward(ttrpc::context::with_duration(FORWARD_TIMEOUT), &req)
+            c.forward(&req)
         });
         match sent {
-            Some(Ok(_)) => {
+            Some(Ok(())) => {
                 backoff = Duration::from_millis(50);
                 q.lock().unwrap().events.pop_front();
                 cv.notify_all();
             }
             _ => {
                 // containerd is away (or restarting): keep the event, reconnect later.
-                client = None;
+                conn = None;
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }
-}
-
-fn connect(address: &str) -> Option<ttrpc::Client> {
-    let addr = if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("unix://{address}")
-    };
-    ttrpc::Client::connect(&addr).ok()
 }
 
 pub fn timestamp(t: SystemTime) -> Timestamp {
