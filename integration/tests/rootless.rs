@@ -317,27 +317,22 @@ struct SessionUser {
 }
 
 impl SessionUser {
-    /// None where there is no systemd (PID 1) on cgroup v2 to run a user's manager.
-    fn make() -> Option<SessionUser> {
+    /// None where there is no systemd (PID 1) on cgroup v2 to run a user's manager. Each
+    /// test has its own user (tests run in parallel; one's end removes its user).
+    fn make(name: &'static str, uid: u32) -> Option<SessionUser> {
         if !Path::new("/run/systemd/system").is_dir() || !procfs::pure_cgroup_v2() {
             return None;
         }
-        let u = SessionUser {
-            name: "runrs-session",
-            uid: 41501,
-        };
+        let u = SessionUser { name, uid };
+        let first = u64::from(uid) * 100_000;
+        let sub = format!("{first}-{}", first + 65535);
         let _ = Command::new("useradd")
             .args(["-u", &u.uid.to_string(), "-M", "-d", "/nonexistent"])
             .args(["-s", "/usr/sbin/nologin", u.name])
             .status();
         // Subordinate ids, as `useradd` gives a login user: rootless Podman maps them.
         let _ = Command::new("usermod")
-            .args([
-                "--add-subuids",
-                "300000-365535",
-                "--add-subgids",
-                "300000-365535",
-            ])
+            .args(["--add-subuids", &sub, "--add-subgids", &sub])
             .arg(u.name)
             .status();
         let ok = Command::new("loginctl")
@@ -455,7 +450,7 @@ impl Drop for UserRuntime<'_> {
 
 #[test]
 fn a_users_own_systemd_makes_the_scope_with_its_limits() {
-    let Some(user) = SessionUser::make() else {
+    let Some(user) = SessionUser::make("runrs-session", 41501) else {
         eprintln!("skipped: needs systemd as PID 1 on cgroup v2 for a user's systemd");
         return;
     };
@@ -601,7 +596,7 @@ fn rootless_podman_runs_containers_through_the_users_systemd() {
         eprintln!("skipped: podman is not installed");
         return;
     }
-    let Some(user) = SessionUser::make() else {
+    let Some(user) = SessionUser::make("runrs-podman", 41502) else {
         eprintln!("skipped: needs systemd as PID 1 on cgroup v2 for a user's systemd");
         return;
     };
