@@ -203,12 +203,17 @@ fn docker_run_prints_output_and_exit_code_and_tty() {
     if docker.runs_our_shim() {
         // An option our shim cannot carry out (daemon.json's runtime "runrs-bad": runc's
         // ShimCgroup in the file its ConfigPath names) fails the run with the option's name,
-        // without a runtime call; the same dockerd and shim go on running the others.
+        // without a container made (containerd's cleanup may still ask the runtime to delete
+        // it); the same dockerd and shim go on running the others.
         let out = docker.run(&["run", "--rm", "--runtime", "runrs-bad", "bb:1", "true"]);
         assert_ne!(out.code, Some(0), "{out}");
         assert_contains(&out.stderr, "runtime option ShimCgroup is not supported");
         let after = docker.daemon.runtime_log();
-        assert_eq!(after.lines().count(), calls.lines().count(), "{after}");
+        let made = after
+            .lines()
+            .filter(|l| l.contains("create --bundle "))
+            .count();
+        assert_eq!(made, creates, "{after}");
         let out = docker.run(&["run", "--rm", "--runtime", "runrs", "bb:1", "echo", "still"]);
         out.code(0);
         assert_eq!(out.stdout, "still\n");
