@@ -357,6 +357,11 @@ impl SessionUser {
     /// runtime runs in a cgroup the user's manager owns and may move processes out of, as
     /// under rootless Podman. Its stdout and stderr, and whether it succeeded.
     fn run(&self, cmd: &[&str]) -> (String, String, bool) {
+        self.run_with(&[], cmd)
+    }
+
+    /// The same with more `systemd-run` options (unit properties: `-p KEY=VALUE`).
+    fn run_with(&self, options: &[&str], cmd: &[&str]) -> (String, String, bool) {
         let out = Command::new("setpriv")
             .args([
                 &format!("--reuid={}", self.uid),
@@ -370,8 +375,9 @@ impl SessionUser {
                 "--pipe",
                 "--collect",
                 "--working-directory=/",
-                "--",
             ])
+            .args(options)
+            .arg("--")
             .args(cmd)
             .env("XDG_RUNTIME_DIR", self.xdg())
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -564,10 +570,12 @@ impl UserPodman<'_> {
         cmd
     }
 
+    /// Podman's conmon outlives the podman command that starts it, in the same unit: the
+    /// unit's end must not kill it (`KillMode=process`, as a login session keeps it).
     fn run(&self, args: &[&str]) -> (String, String, bool) {
         let argv = self.argv(args);
-        self.user
-            .run(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.user.run_with(&["-p", "KillMode=process"], &argv)
     }
 
     #[track_caller]
@@ -582,7 +590,8 @@ impl UserPodman<'_> {
         let mut cmd = vec!["sh", "-c", "\"$@\" >/dev/null 2>&1; echo $?", "sh"];
         let argv = self.argv(args);
         cmd.extend(argv.iter().map(String::as_str));
-        self.user.run(&cmd).0.trim().to_string()
+        let out = self.user.run_with(&["-p", "KillMode=process"], &cmd).0;
+        out.trim().to_string()
     }
 }
 
