@@ -17,7 +17,8 @@ pub fn parse_flag(value: Option<&str>, systemd_cgroup: bool) -> Result<bool> {
     match value.map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("auto") => Ok(euid() != 0
             || (in_user_namespace()
-                && (!systemd_cgroup || (user_bus_exists() && session_owner() != Some(0))))),
+                && (!systemd_cgroup
+                    || (user_bus_address().is_some() && session_owner() != Some(0))))),
         // Go's strconv.ParseBool, as runc reads it.
         Some("1" | "t" | "true") => Ok(true),
         Some("0" | "f" | "false") => Ok(false),
@@ -41,12 +42,17 @@ pub fn in_user_namespace() -> bool {
     fields != ["0", "0", "4294967295"]
 }
 
-/// Whether the user's bus is there to be reached (`$DBUS_SESSION_BUS_ADDRESS`, or
-/// `$XDG_RUNTIME_DIR/bus`), as runc looks for it.
-fn user_bus_exists() -> bool {
-    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
-        || std::env::var_os("XDG_RUNTIME_DIR")
-            .is_some_and(|x| !x.is_empty() && PathBuf::from(x).join("bus").exists())
+/// The user's bus as runc finds it: `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`
+/// if it exists.
+pub fn user_bus_address() -> Option<String> {
+    match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+        Ok(a) if !a.is_empty() => Some(a),
+        _ => {
+            let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty())?;
+            let bus = PathBuf::from(xdg).join("bus");
+            bus.exists().then(|| format!("unix:path={}", bus.display()))
+        }
+    }
 }
 
 /// The user whose session this process runs in, as the bus sees it (sd_bus's owner uid): the

@@ -184,21 +184,11 @@ impl Job {
     }
 }
 
-/// The user's bus, as runc finds it: `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`
-/// if it exists. The EXTERNAL authentication names the user the bus sees: in a user namespace
-/// (rootless Podman) that is the owner of the session, not uid 0.
+/// The user's bus (`rootless::user_bus_address`, runc's words when there is none). The
+/// EXTERNAL authentication names the user the bus sees: in a user namespace (rootless Podman)
+/// that is the owner of the session, not uid 0.
 fn connect_user() -> Result<Connection> {
-    let address = match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
-        Ok(a) if !a.is_empty() => a,
-        _ => {
-            let bus = std::env::var_os("XDG_RUNTIME_DIR")
-                .filter(|x| !x.is_empty())
-                .map(|x| std::path::PathBuf::from(x).join("bus"))
-                .filter(|b| b.exists())
-                .ok_or_else(|| anyhow!("could not detect DBUS_SESSION_BUS_ADDRESS from the environment; make sure you have installed the dbus-user-session or dbus-daemon package; note you may need to re-login"))?;
-            format!("unix:path={}", bus.display())
-        }
-    };
+    let address = crate::rootless::user_bus_address().ok_or_else(|| anyhow!("could not detect DBUS_SESSION_BUS_ADDRESS from the environment; make sure you have installed the dbus-user-session or dbus-daemon package; note you may need to re-login"))?;
     let uid = crate::rootless::session_owner().unwrap_or_else(crate::rootless::euid);
     zbus::blocking::connection::Builder::address(address.as_str())
         .and_then(|b| b.user_id(uid).build())
