@@ -15,7 +15,10 @@ pub mod runtime;
 pub use bundle::Bundle;
 pub use console::ConsoleSocket;
 pub use env::{ContainerGuard, TestEnv};
-pub use runtime::{is_runc, runc_lacks, runtime_path, Output, Running, Runtime};
+pub use runtime::{
+    expected_cpu_weight, is_runc, runc_lacks, runc_version_of, runtime_path, Output, Running,
+    Runtime,
+};
 
 use std::time::{Duration, Instant};
 

@@ -60,7 +60,12 @@ pub fn runc_version() -> Option<(u32, u32)> {
     if !is_runc() {
         return None;
     }
-    let out = std::process::Command::new(runtime_path())
+    runc_version_of(&runtime_path())
+}
+
+/// The version of the runc at `path` (`runc --version`'s first line).
+pub fn runc_version_of(path: &std::path::Path) -> Option<(u32, u32)> {
+    let out = std::process::Command::new(path)
         .arg("--version")
         .output()
         .ok()?;
@@ -68,6 +73,17 @@ pub fn runc_version() -> Option<(u32, u32)> {
     let version = text.lines().next()?.split_whitespace().nth(2)?;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next()??))
+}
+
+/// The cpu.weight (and systemd CPUWeight) the runtime under test gives `shares`: runc before
+/// 1.3 mapped them linearly; runc 1.3, crun and runrs use the quadratic in log2 that keeps
+/// the default shares (1024) at the default weight (100).
+pub fn expected_cpu_weight(shares: u64) -> u64 {
+    if runc_version().is_some_and(|v| v < (1, 3)) {
+        return 1 + (shares - 2) * 9999 / 262142;
+    }
+    let l = (shares as f64).log2();
+    10f64.powf((l * l + 125.0 * l) / 612.0 - 7.0 / 34.0).ceil() as u64
 }
 
 /// True, with one line saying the test is skipped, when the runtime under test is a runc

@@ -97,8 +97,11 @@ fn limits_are_written_as_runc_translates_them() {
     assert_eq!(read(&dir, "memory.high"), (60 * MB).to_string());
     assert_eq!(read(&dir, "memory.min"), MB.to_string());
     assert_eq!(read(&dir, "memory.oom.group"), "1");
-    // shares 512 → weight 1 + (512 - 2) * 9999 / 262142 = 20 (runc's formula).
-    assert_eq!(read(&dir, "cpu.weight"), "20");
+    // shares 512 → weight 59 (runc 1.3's formula; runc 1.1's gave 20).
+    assert_eq!(
+        read(&dir, "cpu.weight"),
+        expected_cpu_weight(512).to_string()
+    );
     assert_eq!(read(&dir, "cpu.max"), "50000 100000");
     assert_eq!(read(&dir, "cpuset.cpus"), "0");
     assert_eq!(read(&dir, "cpuset.mems"), "0");
@@ -289,7 +292,10 @@ fn update_rewrites_the_v2_files() {
     assert_eq!(read(&dir, "memory.max"), (128 * MB).to_string());
     assert_eq!(read(&dir, "memory.swap.max"), (128 * MB).to_string());
     assert_eq!(read(&dir, "pids.max"), "50");
-    assert_eq!(read(&dir, "cpu.weight"), "10");
+    assert_eq!(
+        read(&dir, "cpu.weight"),
+        expected_cpu_weight(256).to_string()
+    );
     assert_eq!(read(&dir, "cpu.max"), "20000 100000");
     // The device filter is replaced, never stacked.
     assert_eq!(

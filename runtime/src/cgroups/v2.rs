@@ -12,14 +12,20 @@ pub struct V2 {
     pub dir: PathBuf,
 }
 
-/// runc's cpu.shares (2..262144) → cpu.weight (1..10000).
+/// cpu.shares (2..262144) → cpu.weight (1..10000) as runc 1.3 and crun 1.23+ convert it: a
+/// quadratic in log2(shares) through (2, 1), (1024, 100) and (262144, 10000), so the default
+/// shares give the default weight. runc 1.1's linear map gave 1024 → 39 (docs/cgroups.md).
 pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
+    match shares {
+        0 => 0,
+        1 | 2 => 1,
+        s if s >= 262_144 => 10_000,
+        s => {
+            let l = (s as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            10f64.powf(exponent).ceil() as u64
+        }
     }
-    // Saturating: a share count no kernel accepts stays a weight no kernel accepts (the
-    // write fails, as runc's does), instead of wrapping into a valid-looking one.
-    1 + shares.saturating_sub(2).saturating_mul(9999) / 262142
 }
 
 /// runc's blkio.weight (10..1000) → io.weight (1..10000).
@@ -311,9 +317,22 @@ mod tests {
 
     #[test]
     fn translations_match_runc() {
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(262144), 10000);
+        // runc 1.3's values (opencontainers/cgroups' ConvertCPUSharesToCgroupV2Value).
+        for (shares, weight) in [
+            (2, 1),
+            (3, 2),
+            (100, 17),
+            (256, 35),
+            (512, 59),
+            (1024, 100),
+            (2048, 174),
+            (4096, 303),
+            (262143, 10000),
+            (262144, 10000),
+            (1 << 40, 10000),
+        ] {
+            assert_eq!(shares_to_weight(shares), weight, "shares {shares}");
+        }
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(1000), 10000);
         assert_eq!(blkio_to_io_weight(500), 4950);
