@@ -532,6 +532,13 @@ fn the_same_config_gives_runcs_unit_properties_and_files() {
             );
             continue;
         }
+        // A whole major: runc 1.3 and runrs write `char-136`, runc 1.1 the driver's name from
+        // /proc/devices (`char-pts`).
+        if old_runc && ours.starts_with("DeviceAllow=") {
+            let runcs = runcs.replace("char-pts", "char-136");
+            assert_eq!(ours, &runcs, "runrs and runc differ");
+            continue;
+        }
         assert_eq!(ours, runcs, "runrs and runc differ");
     }
 }

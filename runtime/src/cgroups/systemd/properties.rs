@@ -159,11 +159,12 @@ fn bitmask(list: &str) -> Result<Vec<u8>> {
 
 /// DevicePolicy=strict and the allowed devices, when the rules are "deny all but these";
 /// systemd cannot express denials, so for "allow all but these" it is left to our BPF filter.
+/// A whole major is `char-136` (systemd 240+), as runc 1.3 writes it; runc 1.1 looked the
+/// major's driver name up in /proc/devices (`char-pts`).
 fn device_properties(e: &Effective) -> Vec<Property> {
     if e.default_allow {
         return Vec::new();
     }
-    let names = proc_devices();
     let mut allow: Vec<(String, String)> = Vec::new();
     for r in &e.exceptions {
         let access: String = [
@@ -178,38 +179,11 @@ fn device_properties(e: &Effective) -> Vec<Property> {
         let class = if r.kind == 'b' { "block" } else { "char" };
         match (r.major, r.minor) {
             (Some(ma), Some(mi)) => allow.push((format!("/dev/{class}/{ma}:{mi}"), access)),
-            (Some(ma), None) => {
-                for (kind, major, name) in &names {
-                    if kind == class && *major == ma {
-                        allow.push((format!("{class}-{name}"), access.clone()));
-                    }
-                }
-            }
+            (Some(ma), None) => allow.push((format!("{class}-{ma}"), access)),
             (None, _) => allow.push((format!("{class}-*"), access)),
         }
     }
     vec![prop("DevicePolicy", "strict"), prop("DeviceAllow", allow)]
-}
-
-/// (`char` or `block`, major, driver name) from /proc/devices.
-fn proc_devices() -> Vec<(String, i64, String)> {
-    let text = crate::kernfs::read("/proc/devices").unwrap_or_default();
-    let mut class = "";
-    let mut out = Vec::new();
-    for line in text.lines() {
-        match line.trim() {
-            "Character devices:" => class = "char",
-            "Block devices:" => class = "block",
-            l => {
-                if let Some((major, name)) = l.split_once(' ') {
-                    if let Ok(major) = major.parse() {
-                        out.push((class.to_string(), major, name.trim().to_string()));
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// `org.systemd.property.<Key>` annotations, as runc takes them: a key that ends in a
@@ -323,7 +297,13 @@ mod tests {
         // runc's default rules, from deny-all: a strict policy with the defaults allowed.
         assert_eq!(find(&p, "DevicePolicy"), Some(&Value::from("strict")));
         let allow = format!("{:?}", find(&p, "DeviceAllow").unwrap());
-        for dev in ["/dev/char/1:3", "char-*", "block-*", "/dev/char/10:200"] {
+        for dev in [
+            "/dev/char/1:3",
+            "char-*",
+            "block-*",
+            "/dev/char/10:200",
+            "char-136",
+        ] {
             assert!(allow.contains(dev), "{dev} not in {allow}");
         }
     }
