@@ -372,8 +372,9 @@ fn set_up_from_outside(
         guard.cgroup().apply(&resources)?;
     } else if !guard.cgroups.is_empty() {
         // Device rules need no cgroup of the user's (and a user may not load the BPF
-        // program of cgroup v2's): the limits alone, as runc's rootless manager.
-        guard.cgroup().update(&resources)?;
+        // program of cgroup v2's): the limits alone, as runc's rootless manager. The files
+        // only: a user's systemd scope got its properties when it was made.
+        cgroups::update(&guard.cgroups, &resources)?;
     }
     let process = spec
         .process()
