@@ -165,6 +165,17 @@ fn assert_counts_on(env: &TestEnv, id: &str, b: &Bundle, stopped_at: u64) -> i32
     pid
 }
 
+/// The restored `id` killed, seen stopped, deleted: nothing of it is left.
+#[track_caller]
+fn kill_and_delete(env: &TestEnv, id: &str, b: &Bundle) {
+    env.rt.run(["kill", id, "KILL"]).ok();
+    wait_until("the restored container to stop", WAIT, || {
+        env.rt.status(id).as_deref() == Some("stopped")
+    });
+    env.rt.run(["delete", id]).ok();
+    env.assert_no_trace(id, b);
+}
+
 #[test]
 fn a_checkpointed_counter_counts_on_after_restore() {
     let Some(env) = env_with_criu("ckpt_counts_on") else {
@@ -200,12 +211,7 @@ fn a_checkpointed_counter_counts_on_after_restore() {
         .ok();
     let restored = assert_counts_on(&env, &id, &b, stopped_at);
     guard.record(restored);
-    env.rt.run(["kill", &id, "KILL"]).ok();
-    wait_until("the restored container to stop", WAIT, || {
-        env.rt.status(&id).as_deref() == Some("stopped")
-    });
-    env.rt.run(["delete", &id]).ok();
-    env.assert_no_trace(&id, &b);
+    kill_and_delete(&env, &id, &b);
 }
 
 /// Restored under another id, in the foreground: `restore` waits like `run`, returns the
@@ -712,10 +718,5 @@ fn a_dump_sends_its_pages_to_a_page_server() {
     restore_detached(&env, &b, &images, &id).ok();
     let restored = assert_counts_on(&env, &id, &b, stopped_at);
     guard.record(restored);
-    env.rt.run(["kill", &id, "KILL"]).ok();
-    wait_until("the restored container to stop", WAIT, || {
-        env.rt.status(&id).as_deref() == Some("stopped")
-    });
-    env.rt.run(["delete", &id]).ok();
-    env.assert_no_trace(&id, &b);
+    kill_and_delete(&env, &id, &b);
 }
