@@ -185,3 +185,39 @@ pub fn is_rfc3339(s: &str) -> bool {
         && o[3] == b':'
         && o[4..6].iter().all(u8::is_ascii_digit)
 }
+
+/// Loads (or replaces) an AppArmor profile named `name` that confines nothing (flags
+/// `unconfined`: a process in it shows `NAME (unconfined)` in `/proc/PID/attr/current`), where
+/// AppArmor is enabled and `apparmor_parser` installed; `Err` says why it could not be.
+pub fn load_apparmor_profile(name: &str) -> Result<(), String> {
+    use std::io::Write;
+    let enabled = std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.starts_with('Y'));
+    if !enabled {
+        return Err("AppArmor is not enabled".into());
+    }
+    let mut child = std::process::Command::new("apparmor_parser")
+        .arg("-r")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("apparmor_parser: {e}"))?;
+    let profile = format!("profile {name} flags=(unconfined) {{\n}}\n");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(profile.as_bytes())
+        .map_err(|e| format!("apparmor_parser: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("apparmor_parser: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "apparmor_parser: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}

@@ -720,3 +720,208 @@ fn a_dump_sends_its_pages_to_a_page_server() {
     guard.record(restored);
     kill_and_delete(&env, &id, &b);
 }
+
+/// Whether this CRIU and kernel can restore memory lazily (userfaultfd for a non-cooperative
+/// process, as runc's test asks); where they cannot, the test says so (in the guest, fails).
+fn lazy_pages_unusable(test: &str) -> bool {
+    let ok = std::process::Command::new("criu")
+        .args(["check", "--feature", "uffd-noncoop"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let why = "`criu check --feature uffd-noncoop` fails";
+        assert!(
+            std::env::var_os("RUNRS_REQUIRE_CLIENTS").is_none(),
+            "{test}: lazy pages must work in this guest, but {why}"
+        );
+        eprintln!("SKIPPED {test}: {why}");
+    }
+    !ok
+}
+
+/// One byte from `fd`, waiting at most `timeout` for it.
+fn read_byte(fd: &std::os::fd::OwnedFd, timeout: Duration) -> Option<u8> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+    if n != 1 {
+        return None;
+    }
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into `byte`.
+    let r = unsafe { libc::read(fd.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+    (r == 1).then_some(byte)
+}
+
+/// Lazy migration, as runc's test drives it: `checkpoint --lazy-pages --page-server
+/// --status-fd` dumps everything but the memory, then serves the pages from the frozen
+/// container and writes a NUL on the status fd; `criu lazy-pages` and `restore
+/// --lazy-pages` into a new id fetch them as the restored copy touches them. The copy counts
+/// on from where the dump froze the original; the dump returns once every page has moved,
+/// and the original is gone.
+#[test]
+fn lazy_pages_move_to_a_restored_copy_on_demand() {
+    let test = "ckpt_lazy_pages";
+    let Some(env) = env_with_criu(test) else {
+        return;
+    };
+    if lazy_pages_unusable(test) {
+        return;
+    }
+    let mut b = env.bundle();
+    let (id, _guard, pid) = running_counter(&env, &mut b);
+    let images = env.path("images");
+    std::fs::create_dir(&images).unwrap();
+    let port = 29000 + (std::process::id() % 2000) as u16;
+    // A --status-fd that is not open: runc's words, and the container goes on.
+    let no_fd = [
+        "--lazy-pages",
+        "--status-fd",
+        "99",
+        "--image-path",
+        &arg(&images),
+        &id,
+    ];
+    checkpoint(&env, &no_fd).fails_with(&["invalid --status-fd argument 99"]);
+    assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
+    let (ready_r, ready_w) = runrs_integration::runtime::pipe();
+    let listen = format!("0.0.0.0:{port}");
+    let dump = env
+        .rt
+        .cmd([
+            "checkpoint",
+            "--lazy-pages",
+            "--page-server",
+            &listen,
+            "--status-fd",
+            "3",
+            "--manage-cgroups-mode",
+            "ignore",
+            "--image-path",
+            &arg(&images),
+            &id,
+        ])
+        .pass_fd(3, ready_w)
+        .timeout(CRIU_TIMEOUT)
+        .spawn();
+    let ready = read_byte(&ready_r, WAIT);
+    if ready != Some(0) {
+        let out = dump.wait();
+        panic!("no NUL on --status-fd ({ready:?}): the lazy page server is not ready: {out:?}");
+    }
+    assert!(images.join("inventory.img").exists(), "no inventory.img");
+    let stopped_at = last_count(&b);
+    let mut lazy = KillOnDrop(
+        std::process::Command::new("criu")
+            .args(["lazy-pages", "--page-server", "--address", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "-D", &arg(&images), "-v4"])
+            .arg("--log-file")
+            .arg(env.path("lazy-pages.log"))
+            .spawn()
+            .expect("criu lazy-pages"),
+    );
+    let new_id = env.id();
+    let mut new_guard = env.guard(&new_id);
+    env.rt
+        .cmd([
+            "restore",
+            "-d",
+            "--lazy-pages",
+            "--manage-cgroups-mode",
+            "ignore",
+            "--bundle",
+            &arg(b.path()),
+            "--image-path",
+            &arg(&images),
+            &new_id,
+        ])
+        .timeout(CRIU_TIMEOUT)
+        .run()
+        .ok();
+    new_guard.record(assert_counts_on(&env, &new_id, &b, stopped_at));
+    dump.wait().ok();
+    let lazy_status = lazy.0.wait().expect("criu lazy-pages");
+    assert!(lazy_status.success(), "criu lazy-pages: {lazy_status}");
+    assert!(
+        wait_for(WAIT, || !pid_alive(pid)),
+        "the original init {pid} outlived the migration"
+    );
+    env.rt.run(["state", &id]).fails_with(&["does not exist"]);
+    kill_and_delete(&env, &new_id, &b);
+}
+
+/// A helper process killed with the test, should the test fail before it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `restore --lsm-profile apparmor:NAME`: the restored processes run in that profile, not in
+/// the one they had at the dump (none); a profile the kernel does not have fails the restore
+/// and leaves nothing behind.
+#[test]
+fn restore_puts_the_processes_in_the_lsm_profile_given() {
+    let test = "ckpt_lsm_profile";
+    let Some(env) = env_with_criu(test) else {
+        return;
+    };
+    let profile = "runrs-test-restored";
+    if let Err(why) = load_apparmor_profile(profile) {
+        assert!(
+            std::env::var_os("RUNRS_REQUIRE_CLIENTS").is_none(),
+            "{test}: AppArmor must work in this guest, but {why}"
+        );
+        eprintln!("SKIPPED {test}: {why}");
+        return;
+    }
+    let mut b = env.bundle();
+    let (id, _guard, pid) = running_counter(&env, &mut b);
+    let label = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/attr/current"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(label(pid), "unconfined");
+    let images = env.path("images");
+    checkpoint(&env, &["--image-path", &arg(&images), &id]).ok();
+    let stopped_at = assert_dumped(&env, &id, pid, &b);
+
+    let restore = |lsm: &str, new_id: &str| {
+        env.rt
+            .cmd([
+                "restore",
+                "-d",
+                "--lsm-profile",
+                lsm,
+                "--bundle",
+                &arg(b.path()),
+                "--image-path",
+                &arg(&images),
+                new_id,
+            ])
+            .timeout(CRIU_TIMEOUT)
+            .run()
+    };
+    let bad = env.id();
+    restore("apparmor:runrs-test-no-such-profile", &bad).fails_with(&["criu failed"]);
+    env.assert_no_trace(&bad, &b);
+    assert_eq!(last_count(&b), stopped_at, "the failed restore counted");
+
+    let new_id = env.id();
+    let mut guard = env.guard(&new_id);
+    restore(&format!("apparmor:{profile}"), &new_id).ok();
+    let restored = assert_counts_on(&env, &new_id, &b, stopped_at);
+    guard.record(restored);
+    assert_eq!(label(restored), format!("{profile} (unconfined)"));
+    kill_and_delete(&env, &new_id, &b);
+}

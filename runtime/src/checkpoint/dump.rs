@@ -31,9 +31,14 @@ pub fn checkpoint(root: &Path, id: &str, o: &CriuOptions) -> Result<()> {
     let spec = c.spec()?;
     let (req, dirs) = request(&c, &spec, o)?;
     if o.pre_dump {
-        check_mem_track(&c, o)?;
+        check_feature(o, Feature::MemTrack)?;
     } else {
         write_descriptors(&o.image_path, c.saved.pid)?;
+    }
+    let mut status_fd = None;
+    if o.lazy_pages {
+        check_feature(o, Feature::LazyPages)?;
+        status_fd = status_fd_of(o.status_fd)?;
     }
     crate::logging::mark("checkpoint: dump");
     let swrk = Swrk {
@@ -42,7 +47,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CriuOptions) -> Result<()> {
         inherit_stdio: false,
         started: None,
     };
-    swrk::run(req, swrk, &mut |n| on_notify(&c, n))?;
+    swrk::run(req, swrk, &mut |n| on_notify(n, &mut status_fd))?;
     drop(dirs);
     if !(o.leave_running || o.pre_dump) {
         crate::container::destroy(&c, true)?;
@@ -101,14 +106,31 @@ fn freeze_cgroup(opts: &mut CriuOpts, c: &Container) {
     }
 }
 
-/// A pre-dump needs memory tracking (soft-dirty bits): asked of CRIU first, as runc does.
-fn check_mem_track(c: &Container, o: &CriuOptions) -> Result<()> {
-    let (opts, dirs) = base_opts(o, "pre-dump.log")?;
+/// What a dump may need of CRIU beyond a plain dump.
+#[derive(Clone, Copy)]
+enum Feature {
+    /// Soft-dirty bits, for `--pre-dump`.
+    MemTrack,
+    /// userfaultfd, for `--lazy-pages`.
+    LazyPages,
+}
+
+/// Asked of CRIU before the dump, as runc does.
+fn check_feature(o: &CriuOptions, feature: Feature) -> Result<()> {
+    let log = if o.pre_dump {
+        "pre-dump.log"
+    } else {
+        "dump.log"
+    };
+    let (opts, dirs) = base_opts(o, log)?;
     let mut req = CriuReq::new();
     req.set_type(ReqType::FEATURE_CHECK);
     req.opts = Some(opts).into();
     let mut want = CriuFeatures::new();
-    want.set_mem_track(true);
+    match feature {
+        Feature::MemTrack => want.set_mem_track(true),
+        Feature::LazyPages => want.set_lazy_pages(true),
+    }
     req.features = Some(want).into();
     let swrk = Swrk {
         log: dirs.log.clone(),
@@ -116,12 +138,35 @@ fn check_mem_track(c: &Container, o: &CriuOptions) -> Result<()> {
         inherit_stdio: false,
         started: None,
     };
-    let resp =
-        swrk::run(req, swrk, &mut |n| on_notify(c, n)).context("CRIU feature check failed")?;
-    if !resp.features.as_ref().is_some_and(|f| f.mem_track()) {
-        bail!("CRIU is missing features: memory tracking (needed by --pre-dump)");
+    let resp = swrk::run(req, swrk, &mut |_| Ok(())).context("CRIU feature check failed")?;
+    let got = resp.features.as_ref();
+    match feature {
+        Feature::MemTrack if !got.is_some_and(|f| f.mem_track()) => {
+            bail!("CRIU is missing features: memory tracking (needed by --pre-dump)")
+        }
+        Feature::LazyPages if !got.is_some_and(|f| f.lazy_pages()) => {
+            bail!("CRIU is missing features: lazy pages (userfaultfd, needed by --lazy-pages)")
+        }
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// `--status-fd N`, checked as runc checks it: an open descriptor we can write to.
+fn status_fd_of(fd: i32) -> Result<Option<std::fs::File>> {
+    if fd == -1 {
+        return Ok(None);
+    }
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        let e = crate::hooks::go_errno_text(nix::errno::Errno::last());
+        bail!("invalid --status-fd argument {fd}: {e}");
+    }
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        bail!("invalid --status-fd argument {fd}: not writable");
+    }
+    // SAFETY: the descriptor was given to us to write to and close; nothing else owns it.
+    Ok(Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
 }
 
 /// `descriptors.json`: where the init's stdio pointed at the dump (`pipe:[123]`,
@@ -139,9 +184,18 @@ fn write_descriptors(image: &Path, pid: i32) -> Result<()> {
         .with_context(|| format!("write {}", path.display()))
 }
 
-/// Nothing at a dump needs more than an answer (runc's network lock is for networks it
-/// made, and runrs makes none).
-fn on_notify(_c: &Container, n: Notify) -> Result<()> {
+/// `status-ready` (a lazy dump's page server listens): a NUL byte on `--status-fd`, which is
+/// then closed, as runc does. The rest only needs an answer (runc's network lock is for
+/// networks it made, and runrs makes none).
+fn on_notify(n: Notify, status_fd: &mut Option<std::fs::File>) -> Result<()> {
     crate::logging::debug(&format!("checkpoint: criu at {}", n.script));
+    if n.script == "status-ready" {
+        if let Some(mut f) = status_fd.take() {
+            use std::io::Write;
+            if let Err(e) = f.write_all(&[0]) {
+                crate::logging::warn(&format!("can't write \\0 to status fd: {e}"));
+            }
+        }
+    }
     Ok(())
 }

@@ -44,6 +44,15 @@ pub struct CriuOptions {
     pub pre_dump: bool,
     pub auto_dedup: bool,
     pub lazy_pages: bool,
+    pub tcp_skip_in_flight: bool,
+    pub link_remap: bool,
+    /// `--status-fd`: with `--lazy-pages`, where a NUL byte says that CRIU's page server
+    /// is ready for the restore side (-1: none).
+    pub status_fd: i32,
+    /// `restore --lsm-profile TYPE:NAME` and `--lsm-mount-context`: the restored
+    /// processes' LSM label and the mounts' context, instead of those at the dump.
+    pub lsm_profile: Option<String>,
+    pub lsm_mount_context: Option<String>,
     /// `--manage-cgroups-mode`, checked.
     pub manage_cgroups_mode: Option<CgMode>,
     /// CLONE_NEW* flags CRIU makes empty: always the network namespace, as in runc.
@@ -148,6 +157,12 @@ fn base_opts(o: &CriuOptions, log_name: &str) -> Result<(CriuOpts, Dirs)> {
     opts.set_orphan_pts_master(true);
     opts.set_auto_dedup(o.auto_dedup);
     opts.set_lazy_pages(o.lazy_pages);
+    if o.tcp_skip_in_flight {
+        opts.set_tcp_skip_in_flight(true);
+    }
+    if o.link_remap {
+        opts.set_link_remap(true);
+    }
     if let Some((address, port)) = &o.page_server {
         let mut ps = rpc::CriuPageServerInfo::new();
         ps.set_address(address.clone());

@@ -193,6 +193,12 @@ fn request(
     opts.set_evasive_devices(true);
     opts.set_rst_sibling(true);
     opts.set_root(criu_root.to_string_lossy().into_owned());
+    if let Some(p) = &o.lsm_profile {
+        opts.set_lsm_profile(p.clone());
+    }
+    if let Some(c) = &o.lsm_mount_context {
+        opts.set_lsm_mount_context(c.clone());
+    }
     let annotations = bundle.spec.annotations().clone().unwrap_or_default();
     config_file(&mut opts, annotations.get("org.criu.config"));
     let ns_fds = mounts::restore_namespaces(&mut opts, &bundle.spec)?;

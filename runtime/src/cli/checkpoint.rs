@@ -5,7 +5,7 @@ use super::flags::{BUNDLE, CONSOLE_SOCKET, DETACH, NO_PIVOT, NO_SUBREAPER, PID_F
 use super::parse::{Flag, Kind, Matches};
 use crate::checkpoint::restore::RestoreFlags;
 use crate::checkpoint::{self, CriuOptions};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 const WORK_PATH: Flag = Flag::new(
@@ -18,6 +18,16 @@ const TCP_ESTABLISHED: Flag = Flag::new(
     Kind::Bool,
     "allow open tcp connections",
 );
+const TCP_SKIP_IN_FLIGHT: Flag = Flag::new(
+    &["tcp-skip-in-flight"],
+    Kind::Bool,
+    "skip in-flight tcp connections",
+);
+const LINK_REMAP: Flag = Flag::new(
+    &["link-remap"],
+    Kind::Bool,
+    "allow one to link unlinked files back when possible",
+);
 const EXT_UNIX_SK: Flag = Flag::new(&["ext-unix-sk"], Kind::Bool, "allow external unix sockets");
 const SHELL_JOB: Flag = Flag::new(&["shell-job"], Kind::Bool, "allow shell jobs");
 const LAZY_PAGES: Flag = Flag::new(
@@ -29,7 +39,7 @@ const FILE_LOCKS: Flag = Flag::new(&["file-locks"], Kind::Bool, "handle file loc
 const MANAGE_CGROUPS_MODE: Flag = Flag::new(
     &["manage-cgroups-mode"],
     Kind::Str,
-    "cgroups mode: 'soft' (default), 'full' and 'strict'",
+    "cgroups mode: soft|full|strict|ignore (default: soft)",
 );
 const EMPTY_NS: Flag = Flag::new(
     &["empty-ns"],
@@ -60,6 +70,8 @@ pub(super) const CHECKPOINT_FLAGS: &[Flag] = &[
         "leave the process running after checkpointing",
     ),
     TCP_ESTABLISHED,
+    TCP_SKIP_IN_FLIGHT,
+    LINK_REMAP,
     EXT_UNIX_SK,
     SHELL_JOB,
     LAZY_PAGES,
@@ -129,10 +141,12 @@ pub struct CriuFlags {
     manage_cgroups_mode: Option<String>,
     empty_ns: Vec<String>,
     page_server: Option<String>,
-    lsm: Option<String>,
+    status_fd: i32,
+    lsm_profile: Option<String>,
+    lsm_mount_context: Option<String>,
 }
 
-/// Bool flags both commands take; `checkpoint` adds the last three.
+/// Bool flags both commands take; `checkpoint` adds the last four.
 const BOOLS: &[&str] = &[
     "tcp-established",
     "ext-unix-sk",
@@ -142,6 +156,8 @@ const BOOLS: &[&str] = &[
     "lazy-pages",
     "leave-running",
     "pre-dump",
+    "tcp-skip-in-flight",
+    "link-remap",
 ];
 
 impl CriuFlags {
@@ -155,8 +171,13 @@ impl CriuFlags {
             manage_cgroups_mode: m.string("manage-cgroups-mode"),
             empty_ns: m.strings("empty-ns"),
             page_server: checkpoint.then(|| m.string("page-server")).flatten(),
-            lsm: (!checkpoint)
-                .then(|| m.string("lsm-profile").or(m.string("lsm-mount-context")))
+            status_fd: checkpoint
+                .then(|| m.int("status-fd"))
+                .flatten()
+                .map_or(-1, |fd| fd as i32),
+            lsm_profile: (!checkpoint).then(|| m.string("lsm-profile")).flatten(),
+            lsm_mount_context: (!checkpoint)
+                .then(|| m.string("lsm-mount-context"))
                 .flatten(),
         }
     }
@@ -167,9 +188,6 @@ impl CriuFlags {
             Some(s) => Some(parse_page_server(s)?),
             None => None,
         };
-        if self.lsm.is_some() {
-            bail!("--lsm-profile and --lsm-mount-context are not supported yet");
-        }
         // runc's default: ./checkpoint.
         let image =
             (self.image_path.clone()).unwrap_or_else(|| super::absolute(Path::new("checkpoint")));
@@ -195,6 +213,11 @@ impl CriuFlags {
             pre_dump: has("pre-dump"),
             auto_dedup: has("auto-dedup"),
             lazy_pages: has("lazy-pages"),
+            tcp_skip_in_flight: has("tcp-skip-in-flight"),
+            link_remap: has("link-remap"),
+            status_fd: self.status_fd,
+            lsm_profile: self.lsm_profile.clone(),
+            lsm_mount_context: self.lsm_mount_context.clone(),
             manage_cgroups_mode,
             empty_ns: checkpoint::empty_ns_mask(&self.empty_ns)?,
             page_server,
