@@ -8,7 +8,7 @@
 //! harness (`Env` and its helpers) is in `common/`, shared with `drills.rs`.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -1342,24 +1342,46 @@ fn checkpoint_through_ctr_and_restore_through_create() {
     });
 
     let client = env.task_client("cp1");
+    // A pre-dump, made as a migration tool makes one, with the runtime on the shim's state
+    // root; then the shim's dump on top of it (`parent_path`, containerd 2.4) with `exit`.
+    // (A parent must be a pre-dump: CRIU refuses a full dump as one.)
+    let parent = env.path().join("images-parent");
+    let root = env.path().join("runtime-root").join(&env.namespace);
+    let out = Command::new(runtime_binary())
+        .arg("--root")
+        .arg(&root)
+        .args(["checkpoint", "--pre-dump", "--image-path"])
+        .arg(&parent)
+        .arg("cp1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pre-dump: {}", describe(&out));
+    assert_eq!(env.task_status("cp1").as_deref(), Some("RUNNING"));
+    let checkpoint = |opts: &runrs_proto::runc_options::CheckpointOptions| {
+        let mut any = runrs_proto::protobuf::well_known_types::any::Any::new();
+        any.type_url = "containerd.runc.v1.CheckpointOptions".into();
+        any.value = runrs_proto::protobuf::Message::write_to_bytes(opts).unwrap();
+        let mut ckpt = runrs_proto::shim::CheckpointTaskRequest::new();
+        ckpt.id = "cp1".into();
+        ckpt.path = env.path().join("unused").to_string_lossy().into_owned();
+        ckpt.options = Some(any).into();
+        let long = ttrpc::context::with_duration(Duration::from_secs(300));
+        client.checkpoint(long, &ckpt)
+    };
     let images = env.path().join("images");
     let mut opts = runrs_proto::runc_options::CheckpointOptions::new();
     opts.exit = true;
     opts.image_path = images.to_string_lossy().into_owned();
-    let mut any = runrs_proto::protobuf::well_known_types::any::Any::new();
-    any.type_url = "containerd.runc.v1.CheckpointOptions".into();
-    any.value = runrs_proto::protobuf::Message::write_to_bytes(&opts).unwrap();
-    let mut ckpt = runrs_proto::shim::CheckpointTaskRequest::new();
-    ckpt.id = "cp1".into();
-    ckpt.path = env.path().join("unused").to_string_lossy().into_owned();
-    ckpt.options = Some(any).into();
-    let long = || ttrpc::context::with_duration(Duration::from_secs(300));
-    client
-        .checkpoint(long(), &ckpt)
-        .expect("Checkpoint with exit");
+    opts.parent_path = "../images-parent".into();
+    checkpoint(&opts).expect("Checkpoint with exit on top of the pre-dump");
     assert!(
         images.join("inventory.img").exists(),
         "no images in {images:?}"
+    );
+    assert_eq!(
+        fs::read_link(images.join("parent")).ok(),
+        Some(PathBuf::from("../images-parent")),
+        "the dump does not name its parent images"
     );
     env.wait_until("cp1 stopped by the dump", || {
         env.task_status("cp1").as_deref() == Some("STOPPED")
@@ -1381,6 +1403,15 @@ fn checkpoint_through_ctr_and_restore_through_create() {
     create.id = "cp2".into();
     create.bundle = bundle.to_string_lossy().into_owned();
     create.checkpoint = images.to_string_lossy().into_owned();
+    // A parent checkpoint at Create: refused by name (the images name their parent).
+    create.parent_checkpoint = parent.to_string_lossy().into_owned();
+    let err = client.create(rpc_context(), &create).unwrap_err();
+    assert!(
+        matches!(&err, ttrpc::Error::RpcStatus(st)
+            if st.code() == ttrpc::Code::INVALID_ARGUMENT && st.message().contains("parent_checkpoint")),
+        "{err:?}"
+    );
+    create.parent_checkpoint.clear();
     let created = client
         .create(rpc_context(), &create)
         .expect("Create from the checkpoint");

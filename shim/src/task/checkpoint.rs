@@ -57,6 +57,9 @@ fn checkpoint_args(o: &CheckpointOptions, image: &str, work: &Path) -> Vec<Strin
     if !o.cgroups_mode.is_empty() {
         args.extend(["--manage-cgroups-mode".into(), o.cgroups_mode.clone()]);
     }
+    if !o.parent_path.is_empty() {
+        args.extend(["--parent-path".into(), o.parent_path.clone()]);
+    }
     args
 }
 
@@ -157,9 +160,11 @@ mod tests {
         o.terminal = true;
         o.empty_namespaces = vec!["network".into()];
         o.cgroups_mode = "soft".into();
+        o.parent_path = "../pre".into();
         let args = checkpoint_args(&o, "/img", Path::new("/w"));
         let want = "checkpoint --image-path /img --work-path /w --leave-running \
-                    --tcp-established --shell-job --empty-ns network --manage-cgroups-mode soft";
+                    --tcp-established --shell-job --empty-ns network --manage-cgroups-mode soft \
+                    --parent-path ../pre";
         assert_eq!(args.join(" "), want);
         o.exit = true;
         assert!(!checkpoint_args(&o, "/img", Path::new("/w")).contains(&"--leave-running".into()));

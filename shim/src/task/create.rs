@@ -28,6 +28,16 @@ pub(super) fn create(shim: &Shim, req: CreateTaskRequest) -> Result<CreateTaskRe
             format!("container {:?} already exists", req.id),
         ));
     }
+    if !req.parent_checkpoint.is_empty() {
+        // A restore reads a dump's parent images through the `parent` link CRIU left in
+        // the image directory; runc's restore has no --parent-path (runc's shim passes one
+        // and fails at Start). Refused here, before anything is made.
+        return Err(rpc_error(
+            Code::INVALID_ARGUMENT,
+            "parent_checkpoint is not supported: a restore finds the parent images through \
+             the checkpoint's own `parent` link",
+        ));
+    }
     let bundle = PathBuf::from(&req.bundle);
     let runtime = runtime_for(shim, req.options.as_ref(), &bundle)?;
     let rootfs = bundle.join("rootfs");
