@@ -218,6 +218,44 @@ fn a_config_asking_for_more_than_a_user_has_is_refused_and_leaves_nothing() {
     assert_eq!(left, 0, "state left behind");
 }
 
+/// An idmapped bind mount needs what a user does not have: a detached copy of a host mount
+/// (open_tree(OPEN_TREE_CLONE)) and mount_setattr on it, which the kernel allows only with
+/// privilege over the host's mount namespace. Refused with an error naming the mount's
+/// source, before any container runs, and no state is left. runc 1.3
+/// (the Debian testing guest) refuses it the same way.
+#[test]
+fn an_idmapped_mount_is_refused_for_a_user_and_leaves_nothing() {
+    if runc_lacks("idmapped mounts", (1, 2)) {
+        return;
+    }
+    let env = TestEnv::new("rootless_idmap");
+    let user = User::new(&env);
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let mut b = rootless_bundle(&env, &["true"]);
+    let mut mounts = b.config()["mounts"].clone();
+    let map = json!([{"containerID": 0, "hostID": UID, "size": 1}]);
+    mounts.as_array_mut().unwrap().push(json!({
+        "destination": "/shared",
+        "type": "bind",
+        "source": shared,
+        "options": ["bind"],
+        "uidMappings": map,
+        "gidMappings": map,
+    }));
+    b.set("/mounts", mounts);
+    let id = env.id();
+    let _cleanup = Cleanup(&user, id.clone());
+    let (_, err, ok) = user.run(&["run", "--bundle", &arg(b.path()), &id]);
+    assert!(!ok, "a user's idmapped mount worked");
+    assert_contains(&err, &shared.to_string_lossy());
+    assert_contains(&err.to_lowercase(), "not permitted");
+    let left = std::fs::read_dir(user.root())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "state left behind");
+}
+
 /// A cgroup2 directory handed to `UID` the way systemd delegates one (`Delegate=yes`):
 /// owned by the user with its `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads`,
 /// memory and pids enabled for its children; and a child of it for the runtime to start in.
