@@ -112,6 +112,17 @@ fn running_counter(env: &TestEnv, b: &mut Bundle) -> (String, ContainerGuard, i3
     running
 }
 
+/// The reference runc 1.3.6 of the Debian testing guest sometimes fails a dump that runrs
+/// makes there: CRIU finds a task of the frozen container in state D ("Unseizable
+/// non-zombie"). Says SKIPPED, for the test to return; runrs must never need this.
+fn reference_cannot_dump(test: &str, out: &Output) -> bool {
+    let skip = is_runc() && !out.success() && out.stderr.contains("Unseizable non-zombie");
+    if skip {
+        eprintln!("SKIPPED {test}: runc's dump failed: CRIU found an unseizable task");
+    }
+    skip
+}
+
 fn checkpoint(env: &TestEnv, args: &[&str]) -> Output {
     let mut all = vec!["checkpoint"];
     all.extend_from_slice(args);
@@ -289,7 +300,11 @@ fn pre_dump_then_dump_on_its_parent() {
     let mut b = env.bundle();
     let (id, mut guard, pid) = running_counter(&env, &mut b);
     let (pre, last) = (env.path("images/pre"), env.path("images/last"));
-    checkpoint(&env, &["--pre-dump", "--image-path", &arg(&pre), &id]).ok();
+    let out = checkpoint(&env, &["--pre-dump", "--image-path", &arg(&pre), &id]);
+    if reference_cannot_dump("ckpt_pre_dump", &out) {
+        return;
+    }
+    out.ok();
     assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
     let n = last_count(&b);
     wait_count_past(&b, n + 2);
@@ -395,8 +410,14 @@ fn a_dump_criu_refuses_names_its_log_and_keeps_the_container() {
     let (id, _guard, pid) = env.start_running(&b);
     wait_count_past(&b, 3);
     let images = env.path("images");
-    checkpoint(&env, &["--image-path", &arg(&images), &id])
-        .fails_with(&["criu failed", "dump.log"]);
+    let out = checkpoint(&env, &["--image-path", &arg(&images), &id]);
+    if runrs_integration::runtime::runc_version().is_some_and(|v| v >= (1, 2)) {
+        // runc 1.2+ quotes CRIU's log on stderr, a warning a line, before its error.
+        assert!(matches!(out.code, Some(c) if c != 0), "{out:?}");
+        assert_contains(&out.stderr, "criu failed");
+    } else {
+        out.fails_with(&["criu failed", "dump.log"]);
+    }
     assert!(
         images.join("dump.log").exists(),
         "no CRIU log in {images:?}"
@@ -611,7 +632,11 @@ fn a_systemd_scope_is_made_again_at_restore() {
     guard.record(pid);
     wait_count_past(&b, 3);
     let images = arg(&env.path("images"));
-    sd(&["checkpoint", "--image-path", &images, &id]).ok();
+    let out = sd(&["checkpoint", "--image-path", &images, &id]);
+    if reference_cannot_dump("ckpt_systemd", &out) {
+        return;
+    }
+    out.ok();
     let stopped_at = assert_dumped(&env, &id, pid, &b);
 
     sd(&[
@@ -800,8 +825,6 @@ fn lazy_pages_move_to_a_restored_copy_on_demand() {
             &listen,
             "--status-fd",
             "3",
-            "--manage-cgroups-mode",
-            "ignore",
             "--image-path",
             &arg(&images),
             &id,
@@ -832,8 +855,6 @@ fn lazy_pages_move_to_a_restored_copy_on_demand() {
             "restore",
             "-d",
             "--lazy-pages",
-            "--manage-cgroups-mode",
-            "ignore",
             "--bundle",
             &arg(b.path()),
             "--image-path",
@@ -843,7 +864,14 @@ fn lazy_pages_move_to_a_restored_copy_on_demand() {
         .timeout(CRIU_TIMEOUT)
         .run()
         .ok();
-    new_guard.record(assert_counts_on(&env, &new_id, &b, stopped_at));
+    let copy = assert_counts_on(&env, &new_id, &b, stopped_at);
+    new_guard.record(copy);
+    // In its own cgroup, not the frozen original's (which goes with the original).
+    let cgroup = std::fs::read_to_string(format!("/proc/{copy}/cgroup")).unwrap();
+    assert!(
+        cgroup.contains(&new_id) && !cgroup.contains(&format!("{id}\n")),
+        "the copy is not in its own cgroup: {cgroup}"
+    );
     dump.wait().ok();
     let lazy_status = lazy.0.wait().expect("criu lazy-pages");
     assert!(lazy_status.success(), "criu lazy-pages: {lazy_status}");
@@ -866,16 +894,17 @@ impl Drop for KillOnDrop {
 }
 
 /// `restore --lsm-profile apparmor:NAME`: the restored processes run in that profile, not in
-/// the one they had at the dump (none); a profile the kernel does not have fails the restore
-/// and leaves nothing behind.
+/// the one they had at the dump (CRIU changes only a profile there was: the container runs
+/// in one, `process.apparmorProfile`); an LSM the kernel does not have fails the restore and
+/// leaves nothing behind.
 #[test]
 fn restore_puts_the_processes_in_the_lsm_profile_given() {
     let test = "ckpt_lsm_profile";
     let Some(env) = env_with_criu(test) else {
         return;
     };
-    let profile = "runrs-test-restored";
-    if let Err(why) = load_apparmor_profile(profile) {
+    let (dumped, restored_in) = ("runrs-test-dumped", "runrs-test-restored");
+    if let Err(why) = load_apparmor_profile(dumped).and(load_apparmor_profile(restored_in)) {
         assert!(
             std::env::var_os("RUNRS_REQUIRE_CLIENTS").is_none(),
             "{test}: AppArmor must work in this guest, but {why}"
@@ -884,6 +913,7 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
         return;
     }
     let mut b = env.bundle();
+    b.set("/process/apparmorProfile", json!(dumped));
     let (id, _guard, pid) = running_counter(&env, &mut b);
     let label = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/attr/current"))
@@ -891,7 +921,7 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
             .trim()
             .to_string()
     };
-    assert_eq!(label(pid), "unconfined");
+    assert_eq!(label(pid), format!("{dumped} (unconfined)"));
     let images = env.path("images");
     checkpoint(&env, &["--image-path", &arg(&images), &id]).ok();
     let stopped_at = assert_dumped(&env, &id, pid, &b);
@@ -912,16 +942,24 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
             .timeout(CRIU_TIMEOUT)
             .run()
     };
+    // An LSM this kernel does not have: CRIU's words in runrs's error, nothing left.
     let bad = env.id();
-    restore("apparmor:runrs-test-no-such-profile", &bad).fails_with(&["criu failed"]);
+    let out = restore("selinux:container_t", &bad);
+    out.fails_with(&["criu failed"]);
+    if !is_runc() {
+        assert_contains(
+            &out.stderr,
+            "selinux LSM specified but selinux not supported",
+        );
+    }
     env.assert_no_trace(&bad, &b);
     assert_eq!(last_count(&b), stopped_at, "the failed restore counted");
 
     let new_id = env.id();
     let mut guard = env.guard(&new_id);
-    restore(&format!("apparmor:{profile}"), &new_id).ok();
+    restore(&format!("apparmor:{restored_in}"), &new_id).ok();
     let restored = assert_counts_on(&env, &new_id, &b, stopped_at);
     guard.record(restored);
-    assert_eq!(label(restored), format!("{profile} (unconfined)"));
+    assert_eq!(label(restored), format!("{restored_in} (unconfined)"));
     kill_and_delete(&env, &new_id, &b);
 }

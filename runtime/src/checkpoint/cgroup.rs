@@ -69,9 +69,10 @@ impl Plan {
         cgroups::apply(&self.planned.dirs, &self.resources).context("apply linux.resources")
     }
 
-    /// CRIU (`pid`) into the container's cgroups. The v1 cgroup roots it is to restore into
-    /// (`cg_root`): `controllers:path` of each hierarchy, as `/proc/<pid>/cgroup` now says.
-    pub fn join(&self, pid: i32) -> Result<Vec<(String, String)>> {
+    /// CRIU (`pid`) into the container's cgroups. The cgroup roots it is to restore into
+    /// (`cg_root`), as `/proc/<pid>/cgroup` now says: each v1 hierarchy's controllers and
+    /// path, or on cgroup v2 the path, for every controller (`None`).
+    pub fn join(&self, pid: i32) -> Result<Vec<(Option<String>, String)>> {
         let dirs = &self.planned.dirs;
         match &self.scope {
             None => cgroups::move_into(dirs, pid).context("move criu into the cgroups")?,
@@ -85,11 +86,16 @@ impl Plan {
                 cgroups::apply(dirs, &self.resources).context("apply linux.resources")?;
             }
         }
-        if cgroups::unified_mode() {
-            return Ok(Vec::new());
-        }
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-        Ok(text.lines().filter_map(v1_root).collect())
+        if cgroups::unified_mode() {
+            let path = text.lines().find_map(|l| l.strip_prefix("0::"));
+            return Ok(path.map(|p| (None, p.to_string())).into_iter().collect());
+        }
+        Ok(text
+            .lines()
+            .filter_map(v1_root)
+            .map(|(c, p)| (Some(c), p))
+            .collect())
     }
 }
 

@@ -222,14 +222,18 @@ fn inherit_pipes(opts: &mut CriuOpts, descriptors: &[String]) {
     }
 }
 
-/// CRIU joins the container's cgroups before it restores anything, so the restored tasks
-/// are made in them; on v1 each controller's root is named to it (`cg_root`).
+/// CRIU joins the container's cgroups before it restores anything, and is told them as the
+/// roots to restore into (`cg_root`): each v1 controller's, or on cgroup v2 the one for all
+/// (no controller named), so that the dumped cgroup becomes this container's even while the
+/// dumped container still has it (a lazy migration, a restore into a new id).
 fn join_cgroups(cgroups: &super::cgroup::Plan, criu_pid: i32, req: &mut CriuReq) -> Result<()> {
     let roots = cgroups.join(criu_pid)?;
     let opts = req.opts.mut_or_insert_default();
     for (ctrl, path) in roots {
         let mut root = CgroupRoot::new();
-        root.set_ctrl(ctrl);
+        if let Some(ctrl) = ctrl {
+            root.set_ctrl(ctrl);
+        }
         root.set_path(path);
         opts.cg_root.push(root);
     }
