@@ -66,7 +66,8 @@ fn process_file(data: &[u8]) -> Result<Process> {
     Ok(serde_json::from_value(v)?)
 }
 
-/// runc's `strconv.Atoi` of a `--user` part, in its words; as runc, a negative id wraps.
+/// runc's `strconv.Atoi` of a `--user` part, in runc 1.3's words (1.1 said "parsing X as
+/// int for uid failed: ..."); as runc, a negative id wraps.
 fn atoi(s: &str, what: &str) -> Result<u32> {
     match s.parse::<i64>() {
         Ok(n) => Ok(n as u32),
@@ -79,7 +80,7 @@ fn atoi(s: &str, what: &str) -> Result<u32> {
             } else {
                 "invalid syntax"
             };
-            bail!("parsing {s} as int for {what} failed: strconv.Atoi: parsing {s:?}: {why}")
+            bail!("bad {what}: strconv.Atoi: parsing {s:?}: {why}")
         }
     }
 }
@@ -149,10 +150,11 @@ fn build_process(f: &ExecOptions, base: Option<&Process>, cmd: &[String]) -> Res
             Some((a, b)) => (a, Some(b)),
             None => (u.as_str(), None),
         };
-        user.set_uid(atoi(uid, "uid")?);
+        // The gid first, as runc 1.3 reads them.
         if let Some(g) = gid {
             user.set_gid(atoi(g, "gid")?);
         }
+        user.set_uid(atoi(uid, "uid")?);
     }
     if !f.additional_gids.is_empty() {
         user.set_additional_gids(Some(f.additional_gids.clone()));
