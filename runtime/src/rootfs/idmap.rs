@@ -103,7 +103,13 @@ impl Namespaces {
             Idmap::Maps { recursive, .. } | Idmap::UsernsPath { recursive, .. } => *recursive,
         };
         let userns = match idmap {
-            Idmap::Maps { uid, gid, .. } => self.with_maps(uid, gid)?,
+            Idmap::Maps { uid, gid, .. } => self.with_maps(uid, gid).with_context(|| {
+                format!(
+                    "idmapped mount of {} on {}",
+                    source.display(),
+                    m.destination().display()
+                )
+            })?,
             Idmap::UsernsPath { path, .. } => OwnedFd::from(
                 std::fs::File::open(path)
                     .with_context(|| format!("open user namespace {}", path.display()))?,
