@@ -112,17 +112,6 @@ fn running_counter(env: &TestEnv, b: &mut Bundle) -> (String, ContainerGuard, i3
     running
 }
 
-/// The reference runc 1.3.6 of the Debian testing guest sometimes fails a dump that runrs
-/// makes there: CRIU finds a task of the frozen container in state D ("Unseizable
-/// non-zombie"). Says SKIPPED, for the test to return; runrs must never need this.
-fn reference_cannot_dump(test: &str, out: &Output) -> bool {
-    let skip = is_runc() && !out.success() && out.stderr.contains("Unseizable non-zombie");
-    if skip {
-        eprintln!("SKIPPED {test}: runc's dump failed: CRIU found an unseizable task");
-    }
-    skip
-}
-
 fn checkpoint(env: &TestEnv, args: &[&str]) -> Output {
     let mut all = vec!["checkpoint"];
     all.extend_from_slice(args);
@@ -300,11 +289,7 @@ fn pre_dump_then_dump_on_its_parent() {
     let mut b = env.bundle();
     let (id, mut guard, pid) = running_counter(&env, &mut b);
     let (pre, last) = (env.path("images/pre"), env.path("images/last"));
-    let out = checkpoint(&env, &["--pre-dump", "--image-path", &arg(&pre), &id]);
-    if reference_cannot_dump("ckpt_pre_dump", &out) {
-        return;
-    }
-    out.ok();
+    checkpoint(&env, &["--pre-dump", "--image-path", &arg(&pre), &id]).ok();
     assert_eq!(env.rt.status(&id).as_deref(), Some("running"));
     let n = last_count(&b);
     wait_count_past(&b, n + 2);
@@ -632,11 +617,7 @@ fn a_systemd_scope_is_made_again_at_restore() {
     guard.record(pid);
     wait_count_past(&b, 3);
     let images = arg(&env.path("images"));
-    let out = sd(&["checkpoint", "--image-path", &images, &id]);
-    if reference_cannot_dump("ckpt_systemd", &out) {
-        return;
-    }
-    out.ok();
+    sd(&["checkpoint", "--image-path", &images, &id]).ok();
     let stopped_at = assert_dumped(&env, &id, pid, &b);
 
     sd(&[
