@@ -112,6 +112,18 @@ fn running_counter(env: &TestEnv, b: &mut Bundle) -> (String, ContainerGuard, i3
     running
 }
 
+/// A failure of CRIU's, reported as runc 1.1 reports errors (`fails_with`); runc 1.2+ quotes
+/// CRIU's log on stderr first, a warning a line, so from it only the words are checked.
+#[track_caller]
+fn assert_criu_failed(out: &Output, needles: &[&str]) {
+    if runrs_integration::runtime::runc_version().is_some_and(|v| v >= (1, 2)) {
+        assert!(matches!(out.code, Some(c) if c != 0), "{out:?}");
+        assert_contains(&out.stderr, "criu failed");
+    } else {
+        out.fails_with(needles);
+    }
+}
+
 fn checkpoint(env: &TestEnv, args: &[&str]) -> Output {
     let mut all = vec!["checkpoint"];
     all.extend_from_slice(args);
@@ -396,13 +408,7 @@ fn a_dump_criu_refuses_names_its_log_and_keeps_the_container() {
     wait_count_past(&b, 3);
     let images = env.path("images");
     let out = checkpoint(&env, &["--image-path", &arg(&images), &id]);
-    if runrs_integration::runtime::runc_version().is_some_and(|v| v >= (1, 2)) {
-        // runc 1.2+ quotes CRIU's log on stderr, a warning a line, before its error.
-        assert!(matches!(out.code, Some(c) if c != 0), "{out:?}");
-        assert_contains(&out.stderr, "criu failed");
-    } else {
-        out.fails_with(&["criu failed", "dump.log"]);
-    }
+    assert_criu_failed(&out, &["criu failed", "dump.log"]);
     assert!(
         images.join("dump.log").exists(),
         "no CRIU log in {images:?}"
@@ -924,7 +930,7 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
     // An LSM this kernel does not have: CRIU's words in runrs's error, nothing left.
     let bad = env.id();
     let out = restore("selinux:container_t", &bad);
-    out.fails_with(&["criu failed"]);
+    assert_criu_failed(&out, &["criu failed"]);
     if !is_runc() {
         assert_contains(
             &out.stderr,
