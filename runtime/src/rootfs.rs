@@ -19,6 +19,7 @@ mod resolve;
 use anyhow::{anyhow, Context, Result};
 use entry::mount_entry;
 pub use idmap::check as check_idmapped_mounts;
+pub use idmap::check_rootless as check_rootless_idmapped_mounts;
 use mounts::{lexical_clean, mount_fd, Mounter};
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};

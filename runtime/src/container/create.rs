@@ -149,6 +149,7 @@ impl Plan {
             crate::selfexe::ensure_sealed()?;
         }
         let netdevs = crate::netdev::check(spec, o.rootless)?;
+        crate::rootfs::check_rootless_idmapped_mounts(spec, o.rootless)?;
         let mut early = namespaces.early_unshare_flags();
         if !netdevs.is_empty() {
             // The devices go into the network namespace right after the clone: the clone

@@ -90,6 +90,24 @@ pub fn check(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// A rootless container has no idmapped mounts: the detached copy of a host mount and its
+/// mount_setattr need privilege over the host's mount namespace. Refused before anything is
+/// made, in runc 1.3's words.
+pub fn check_rootless(spec: &Spec, rootless: bool) -> Result<()> {
+    if !rootless {
+        return Ok(());
+    }
+    for m in spec.mounts().iter().flatten() {
+        if of_mount(spec, m)?.is_some() {
+            anyhow::bail!(
+                "invalid mount {}: id-mapped mounts are not supported for rootless containers",
+                m.destination().display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// User namespaces made for mappings, one per distinct set, kept until the trees are made.
 #[derive(Default)]
 pub(crate) struct Namespaces {
