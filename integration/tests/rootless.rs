@@ -74,6 +74,15 @@ impl<'a> User<'a> {
         out
     }
 
+    /// Nothing under the user's state directory: a refused config left no state behind.
+    #[track_caller]
+    fn assert_no_state(&self) {
+        let left = std::fs::read_dir(self.root())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0, "state left behind");
+    }
+
     /// `create` with the container's stdio away from our pipes.
     #[track_caller]
     fn create(&self, bundle: &Path, id: &str) {
@@ -181,10 +190,7 @@ fn a_limit_without_a_cgroup_of_the_users_is_refused_in_runcs_words() {
             "cannot set memory limit: container could not join or create cgroup",
         );
     }
-    let left = std::fs::read_dir(user.root())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "state left behind");
+    user.assert_no_state();
 }
 
 #[test]
@@ -212,10 +218,7 @@ fn a_config_asking_for_more_than_a_user_has_is_refused_and_leaves_nothing() {
     assert!(!ok, "a hard rlimit above the user's worked");
     // runrs names the limit (RLIMIT_NOFILE); runc 1.1 its number (type 7).
     assert_contains(&err.to_lowercase(), "rlimit");
-    let left = std::fs::read_dir(user.root())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "state left behind");
+    user.assert_no_state();
 }
 
 /// An idmapped bind mount needs what a user does not have: a detached copy of a host mount
@@ -251,10 +254,7 @@ fn an_idmapped_mount_is_refused_for_a_user_and_leaves_nothing() {
         &err,
         "id-mapped mounts are not supported for rootless containers",
     );
-    let left = std::fs::read_dir(user.root())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "state left behind");
+    user.assert_no_state();
 }
 
 /// A cgroup2 directory handed to `UID` the way systemd delegates one (`Delegate=yes`):
@@ -575,10 +575,7 @@ fn the_systemd_driver_without_a_users_bus_is_refused_and_leaves_nothing() {
     } else {
         assert_contains(&err, "DBUS_SESSION_BUS_ADDRESS");
     }
-    let left = std::fs::read_dir(user.root())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "state left behind");
+    user.assert_no_state();
 }
 
 /// Podman run by a session user, its storage, state and home under the user's runtime

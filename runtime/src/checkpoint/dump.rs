@@ -117,10 +117,10 @@ enum Feature {
 
 /// Asked of CRIU before the dump, as runc does.
 fn check_feature(o: &CriuOptions, feature: Feature) -> Result<()> {
-    let log = if o.pre_dump {
-        "pre-dump.log"
-    } else {
-        "dump.log"
+    // The log of the dump the feature is for.
+    let log = match feature {
+        Feature::MemTrack => "pre-dump.log",
+        Feature::LazyPages => "dump.log",
     };
     let (opts, dirs) = base_opts(o, log)?;
     let mut req = CriuReq::new();
