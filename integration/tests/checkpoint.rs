@@ -318,6 +318,50 @@ fn pre_dump_then_dump_on_its_parent() {
     env.assert_no_trace(&id, &b);
 }
 
+/// The `org.criu.config` annotation names a CRIU configuration file for this container, read
+/// after the runtime's own settings and over them (runc's rule): here it renames CRIU's log
+/// in the work directory, at the dump and at the restore, and the restore counts on.
+#[test]
+fn a_containers_criu_config_file_overrides_the_runtimes_settings() {
+    let Some(env) = env_with_criu("ckpt_criu_config") else {
+        return;
+    };
+    // It replaces /etc/criu/runc.conf, so it starts with what that file says (the guest's
+    // longer freeze timeout).
+    let mut text = std::fs::read_to_string("/etc/criu/runc.conf").unwrap_or_default();
+    text.push_str("\nlog-file from-config.log\n");
+    let conf = env.path("criu.conf");
+    std::fs::write(&conf, text).unwrap();
+    let mut b = env.bundle();
+    b.set("/annotations", json!({ "org.criu.config": arg(&conf) }));
+    let (id, mut guard, pid) = running_counter(&env, &mut b);
+    let (images, work) = (env.path("images"), env.path("work"));
+    let paths = ["--image-path", &arg(&images), "--work-path", &arg(&work)];
+    checkpoint(&env, &[&paths[..], &[id.as_str()]].concat()).ok();
+    let logs = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".log"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(logs(&work), ["from-config.log"], "CRIU's logs in {work:?}");
+    let stopped_at = assert_dumped(&env, &id, pid, &b);
+
+    std::fs::remove_file(work.join("from-config.log")).unwrap();
+    let bundle = arg(b.path());
+    env.rt
+        .cmd([&["restore", "-d", "--bundle", &bundle][..], &paths, &[&id]].concat())
+        .timeout(CRIU_TIMEOUT)
+        .run()
+        .ok();
+    assert_eq!(logs(&work), ["from-config.log"], "CRIU's logs in {work:?}");
+    guard.record(assert_counts_on(&env, &id, &b, stopped_at));
+    kill_and_delete(&env, &id, &b);
+}
+
 /// Only a running (or paused) container can be checkpointed; the created one is left as it
 /// was and no image directory is made. Needs no CRIU (runc checks the status first).
 #[test]
