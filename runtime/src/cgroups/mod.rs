@@ -139,7 +139,7 @@ pub fn unified_mode() -> bool {
 pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     match cgroups_path {
         None | Some("") => Ok(id.to_string()),
-        Some(p) if !p.starts_with('/') && p.split(':').count() == 3 => anyhow::bail!(
+        Some(p) if systemd::is_systemd_form(p) => anyhow::bail!(
             "cgroupsPath {p:?} is in systemd form (slice:prefix:name): use --systemd-cgroup for the systemd cgroup driver"
         ),
         Some(p) => Ok(p.to_string()),

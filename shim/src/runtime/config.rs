@@ -151,10 +151,8 @@ impl RuntimeConfig {
     /// v2), `cgroupsPath` is `slice:prefix:name` but Docker sends no `SystemdCgroup` to a shim
     /// other than runc's: the systemd form asks for the systemd driver.
     pub fn follow_cgroups_path(&mut self, cgroups_path: Option<&str>) {
-        if let Some(p) = cgroups_path {
-            if !p.starts_with('/') && p.split(':').count() == 3 {
-                self.systemd_cgroup = true;
-            }
+        if cgroups_path.is_some_and(runrs::cgroups::systemd::is_systemd_form) {
+            self.systemd_cgroup = true;
         }
     }
 

@@ -117,11 +117,21 @@ fn runtime_for(shim: &Shim, options: Option<&Any>, bundle: &Path) -> Result<Runt
     Ok(Runtime::new(config, bundle, Some(shim.reaper.clone())))
 }
 
-/// `linux.cgroupsPath` of the bundle's config.json, if it has one.
+/// `linux.cgroupsPath` of the bundle's config.json, if it has one. Only that field is kept:
+/// the rest (megabytes of annotations, say) is skipped, never built up as a tree.
 fn cgroups_path(bundle: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        #[serde(rename = "cgroupsPath")]
+        cgroups_path: Option<String>,
+    }
     let text = std::fs::read(bundle.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    Some(config["linux"]["cgroupsPath"].as_str()?.to_string())
+    let config: Config = serde_json::from_slice(&text).ok()?;
+    config.linux?.cgroups_path
 }
 
 /// Mounts Create's rootfs mounts onto `<bundle>/rootfs` (none: the bundle has its own).
@@ -156,4 +166,28 @@ fn publish_create(shim: &Shim, req: &CreateTaskRequest, paths: StdioPaths, pid: 
     ev.io = Some(tio).into();
     ev.pid = pid as u32;
     shim.publisher.publish(topic_of::<TaskCreate>(), &ev);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroups_path;
+
+    #[test]
+    fn cgroups_path_is_read_from_the_bundles_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        let cases = [
+            (
+                r#"{"annotations":{"a":"b"},"linux":{"cgroupsPath":"system.slice:docker:x","namespaces":[]}}"#,
+                Some("system.slice:docker:x"),
+            ),
+            (r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#, None),
+            (r#"{"process":{"args":["sh"]}}"#, None),
+            ("not json", None),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&config, text).unwrap();
+            assert_eq!(cgroups_path(dir.path()).as_deref(), want, "{text}");
+        }
+    }
 }

@@ -24,6 +24,13 @@ pub enum Manager {
     User,
 }
 
+/// Whether `cgroupsPath` is written in systemd's `slice:prefix:name` form (not a path): the
+/// cgroupfs driver refuses it, and a shim that was not told the driver takes it as a request
+/// for the systemd one.
+pub fn is_systemd_form(cgroups_path: &str) -> bool {
+    !cgroups_path.starts_with('/') && cgroups_path.split(':').count() == 3
+}
+
 /// A container's scope unit: its name, the slice it lives in and the manager that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
