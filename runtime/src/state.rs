@@ -266,12 +266,14 @@ impl Container {
     pub fn cgroup(&self) -> crate::cgroups::Cgroup<'_> {
         crate::cgroups::Cgroup {
             paths: &self.saved.cgroup_paths,
-            systemd_unit: self.saved.systemd_unit.as_deref(),
-            systemd_manager: if self.saved.systemd_user {
-                crate::cgroups::systemd::Manager::User
-            } else {
-                crate::cgroups::systemd::Manager::System
-            },
+            scope: (self.saved.systemd_unit.as_deref()).map(|unit| crate::cgroups::Scope {
+                unit,
+                manager: if self.saved.systemd_user {
+                    crate::cgroups::systemd::Manager::User
+                } else {
+                    crate::cgroups::systemd::Manager::System
+                },
+            }),
         }
     }
 

@@ -352,9 +352,16 @@ impl Planned {
 /// stand side by side below it.
 pub struct Cgroup<'a> {
     pub paths: &'a [PathBuf],
-    pub systemd_unit: Option<&'a str>,
-    /// The systemd the unit belongs to (the user's, rootless).
-    pub systemd_manager: systemd::Manager,
+    /// The scope unit under the systemd driver.
+    pub scope: Option<Scope<'a>>,
+}
+
+/// A container's systemd scope: the unit's name and the systemd it belongs to (the user's,
+/// rootless).
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub unit: &'a str,
+    pub manager: systemd::Manager,
 }
 
 impl Cgroup<'_> {
@@ -366,11 +373,11 @@ impl Cgroup<'_> {
     /// `update`: the unit's properties first (runtime only, as runc), then the files. Device
     /// rules are left as they are, as runc's update does.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(unit) = self.systemd_unit {
+        if let Some(scope) = self.scope {
             let v1 = matches!(backend(self.paths), Some(Backend::V1(_)));
             let mut props = systemd::properties::from_resources(r, v1)?;
             props.retain(|(name, _)| !name.starts_with("Device"));
-            systemd::Systemd::connect(self.systemd_manager)?.set_properties(unit, props)?;
+            systemd::Systemd::connect(scope.manager)?.set_properties(scope.unit, props)?;
         }
         update(self.paths, r)
     }
@@ -424,8 +431,8 @@ impl Cgroup<'_> {
 
     /// Remove it (its processes are gone): stop and reset the unit, remove the directories.
     pub fn destroy(&self) {
-        if let Some(unit) = self.systemd_unit {
-            if let Err(e) = systemd::stop(unit, self.systemd_manager) {
+        if let Some(scope) = self.scope {
+            if let Err(e) = systemd::stop(scope.unit, scope.manager) {
                 crate::logging::warn(&format!("{e:#}"));
             }
         }

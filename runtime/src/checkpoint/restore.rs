@@ -346,8 +346,10 @@ impl Drop for RestoreGuard {
         }
         let cg = cgroups::Cgroup {
             paths: &self.cgroups,
-            systemd_unit: self.unit.as_deref(),
-            systemd_manager: cgroups::systemd::Manager::System,
+            scope: self.unit.as_deref().map(|unit| cgroups::Scope {
+                unit,
+                manager: cgroups::systemd::Manager::System,
+            }),
         };
         cg.kill_remaining();
         cg.destroy();

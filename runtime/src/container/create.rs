@@ -509,8 +509,10 @@ impl CreateGuard {
     fn cgroup(&self) -> cgroups::Cgroup<'_> {
         cgroups::Cgroup {
             paths: &self.cgroups,
-            systemd_unit: self.unit.as_deref(),
-            systemd_manager: self.manager,
+            scope: self.unit.as_deref().map(|unit| cgroups::Scope {
+                unit,
+                manager: self.manager,
+            }),
         }
     }
 
