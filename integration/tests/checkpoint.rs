@@ -924,8 +924,8 @@ impl Drop for KillOnDrop {
 
 /// `restore --lsm-profile apparmor:NAME`: the restored processes run in that profile, not in
 /// the one they had at the dump (CRIU changes only a profile there was: the container runs
-/// in one, `process.apparmorProfile`); an LSM the kernel does not have fails the restore and
-/// leaves nothing behind.
+/// in one, `process.apparmorProfile`); an LSM the kernel does not have, or a profile it has
+/// not loaded, fails the restore and leaves nothing behind.
 #[test]
 fn restore_puts_the_processes_in_the_lsm_profile_given() {
     let test = "ckpt_lsm_profile";
@@ -982,7 +982,13 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
         );
     }
     env.assert_no_trace(&bad, &b);
-    assert_eq!(last_count(&b), stopped_at, "the failed restore counted");
+    // A profile the kernel has not loaded: the restored task cannot enter it; the restore
+    // fails (it does not wait for a task that never comes) and leaves nothing.
+    let unloaded = env.id();
+    let out = restore("apparmor:runrs-test-never-loaded", &unloaded);
+    assert_criu_failed(&out, &["criu failed"]);
+    env.assert_no_trace(&unloaded, &b);
+    assert_eq!(last_count(&b), stopped_at, "a failed restore counted");
 
     let new_id = env.id();
     let mut guard = env.guard(&new_id);
