@@ -34,6 +34,8 @@ pub struct CreateOpts<'a> {
 pub struct Created {
     pub pid: i32,
     pub container: Container,
+    /// `exec.fifo`'s read end, opened during the create for `run` (see `create_from`).
+    pub fifo_reader: Option<OwnedFd>,
 }
 
 /// `runrs create`: create, then leave the init waiting for `start`.
@@ -46,15 +48,18 @@ pub fn create(o: &CreateOpts, console: Option<OwnedFd>, detached: bool) -> Resul
     crate::logging::mark("create: begin");
     spec::validate_id(o.id)?;
     let bundle = spec::load(o.bundle)?;
-    create_from(o, bundle, console, detached)
+    create_from(o, bundle, console, detached, false)
 }
 
-/// `create` with the bundle already loaded (`run` looks at it first).
+/// `create` with the bundle already loaded (`run` looks at it first). With `hold_fifo`,
+/// `exec.fifo`'s read end is opened right after the clone: the init does not wait for
+/// `start` but goes on to exec as soon as it is ready.
 pub(super) fn create_from(
     o: &CreateOpts,
     mut bundle: spec::Bundle,
     console: Option<OwnedFd>,
     detached: bool,
+    hold_fifo: bool,
 ) -> Result<Created> {
     crate::logging::mark("create: spec loaded");
     let mut plan = Plan::new(o, &bundle.spec, console.is_some(), detached)?;
@@ -90,6 +95,12 @@ pub(super) fn create_from(
         console,
     )?;
     let (pid, chan) = (init.pid, &init.chan);
+    // After the clone: the init must not hold a reader of its own fifo.
+    let fifo_reader = if hold_fifo {
+        Some(super::open_fifo(&guard.dir.join(EXEC_FIFO))?)
+    } else {
+        None
+    };
     let spec = &bundle.spec;
     set_up_from_outside(spec, &init, &plan, &cgroups, &mut guard)?;
     saved.pid = pid;
@@ -111,6 +122,7 @@ pub(super) fn create_from(
     Ok(Created {
         pid,
         container: Container { dir, saved },
+        fifo_reader,
     })
 }
 

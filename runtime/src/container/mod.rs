@@ -82,19 +82,23 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     crate::logging::mark("start: begin");
     let c = state::load(root, id)?;
     crate::logging::mark("start: loaded");
-    start_container(&c)
+    start_container(&c, None)
 }
 
-/// `start` of a container already loaded (`run` has it from `create`).
-fn start_container(c: &Container) -> Result<()> {
+/// `start` of a container already loaded (`run` has it from `create`, and with it the
+/// fifo's read end when it let the init go on at ready: the container was created by this
+/// very process, its init may have run and exited already).
+fn start_container(c: &Container, fifo_reader: Option<OwnedFd>) -> Result<()> {
     let _lock = state::lock(&c.dir)?;
-    match c.status() {
-        Status::Created => {}
-        Status::Stopped => bail!("cannot start a container that has stopped"),
-        _ => bail!("cannot start an already running container"),
+    if fifo_reader.is_none() {
+        match c.status() {
+            Status::Created => {}
+            Status::Stopped => bail!("cannot start a container that has stopped"),
+            _ => bail!("cannot start an already running container"),
+        }
     }
     crate::logging::mark("start: status");
-    release_init(c)?;
+    release_init(c, fifo_reader)?;
     crate::logging::mark("start: process executing");
     if let Some(h) = c.hooks("poststart")? {
         if let Err(e) = crate::hooks::run("poststart", &h, &c.saved.hook_state(Status::Running)) {
@@ -104,12 +108,10 @@ fn start_container(c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// Open `exec.fifo` for reading: the init writes one byte and then execs (the fifo closes
-/// on exec) or writes why it could not.
-fn release_init(c: &Container) -> Result<()> {
-    let fifo_path = c.dir.join(EXEC_FIFO);
+/// `exec.fifo`'s read end; O_NONBLOCK so a dead init cannot hang us.
+fn open_fifo(fifo_path: &Path) -> Result<OwnedFd> {
     let cpath = CString::new(fifo_path.as_os_str().as_bytes())?;
-    // SAFETY: open on a NUL-terminated path; O_NONBLOCK so a dead init cannot hang us.
+    // SAFETY: open on a NUL-terminated path.
     let fd = unsafe {
         libc::open(
             cpath.as_ptr(),
@@ -120,7 +122,17 @@ fn release_init(c: &Container) -> Result<()> {
         return Err(std::io::Error::last_os_error()).context("open exec fifo");
     }
     // SAFETY: fd was just opened and is owned here.
-    let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open `exec.fifo` for reading (unless `run` holds it open already): the init writes one
+/// byte and then execs (the fifo closes on exec) or writes why it could not.
+fn release_init(c: &Container, held: Option<OwnedFd>) -> Result<()> {
+    let fifo_path = c.dir.join(EXEC_FIFO);
+    let fifo = match held {
+        Some(fd) => fd,
+        None => open_fifo(&fifo_path)?,
+    };
     let pidfd = pidfd_open(c.saved.pid);
     crate::logging::mark("start: fifo open");
     loop {
@@ -203,14 +215,21 @@ pub fn run(o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     } else {
         Some(crate::signals::Forwarder::block()?)
     };
-    let created = create::create_from(o, bundle, console_theirs, detach)?;
+    // Nothing can look at the container between its init's ready and its exec without a
+    // startContainer hook or a terminal to set up: the init need not wait for `start` to
+    // wake it (crun's run has no fifo at all).
+    let hold_fifo = !bundle_terminal
+        && (bundle.spec.hooks().as_ref())
+            .and_then(|h| h.start_container().as_ref())
+            .is_none_or(|h| h.is_empty());
+    let created = create::create_from(o, bundle, console_theirs, detach, hold_fifo)?;
     let c = &created.container;
     let status = (|| -> Result<Option<i32>> {
         let master = match &console_ours {
             Some(s) => Some(crate::console::recv_master(s.as_raw_fd())?),
             None => None,
         };
-        start_container(c)?;
+        start_container(c, created.fifo_reader)?;
         match forwarder {
             Some(fwd) => fwd.wait_child(created.pid, master).map(Some),
             None => Ok(None),
