@@ -982,13 +982,16 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
         );
     }
     env.assert_no_trace(&bad, &b);
-    // A profile the kernel has not loaded: the restored task cannot enter it; the restore
-    // fails (it does not wait for a task that never comes) and leaves nothing.
-    let unloaded = env.id();
-    let out = restore("apparmor:runrs-test-never-loaded", &unloaded);
-    assert_criu_failed(&out, &["criu failed"]);
-    env.assert_no_trace(&unloaded, &b);
-    assert_eq!(last_count(&b), stopped_at, "a failed restore counted");
+    // A profile the kernel has not loaded: the restored tasks cannot enter it, and CRIU 4.1
+    // then hangs for good (runc 1.1 and 1.3 hang with it, and leave the container's state
+    // behind when killed). runrs refuses it first, naming the profile, and leaves nothing.
+    if !is_runc() {
+        let unloaded = env.id();
+        let out = restore("apparmor:runrs-test-never-loaded", &unloaded);
+        out.fails_with(&["AppArmor profile \"runrs-test-never-loaded\"", "not loaded"]);
+        env.assert_no_trace(&unloaded, &b);
+        assert_eq!(last_count(&b), stopped_at, "a failed restore counted");
+    }
 
     let new_id = env.id();
     let mut guard = env.guard(&new_id);

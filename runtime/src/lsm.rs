@@ -47,6 +47,35 @@ pub fn check(process: &Process, mount_label: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The AppArmor profile a restore puts the processes in, `--lsm-profile apparmor:NAME` or
+/// else the one the container ran in, must be loaded: CRIU's restorer cannot enter a profile
+/// the kernel does not have, and CRIU (4.1) then hangs for good (it kills the restored init
+/// and waits for it, while the init waits for a traced child only CRIU may reap); runc's
+/// restore hangs with it. Refused before anything is made. Profiles this cannot look up
+/// (hats, stacks, namespaces) are left to CRIU.
+pub fn check_restore_profile(lsm_profile: Option<&str>, process: Option<&Process>) -> Result<()> {
+    let name = match lsm_profile {
+        Some(p) => p.strip_prefix("apparmor:"),
+        None => process.and_then(|p| p.apparmor_profile().as_deref()),
+    };
+    let Some(name) = name.filter(|n| !n.is_empty() && *n != "unconfined") else {
+        return Ok(());
+    };
+    if name.contains("//") || name.starts_with(':') || !apparmor_enabled() {
+        return Ok(());
+    }
+    let Ok(loaded) = crate::kernfs::read("/sys/kernel/security/apparmor/profiles") else {
+        return Ok(());
+    };
+    if loaded
+        .lines()
+        .any(|l| l.rsplit_once(" (").is_some_and(|(n, _)| n == name))
+    {
+        return Ok(());
+    }
+    bail!("cannot restore into AppArmor profile {name:?}: it is not loaded in the kernel (apparmor_parser loads it)")
+}
+
 /// Confine the program this process executes next by `profile` (AppArmor's change_onexec),
 /// as runc does: `exec PROFILE` into the task's exec attribute.
 pub fn apply_apparmor(profile: &str) -> Result<()> {

@@ -34,6 +34,7 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
     spec::validate_id(id)?;
     let bundle = spec::load(&f.bundle)?;
     let descriptors = read_images(&o.image_path)?;
+    crate::lsm::check_restore_profile(o.lsm_profile.as_deref(), bundle.spec.process().as_ref())?;
     swrk::criu_path()?;
     let console = match (&f.console_socket, is_terminal(&bundle)) {
         (Some(p), true) => Some(crate::console::connect_socket(p)?),
