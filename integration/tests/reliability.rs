@@ -249,6 +249,9 @@ fn deep_or_non_utf8_configs_are_clear_errors() {
 /// runtime's channel to the init.
 #[test]
 fn a_config_with_a_huge_annotation_runs_and_its_hooks_get_it_whole() {
+    if skipped_under_emulation("rel_big", "parsing a 20 MB config takes minutes emulated") {
+        return;
+    }
     let env = TestEnv::new("rel_big");
     let mut b = env.bundle();
     b.set_args(&["true"]);
@@ -689,6 +692,12 @@ fn run_measured(rt: &Runtime, args: &[&str]) -> (std::process::ExitStatus, Strin
 /// the state to its file).
 #[test]
 fn a_100_mb_config_is_created_in_bounded_memory() {
+    if skipped_under_emulation(
+        "rel_100mb",
+        "parsing a 100 MB config takes many minutes emulated",
+    ) {
+        return;
+    }
     let env = TestEnv::new("rel_100mb");
     let mut b = env.bundle();
     b.set_args(&["sleep", "600"]);
