@@ -988,7 +988,7 @@ fn restore_puts_the_processes_in_the_lsm_profile_given() {
     if !is_runc() {
         let unloaded = env.id();
         let out = restore("apparmor:runrs-test-never-loaded", &unloaded);
-        out.fails_with(&["AppArmor profile \"runrs-test-never-loaded\"", "not loaded"]);
+        out.fails_with(&["runrs-test-never-loaded", "not loaded in the kernel"]);
         env.assert_no_trace(&unloaded, &b);
         assert_eq!(last_count(&b), stopped_at, "a failed restore counted");
     }
