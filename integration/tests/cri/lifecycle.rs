@@ -143,7 +143,15 @@ pub fn containerd_restart(node: &mut Node, handler: &str) {
     );
     assert_eq!(pod.status(&stays).0.state, RUNNING);
     let s = pod.wait_exited(&exits, Duration::from_secs(20));
-    assert_eq!((s.exit_code, s.reason.as_str()), (5, "Error"));
+    let exit = (s.exit_code, s.reason.as_str());
+    if handler == "runc" && super::node::containerd_major() >= 2 {
+        // containerd 2.1 with its Go shim (containerd-shim-runc-v2) loses an exit that came
+        // while containerd was down: 255 "Unknown" (Debian testing: containerd 2.1.9, runc
+        // 1.3.6). Our shim keeps it; docs/clients.md.
+        assert!(matches!(exit, (5, "Error") | (255, "Unknown")), "{exit:?}");
+    } else {
+        assert_eq!(exit, (5, "Error"));
+    }
     assert_eq!(pod.sh(&stays, "echo alive").trim(), "alive");
     pod.remove();
 }

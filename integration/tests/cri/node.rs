@@ -100,6 +100,18 @@ fn cni_conflist(d: &Path) -> String {
     )
 }
 
+/// The major version of the containerd on PATH (`containerd --version`: "containerd ID
+/// [v]1.7.24 REV"), 0 when it cannot be told.
+pub fn containerd_major() -> u32 {
+    let out = Command::new("containerd").arg("--version").output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    (text.ok().as_deref())
+        .and_then(|t| t.split_whitespace().nth(2))
+        .map(|v| v.trim_start_matches('v'))
+        .and_then(|v| v.split('.').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The tools the node needs, or what is missing.
 pub fn missing_tools() -> Vec<String> {
     let mut need: Vec<PathBuf> = [
