@@ -131,12 +131,16 @@ pub fn exit_reasons(node: &mut Node, handler: &str) {
         (&oom, 137, "OOMKilled"),
     ] {
         let s = pod.wait_exited(id, Duration::from_secs(30));
-        assert_eq!(
-            (s.exit_code, s.reason.as_str()),
-            (code, reason),
-            "container {:?}",
-            s.metadata
-        );
+        let got = (s.exit_code, s.reason.as_str());
+        if handler == "runc" && id == &oom && got == (137, "Error") {
+            // containerd's Go shim sends the OOM event from another goroutine than the exit:
+            // under load the exit may reach the CRI first, and the reason is then "Error"
+            // (seen in CI with a guest VM running beside it). Ours publishes an OOM before an
+            // exit it sees at the same time.
+            eprintln!("reasons [runc]: the OOM kill came as \"Error\": the Go shim's race");
+            continue;
+        }
+        assert_eq!(got, (code, reason), "container {:?}", s.metadata);
         // Not finished_at >= started_at: containerd stamps started_at after the Start
         // call returned, which a process as short as `true` may not outlive.
         assert!(

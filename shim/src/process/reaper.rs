@@ -63,8 +63,8 @@ impl Reaper {
         Ok((reaper, sfd))
     }
 
-    /// The shim's event loop: reaps on SIGCHLD (`on_exit` sees every exit after it is in
-    /// the table) and calls `on_other` when `other` is readable (the OOM watcher's fd).
+    /// The shim's event loop: calls `on_other` when `other` is readable (the OOM watcher's
+    /// fd), and reaps on SIGCHLD (`on_exit` sees every exit after it is in the table).
     pub fn run(
         self: Arc<Self>,
         sfd: SignalFd,
@@ -81,15 +81,17 @@ impl Reaper {
                 continue;
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            // The OOM first: a kill's OOM and its exit seen in one wake-up go out in the
+            // order they happened (the CRI says OOMKilled only if the OOM came first).
+            if ready(&fds[1]) {
+                on_other();
+            }
             if ready(&fds[0]) {
                 // Non-blocking: SIGCHLDs coalesce, one read and a full reap is enough.
                 while let Ok(Some(_)) = sfd.read_signal() {}
                 for exit in self.reap_all() {
                     on_exit(exit);
                 }
-            }
-            if ready(&fds[1]) {
-                on_other();
             }
         }
     }
