@@ -317,12 +317,13 @@ fn docker_detached_container_lifecycle() {
         );
         assert_eq!(limits.get(1), Some(&"33"), "--runtime {rt}: {limits:?}");
 
-        // stop, graceful: SIGTERM and the trap exits 0.
+        // stop, graceful: SIGTERM and the trap exits 0, long before the timeout (a wide
+        // one: an emulated guest beside other work took over 15 s for the whole stop).
         let started = Instant::now();
-        docker.run(&["stop", "-t", "20", &name]).ok();
+        docker.run(&["stop", "-t", "50", &name]).ok();
         assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "stop waited for the timeout: SIGTERM did not reach the container"
+            started.elapsed() < Duration::from_secs(40),
+            "--runtime {rt}: stop waited for the timeout: SIGTERM did not reach the container"
         );
         let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
         assert_eq!(code.ok().trim(), "0", "--runtime {rt}");

@@ -10,6 +10,8 @@ pub fn stop_grace_period(node: &mut Node, handler: &str) {
     let pod = node.run_pod("stop", handler);
     let stubborn = pod.start_sh("stubborn", "trap '' TERM; while :; do sleep 0.1; done");
     let polite = pod.start_sh("polite", "trap 'exit 0' TERM; while :; do sleep 0.1; done");
+    wait_sigterm_disposition(&pod, &stubborn, "SigIgn");
+    wait_sigterm_disposition(&pod, &polite, "SigCgt");
     let t = Instant::now();
     pod.stop_container(&polite, 30)
         .expect("StopContainer polite");
@@ -34,6 +36,26 @@ pub fn stop_grace_period(node: &mut Node, handler: &str) {
     let s = pod.status(&stubborn).0;
     assert_eq!((s.state, s.exit_code), (EXITED, 137));
     pod.remove();
+}
+
+/// Waits until the container's shell has set its trap (SIGTERM in `field` of its
+/// /proc status, `SigCgt` or `SigIgn`): a pid 1 drops a signal it has no handler for, so a
+/// stop sent before the trap (a loaded machine) would wait out the whole grace period.
+fn wait_sigterm_disposition(pod: &Pod, id: &str, field: &str) {
+    let pid = pod.pid(id);
+    let term = 1u64 << (libc::SIGTERM - 1);
+    poll(
+        &format!("{id} to set its SIGTERM trap"),
+        Duration::from_secs(30),
+        || {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let mask = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+            (mask & term != 0).then_some(())
+        },
+    );
 }
 
 fn entries(dir: &Path) -> Vec<String> {
