@@ -49,10 +49,8 @@ fn wait_sigterm_disposition(pod: &Pod, id: &str, field: &str) {
         Duration::from_secs(30),
         || {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let mask = status
-                .lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+            let mask = runrs_integration::procfs::status_field(&status, field)
+                .and_then(|v| u64::from_str_radix(v, 16).ok())?;
             (mask & term != 0).then_some(())
         },
     );
