@@ -428,6 +428,11 @@ impl Running {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
 
+    /// What it has written to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        std::fs::read_to_string(&self.out_path).unwrap_or_default()
+    }
+
     /// Whether it has exited (without reaping the result away: `wait` still works).
     pub fn has_exited(&mut self) -> bool {
         match self.child.as_mut() {

@@ -442,7 +442,11 @@ fn events_stream_stats_and_oom() {
         .cmd(["events", "--interval", "200ms", &id])
         .timeout(Duration::from_secs(90))
         .spawn();
-    std::thread::sleep(Duration::from_millis(300));
+    // `events` takes its baseline of OOM kills when it starts; its first stats line says it
+    // has (a fixed sleep lost that race in a slow, emulated guest).
+    wait_until("the first stats line of events", WAIT, || {
+        events.stdout_so_far().contains("\"stats\"")
+    });
     std::fs::write(b.host_path("/tmp/go"), "").unwrap();
     // The OOM killer usually takes the subshell; now and then it takes the container's shell
     // instead. Either way the cgroup OOMed, which is what the event stream must report.
