@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 /// A packet from CRIU is at most this long (runc's buffer: 10 pages).
 const MAX_PACKET: usize = 10 * 4096;
@@ -119,6 +120,7 @@ pub fn run(
     notify: &mut dyn FnMut(Notify) -> Result<()>,
 ) -> Result<CriuResp> {
     let criu = criu_path()?;
+    refuse_older(version(&criu)?, &req)?;
     let (ours, theirs) = socketpair()?;
     let mut child = spawn(&criu, &theirs, &swrk.extra_fds, swrk.inherit_stdio)?;
     drop(theirs);
@@ -186,6 +188,83 @@ fn converse(
         ack.set_type(ReqType::NOTIFY);
         ack.set_notify_success(true);
         send(sock, &ack)?;
+    }
+}
+
+/// CRIU's version as runc numbers it (3.16.1 is 31601), asked once per command of a `criu
+/// swrk` of its own, as runc (go-criu) asks it: CRIU 3.0 and later answer `VERSION`.
+fn version(criu: &Path) -> Result<u32> {
+    static KNOWN: OnceLock<u32> = OnceLock::new();
+    if let Some(v) = KNOWN.get() {
+        return Ok(*v);
+    }
+    let (ours, theirs) = socketpair()?;
+    let mut child = spawn(criu, &theirs, &[], false)?;
+    drop(theirs);
+    let answer = ask_version(&ours);
+    // SAFETY: shutdown of our own socket: CRIU exits at its end.
+    unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) };
+    drop(ours);
+    child.wait().context("wait for criu")?;
+    let v = answer?;
+    crate::logging::debug(&format!("criu version {v}"));
+    Ok(*KNOWN.get_or_init(|| v))
+}
+
+fn ask_version(sock: &OwnedFd) -> Result<u32> {
+    let mut ask = CriuReq::new();
+    ask.set_type(ReqType::VERSION);
+    send(sock, &ask)?;
+    let (resp, _) = recv(sock).context("CRIU version check failed")?;
+    let v = resp
+        .version
+        .as_ref()
+        .filter(|_| resp.success() && resp.type_() == ReqType::VERSION)
+        .context(
+            "CRIU version check failed: criu does not answer VERSION (it is older than 3.0)",
+        )?;
+    let part = |n: i32| u32::try_from(n).unwrap_or(0);
+    Ok(part(v.major_number()) * 10000 + part(v.minor_number()) * 100 + part(v.sublevel()))
+}
+
+/// The oldest CRIU that can carry out `req` (runc's minimums), and runc's words when a
+/// particular option is what needs it.
+fn required_version(req: &CriuReq) -> (u32, Option<&'static str>) {
+    let opts = req.opts.as_ref();
+    if opts.is_some_and(|o| o.has_lsm_profile()) {
+        return (31600, Some("--lsm-profile requires at least CRIU 3.16"));
+    }
+    if opts.is_some_and(|o| o.has_lsm_mount_context()) {
+        return (
+            31600,
+            Some("--lsm-mount-context requires at least CRIU 3.16"),
+        );
+    }
+    // A namespace joined by path is external to CRIU (`net[<inode>]:extRootNetNS` at the
+    // dump, an inherited fd of that key at the restore): pid from 3.15, net from 3.11.
+    let external = |kind: &str, key: &str| {
+        opts.is_some_and(|o| {
+            o.external.iter().any(|e| e.starts_with(kind))
+                || o.inherit_fd.iter().any(|i| i.key() == key)
+        })
+    };
+    // So are the lazy pages' `status-ready` notifications, which `--status-fd` waits for.
+    if external("pid[", "extRootPidNS") || opts.is_some_and(|o| o.lazy_pages()) {
+        return (31500, None);
+    }
+    if external("net[", "extRootNetNS") {
+        return (31100, None);
+    }
+    (30000, None)
+}
+
+/// Refuse a CRIU of version `have` too old for `req`, in runc's words, before it is asked to
+/// do anything.
+fn refuse_older(have: u32, req: &CriuReq) -> Result<()> {
+    match required_version(req) {
+        (need, Some(why)) if have < need => bail!("{why}"),
+        (need, None) if have < need => bail!("CRIU version {have} must be {need} or higher"),
+        _ => Ok(()),
     }
 }
 
@@ -265,5 +344,101 @@ fn received_fd(msg: &libc::msghdr) -> Option<OwnedFd> {
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
         Some(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rpc::{CriuOpts, CriuVersion, InheritFd};
+    use super::*;
+
+    /// What `ask_version` makes of the answer of a CRIU of version `v` (played by a thread
+    /// on the other end of the socket, which checks the question).
+    fn asked(v: (i32, i32, i32)) -> u32 {
+        let (ours, theirs) = socketpair().unwrap();
+        let criu = std::thread::spawn(move || {
+            let mut buf = vec![0u8; MAX_PACKET];
+            // SAFETY: buf is valid for its length.
+            let n =
+                unsafe { libc::recv(theirs.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let ask = CriuReq::parse_from_bytes(&buf[..n as usize]).unwrap();
+            assert_eq!(ask.type_(), ReqType::VERSION);
+            let mut version = CriuVersion::new();
+            version.set_major_number(v.0);
+            version.set_minor_number(v.1);
+            version.set_sublevel(v.2);
+            let mut resp = CriuResp::new();
+            resp.set_type(ReqType::VERSION);
+            resp.set_success(true);
+            resp.version = Some(version).into();
+            let data = resp.write_to_bytes().unwrap();
+            // SAFETY: data is valid for its length.
+            unsafe { libc::send(theirs.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) };
+        });
+        let got = ask_version(&ours).unwrap();
+        criu.join().unwrap();
+        got
+    }
+
+    /// A CRIU of version `v` asked, then `req` checked against it: runc's words, if refused.
+    fn converse_with(v: (i32, i32, i32), req: &CriuReq) -> Result<(), String> {
+        refuse_older(asked(v), req).map_err(|e| format!("{e:#}"))
+    }
+
+    fn restore_with(f: impl FnOnce(&mut CriuOpts)) -> CriuReq {
+        let mut opts = CriuOpts::new();
+        opts.set_images_dir_fd(3);
+        f(&mut opts);
+        let mut req = CriuReq::new();
+        req.set_type(ReqType::RESTORE);
+        req.opts = Some(opts).into();
+        req
+    }
+
+    #[test]
+    fn versions_are_numbered_as_runc_numbers_them() {
+        assert_eq!(asked((4, 1, 1)), 40101);
+        assert_eq!(asked((3, 16, 0)), 31600);
+    }
+
+    #[test]
+    fn a_criu_too_old_for_the_request_is_refused_in_runcs_words() {
+        let plain = restore_with(|_| {});
+        assert_eq!(
+            converse_with((2, 12, 0), &plain).unwrap_err(),
+            "CRIU version 21200 must be 30000 or higher"
+        );
+        let lsm = restore_with(|o| o.set_lsm_profile("apparmor:p".into()));
+        assert_eq!(
+            converse_with((3, 15, 0), &lsm).unwrap_err(),
+            "--lsm-profile requires at least CRIU 3.16"
+        );
+        assert!(converse_with((3, 16, 0), &lsm).is_ok());
+        let ctx = restore_with(|o| o.set_lsm_mount_context("system_u:object_r:t:s0".into()));
+        assert_eq!(
+            converse_with((3, 15, 9), &ctx).unwrap_err(),
+            "--lsm-mount-context requires at least CRIU 3.16"
+        );
+        let pidns = restore_with(|o| {
+            let mut i = InheritFd::new();
+            i.set_key("extRootPidNS".into());
+            i.set_fd(4);
+            o.inherit_fd.push(i);
+        });
+        assert_eq!(
+            converse_with((3, 14, 0), &pidns).unwrap_err(),
+            "CRIU version 31400 must be 31500 or higher"
+        );
+        let lazy = restore_with(|o| o.set_lazy_pages(true));
+        assert_eq!(
+            converse_with((3, 14, 0), &lazy).unwrap_err(),
+            "CRIU version 31400 must be 31500 or higher"
+        );
+        let netns = restore_with(|o| o.external.push("net[4026531992]:extRootNetNS".into()));
+        assert!(converse_with((3, 11, 0), &netns).is_ok());
+        assert_eq!(
+            converse_with((3, 10, 0), &netns).unwrap_err(),
+            "CRIU version 31000 must be 31100 or higher"
+        );
     }
 }
