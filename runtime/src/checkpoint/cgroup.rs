@@ -54,6 +54,11 @@ impl Plan {
         &self.planned.dirs
     }
 
+    /// The container's v1 hierarchies (names and directories), for its `/sys/fs/cgroup`.
+    pub fn v1_dirs(&self) -> &[cgroups::V1Dir] {
+        &self.planned.view.v1
+    }
+
     /// The scope unit's name, under the systemd driver.
     pub fn unit(&self) -> Option<String> {
         self.scope.as_ref().map(|(u, _)| u.name.clone())
@@ -70,8 +75,9 @@ impl Plan {
     }
 
     /// CRIU (`pid`) into the container's cgroups. The cgroup roots it is to restore into
-    /// (`cg_root`), as `/proc/<pid>/cgroup` now says: each v1 hierarchy's controllers and
-    /// path, or on cgroup v2 the path, for every controller (`None`).
+    /// (`cg_root`), as `/proc/<pid>/cgroup` now says: each hierarchy's controllers and path
+    /// (a hybrid host's cgroup2 too, as the empty controller), or on a cgroup2-only host the
+    /// path, for every controller (`None`).
     pub fn join(&self, pid: i32) -> Result<Vec<(Option<String>, String)>> {
         let dirs = &self.planned.dirs;
         match &self.scope {
@@ -99,17 +105,14 @@ impl Plan {
     }
 }
 
-/// `ID:controllers:path` of a v1 hierarchy as (controllers without `name=`, path).
+/// `ID:controllers:path` as (controllers, path), named the way CRIU names a hierarchy in its
+/// images (and runc hands them over): `name=systemd` with its prefix, and a hybrid host's
+/// cgroup2 line (`0::`) as the empty controller. Stripped of `name=`, a root matched nothing
+/// and CRIU put the restored tasks back into the dumped container's cgroups there.
 fn v1_root(line: &str) -> Option<(String, String)> {
     let mut parts = line.splitn(3, ':');
     let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-    if ctrls.is_empty() {
-        return None;
-    }
-    Some((
-        ctrls.trim_start_matches("name=").to_string(),
-        path.to_string(),
-    ))
+    Some((ctrls.to_string(), path.to_string()))
 }
 
 #[cfg(test)]
@@ -124,8 +127,8 @@ mod tests {
         );
         assert_eq!(
             v1_root("1:name=systemd:/s"),
-            Some(("systemd".into(), "/s".into()))
+            Some(("name=systemd".into(), "/s".into()))
         );
-        assert_eq!(v1_root("0::/unified"), None);
+        assert_eq!(v1_root("0::/unified"), Some(("".into(), "/unified".into())));
     }
 }

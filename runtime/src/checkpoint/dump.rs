@@ -82,6 +82,9 @@ fn request(
     } else {
         // No need to describe all this for a pre-dump (memory only).
         mounts::dump_ext_mounts(&mut opts, spec, c.saved.pid);
+        // Only the hierarchies' names matter here, the same as in our own view.
+        let view = crate::cgroups::MountView::of_self()?;
+        mounts::dump_cgroup_binds(&mut opts, spec, &view.v1);
         ReqType::DUMP
     };
     let mut req = CriuReq::new();

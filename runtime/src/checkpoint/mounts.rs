@@ -4,6 +4,7 @@
 //! binds, and network/pid namespaces joined by path are external namespaces.
 
 use super::rpc::{CriuOpts, ExtMountMap, InheritFd, JoinNamespace};
+use crate::cgroups::V1Dir;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 use std::os::fd::OwnedFd;
@@ -113,6 +114,41 @@ pub fn restore_ext_mounts(opts: &mut CriuOpts, spec: &Spec, bundle: &Path) {
     }
     for d in device_paths(spec) {
         opts.ext_mnt.push(ext_mnt(&d, &d));
+    }
+}
+
+/// cgroup v1 without a cgroup namespace: each hierarchy of a `type: "cgroup"` mount is a bind
+/// of the container's cgroup on the host (`rootfs/cgroup_v1.rs`), a slave of the host's mount
+/// that CRIU cannot dump ("has unreachable sharing"). As runc does, they are external mounts:
+/// each destination with its hierarchy in `v1` (names, and at the restore the directories).
+fn cgroup_binds<'a>(spec: &Spec, v1: &'a [V1Dir]) -> Vec<(String, &'a V1Dir)> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    if namespaces.is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Cgroup)) {
+        return Vec::new(); // new cgroup mounts, which CRIU dumps itself
+    }
+    let cgroup_mounts = mounts(spec)
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("cgroup"));
+    cgroup_mounts
+        .flat_map(|m| {
+            v1.iter()
+                .map(move |h| (clean(&m.destination().join(&h.name)), h))
+        })
+        .collect()
+}
+
+/// The dump's side of [`cgroup_binds`]: each by its destination (`v1` gives the names).
+pub fn dump_cgroup_binds(opts: &mut CriuOpts, spec: &Spec, v1: &[V1Dir]) {
+    for (dest, _) in cgroup_binds(spec, v1) {
+        opts.ext_mnt.push(ext_mnt(&dest, &dest));
+    }
+}
+
+/// The restore's side of [`cgroup_binds`]: each destination to the restored container's own
+/// directory of that hierarchy.
+pub fn restore_cgroup_binds(opts: &mut CriuOpts, spec: &Spec, v1: &[V1Dir]) {
+    for (dest, h) in cgroup_binds(spec, v1) {
+        opts.ext_mnt.push(ext_mnt(&dest, &h.dir.to_string_lossy()));
     }
 }
 
@@ -236,6 +272,65 @@ mod tests {
         assert_eq!(clean(Path::new("/a/./b/../c")), "/a/c");
         assert_eq!(clean(Path::new("data")), "/data");
         assert_eq!(clean(Path::new("/../..")), "/");
+    }
+
+    #[test]
+    fn v1_cgroup_binds_are_external_without_a_cgroup_namespace() {
+        let spec = |namespaces: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}],
+                "linux": {"namespaces": namespaces}
+            }))
+            .unwrap()
+        };
+        let v1 = [
+            ("memory", "/sys/fs/cgroup/memory/c1"),
+            ("cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct/c1"),
+        ]
+        .map(|(name, dir)| V1Dir {
+            name: name.into(),
+            controllers: name.into(),
+            dir: dir.into(),
+        });
+        let pairs = |opts: &CriuOpts| -> Vec<(String, String)> {
+            (opts.ext_mnt.iter())
+                .map(|m| (m.key().to_string(), m.val().to_string()))
+                .collect()
+        };
+        let plain = spec(serde_json::json!([{"type": "mount"}]));
+        let mut dump = CriuOpts::new();
+        dump_cgroup_binds(&mut dump, &plain, &v1);
+        let mut restore = CriuOpts::new();
+        restore_cgroup_binds(&mut restore, &plain, &v1);
+        let own = |d: &str| (d.to_string(), d.to_string());
+        assert_eq!(
+            pairs(&dump),
+            [
+                own("/sys/fs/cgroup/memory"),
+                own("/sys/fs/cgroup/cpu,cpuacct")
+            ]
+        );
+        assert_eq!(
+            pairs(&restore),
+            [
+                (
+                    "/sys/fs/cgroup/memory".into(),
+                    "/sys/fs/cgroup/memory/c1".into()
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct".into(),
+                    "/sys/fs/cgroup/cpu,cpuacct/c1".into()
+                )
+            ]
+        );
+        // With a cgroup namespace they are new cgroup mounts, which CRIU dumps itself.
+        let cgroupns = spec(serde_json::json!([{"type": "mount"}, {"type": "cgroup"}]));
+        let mut none = CriuOpts::new();
+        dump_cgroup_binds(&mut none, &cgroupns, &v1);
+        restore_cgroup_binds(&mut none, &cgroupns, &v1);
+        assert!(none.ext_mnt.is_empty());
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn run_criu(
     let criu_root = mount_root(&bundle.rootfs, &guard.dir)?;
     guard.criu_root = Some(criu_root.clone());
     mounts::make_mount_points(&bundle.spec, &bundle.rootfs)?;
-    let (req, dirs, ns_fds) = request(bundle, descriptors, o, &criu_root)?;
+    let (req, dirs, ns_fds) = request(bundle, descriptors, o, &criu_root, cgroups)?;
     let mut join = |pid: i32, req: &mut CriuReq| join_cgroups(cgroups, pid, req);
     let swrk = Swrk {
         log: dirs.log.clone(),
@@ -189,6 +189,7 @@ fn request(
     descriptors: &[String],
     o: &CriuOptions,
     criu_root: &Path,
+    cgroups: &super::cgroup::Plan,
 ) -> Result<(CriuReq, Dirs, Vec<OwnedFd>)> {
     let (mut opts, dirs) = base_opts(o, "restore.log")?;
     opts.set_evasive_devices(true);
@@ -204,6 +205,7 @@ fn request(
     config_file(&mut opts, annotations.get("org.criu.config"));
     let ns_fds = mounts::restore_namespaces(&mut opts, &bundle.spec)?;
     mounts::restore_ext_mounts(&mut opts, &bundle.spec, &bundle.path);
+    mounts::restore_cgroup_binds(&mut opts, &bundle.spec, cgroups.v1_dirs());
     inherit_pipes(&mut opts, descriptors);
     let mut req = CriuReq::new();
     req.set_type(ReqType::RESTORE);

@@ -248,7 +248,7 @@ fn required_version(req: &CriuReq) -> (u32, Option<&'static str>) {
                 || o.inherit_fd.iter().any(|i| i.key() == key)
         })
     };
-    // So are the lazy pages' `status-ready` notifications, which `--status-fd` waits for.
+    // `--lazy-pages` needs 3.15 too: its `--status-fd` waits for CRIU's `status-ready`.
     if external("pid[", "extRootPidNS") || opts.is_some_and(|o| o.lazy_pages()) {
         return (31500, None);
     }
