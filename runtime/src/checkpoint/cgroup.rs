@@ -75,10 +75,9 @@ impl Plan {
     }
 
     /// CRIU (`pid`) into the container's cgroups. The cgroup roots it is to restore into
-    /// (`cg_root`), as `/proc/<pid>/cgroup` now says: each hierarchy's controllers and path
-    /// (a hybrid host's cgroup2 too, as the empty controller), or on a cgroup2-only host the
-    /// path, for every controller (`None`).
-    pub fn join(&self, pid: i32) -> Result<Vec<(Option<String>, String)>> {
+    /// (`cg_root`), as `/proc/<pid>/cgroup` now says: each hierarchy's controllers and path,
+    /// cgroup2's (alone, or beside v1 ones) as the empty controller, as runc hands them over.
+    pub fn join(&self, pid: i32) -> Result<Vec<(String, String)>> {
         let dirs = &self.planned.dirs;
         match &self.scope {
             None => cgroups::move_into(dirs, pid).context("move criu into the cgroups")?,
@@ -93,23 +92,15 @@ impl Plan {
             }
         }
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-        if cgroups::unified_mode() {
-            let path = text.lines().find_map(|l| l.strip_prefix("0::"));
-            return Ok(path.map(|p| (None, p.to_string())).into_iter().collect());
-        }
-        Ok(text
-            .lines()
-            .filter_map(v1_root)
-            .map(|(c, p)| (Some(c), p))
-            .collect())
+        Ok(text.lines().filter_map(cg_root).collect())
     }
 }
 
 /// `ID:controllers:path` as (controllers, path), named the way CRIU names a hierarchy in its
-/// images (and runc hands them over): `name=systemd` with its prefix, and a hybrid host's
-/// cgroup2 line (`0::`) as the empty controller. Stripped of `name=`, a root matched nothing
-/// and CRIU put the restored tasks back into the dumped container's cgroups there.
-fn v1_root(line: &str) -> Option<(String, String)> {
+/// images (and runc hands them over): `name=systemd` with its prefix, and cgroup2's line
+/// (`0::`) as the empty controller. Stripped of `name=`, a root matched nothing and CRIU put
+/// the restored tasks back into the dumped container's cgroups there.
+fn cg_root(line: &str) -> Option<(String, String)> {
     let mut parts = line.splitn(3, ':');
     let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
     Some((ctrls.to_string(), path.to_string()))
@@ -120,15 +111,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn v1_roots_from_proc_cgroup() {
+    fn cgroup_roots_from_proc_cgroup() {
         assert_eq!(
-            v1_root("4:cpu,cpuacct:/a/b"),
+            cg_root("4:cpu,cpuacct:/a/b"),
             Some(("cpu,cpuacct".into(), "/a/b".into()))
         );
         assert_eq!(
-            v1_root("1:name=systemd:/s"),
+            cg_root("1:name=systemd:/s"),
             Some(("name=systemd".into(), "/s".into()))
         );
-        assert_eq!(v1_root("0::/unified"), Some(("".into(), "/unified".into())));
+        assert_eq!(cg_root("0::/unified"), Some(("".into(), "/unified".into())));
     }
 }

@@ -234,9 +234,7 @@ fn join_cgroups(cgroups: &super::cgroup::Plan, criu_pid: i32, req: &mut CriuReq)
     let opts = req.opts.mut_or_insert_default();
     for (ctrl, path) in roots {
         let mut root = CgroupRoot::new();
-        if let Some(ctrl) = ctrl {
-            root.set_ctrl(ctrl);
-        }
+        root.set_ctrl(ctrl);
         root.set_path(path);
         opts.cg_root.push(root);
     }

@@ -126,11 +126,7 @@ pub fn run(
     drop(theirs);
     swrk.extra_fds.clear();
     let result = converse(&ours, &mut child, &mut req, &mut swrk, notify);
-    // CRIU exits once our end is shut; a failed conversation must not leave it running.
-    // SAFETY: shutdown of our own socket.
-    unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) };
-    drop(ours);
-    let status = child.wait().context("wait for criu")?;
+    let status = hang_up(ours, &mut child)?;
     let resp = result?;
     let kind = req.type_();
     // A PRE_DUMP criu waits for more requests, then fails at the closed socket: runc's
@@ -143,6 +139,15 @@ pub fn run(
         );
     }
     Ok(resp)
+}
+
+/// Shut our end of the socket, at which `criu swrk` exits (a failed conversation must not
+/// leave it running), and reap it.
+fn hang_up(sock: OwnedFd, child: &mut Child) -> Result<std::process::ExitStatus> {
+    // SAFETY: shutdown of our own socket.
+    unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_WR) };
+    drop(sock);
+    child.wait().context("wait for criu")
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
@@ -202,10 +207,7 @@ fn version(criu: &Path) -> Result<u32> {
     let mut child = spawn(criu, &theirs, &[], false)?;
     drop(theirs);
     let answer = ask_version(&ours);
-    // SAFETY: shutdown of our own socket: CRIU exits at its end.
-    unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) };
-    drop(ours);
-    child.wait().context("wait for criu")?;
+    hang_up(ours, &mut child)?;
     let v = answer?;
     crate::logging::debug(&format!("criu version {v}"));
     Ok(*KNOWN.get_or_init(|| v))
