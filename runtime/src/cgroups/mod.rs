@@ -35,12 +35,15 @@ pub struct Hierarchy {
 }
 
 /// Every cgroup hierarchy this process is in and that is mounted.
+/// The v1 freezer's hierarchy comes last: a container's directories, and what is made of
+/// them (its state's `cgroup_paths`), keep that order, so a process entering them enters
+/// the freezer last (a thread that enters a frozen cgroup stops there) without looking
+/// which one it is.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
     let own = crate::kernfs::read("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    Ok(parse_hierarchies(
-        &own,
-        &crate::mountinfo::read_mountinfo()?,
-    ))
+    let mut found = parse_hierarchies(&own, &crate::mountinfo::read_mountinfo()?);
+    found.sort_by_key(|h| h.controllers.iter().any(|c| c == "freezer"));
+    Ok(found)
 }
 
 pub(crate) fn parse_hierarchies(
@@ -659,17 +662,16 @@ pub struct SelfJoin {
 }
 
 impl SelfJoin {
-    /// `tasks` in each v1 directory, `cgroup.procs` in a cgroup2 one (it has no `tasks`); the
-    /// freezer last (a thread that enters a frozen cgroup stops there).
+    /// `tasks` in each v1 directory, `cgroup.procs` in a cgroup2 one (it has no `tasks`), in
+    /// the order given: a container's directories come with the freezer last
+    /// (`hierarchies`).
     pub fn open(paths: &[PathBuf]) -> Result<SelfJoin> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut join = SelfJoin {
             files: Vec::with_capacity(paths.len()),
             cgroup2: None,
         };
-        let (freezer, others): (Vec<&PathBuf>, Vec<&PathBuf>) =
-            paths.iter().partition(|d| d.join("freezer.state").exists());
-        for dir in others.into_iter().chain(freezer) {
+        for dir in paths {
             let open = |name: &str| fs::OpenOptions::new().write(true).open(dir.join(name));
             let f = match open("tasks") {
                 Err(e) if e.kind() == ErrorKind::NotFound => {
