@@ -423,6 +423,29 @@ fn events_stats_report_usage() {
     assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{ev}");
     assert!(d["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{ev}");
     assert_eq!(d["pids"]["limit"], 99, "{ev}");
+    // runc's stats always carry Intel RDT's, empty without a group.
+    assert_eq!(d["intel_rdt"], json!({}), "{ev}");
+}
+
+#[test]
+fn update_of_intel_rdt_schemas_needs_resctrl() {
+    if std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(" - resctrl ")) {
+        eprintln!("skipped: resctrl is mounted here");
+        return;
+    }
+    let env = TestEnv::new("res_update_rdt");
+    let mut b = env.bundle();
+    alive_loop(&mut b);
+    let (g, _pid) = start(&env, &b);
+    let id = g.id().to_string();
+    let before = env.rt.run(["state", &id]).ok().json();
+    (env.rt.run(["update", "--l3-cache-schema", "L3:0=f", &id]))
+        .fails_with(&["Intel RDT/CAT: l3 cache schema is not enabled"]);
+    (env.rt.run(["update", "--mem-bw-schema", "MB:0=50", &id]))
+        .fails_with(&["Intel RDT/MBA: memory bandwidth schema is not enabled"]);
+    // Refused before anything changed: the same state, still running.
+    assert_eq!(env.rt.run(["state", &id]).ok().json(), before);
+    assert_eq!(before["status"], "running", "{before}");
 }
 
 #[test]

@@ -315,16 +315,40 @@ fn affinity_of_the_caller_is_not_inherited() {
     assert_eq!(cpus(&String::from_utf8_lossy(&out.stdout)), online_cpus());
 }
 
+/// Whether a resctrl filesystem is mounted (Intel RDT or AMD PQoS hardware): neither this
+/// VM nor qemu's emulated CPUs have one.
+fn resctrl_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(" - resctrl "))
+}
+
 #[test]
-fn fields_runrs_does_not_implement_are_refused_not_ignored() {
-    if is_runc() {
-        eprintln!("skipped: runrs's own refusals");
+fn intel_rdt_without_resctrl_is_refused_with_runcs_words() {
+    if resctrl_mounted() {
+        eprintln!("skipped: resctrl is mounted here");
         return;
     }
-    let env = TestEnv::new("unsupported_fields");
+    let env = TestEnv::new("intel_rdt");
     let mut b = env.bundle();
-    b.set("/linux/intelRdt", json!({"closID": "x"}));
-    create_fails(&env, &b, "intelRdt", &["intelRdt"]);
+    b.set("/linux/intelRdt", json!({"l3CacheSchema": "L3:0=f"}));
+    // runc 1.1: "... but Intel RDT is not supported or enabled"; 1.3: "intelRdt.l3CacheSchema
+    // is specified in config, but Intel RDT/CAT is not enabled"; 1.4 and runrs: "intelRdt is
+    // specified in config, but Intel RDT is not enabled".
+    create_fails(
+        &env,
+        &b,
+        "intelRdt l3",
+        &["intelRdt", "Intel RDT", "enabled"],
+    );
+    if !is_runc() {
+        // A closID alone: runc 1.3 goes on without the group, runc 1.4 refuses as runrs does.
+        b.set("/linux/intelRdt", json!({"closID": "gold"}));
+        create_fails(
+            &env,
+            &b,
+            "intelRdt closID",
+            &["intelRdt is specified in config, but Intel RDT is not enabled"],
+        );
+    }
 }
 
 /// A veth pair on the host (its peer keeps it alive until the container's namespace goes),
@@ -645,6 +669,7 @@ fn features_list_what_runc_1_3_lists_where_both_support_it() {
         "/linux/cgroup/v1",
         "/linux/cgroup/v2",
         "/linux/cgroup/systemd",
+        "/linux/intelRdt/enabled",
     ] {
         assert_eq!(ours.pointer(pointer), theirs.pointer(pointer), "{pointer}");
     }

@@ -189,8 +189,16 @@ pub fn exec_cmd(root: &Path, o: ExecOptions) -> Result<i32> {
     crate::logging::mark("exec: sealing");
     crate::selfexe::ensure_sealed()?;
     crate::logging::mark("exec: sealed");
-    let cgroup_paths = cgroups::sub_cgroups(&c.saved.cgroup_paths, &o.cgroup)
+    let mut cgroup_paths = cgroups::sub_cgroups(&c.saved.cgroup_paths, &o.cgroup)
         .context("unable to create new parent process")?;
+    // The container's Intel RDT group, entered as a v1 cgroup is (its own `tasks`; first, the
+    // freezer being last), where it still exists (runc's rule).
+    if let Some(g) = &c.saved.intel_rdt {
+        let dir = g.mon.as_ref().unwrap_or(&g.path);
+        if dir.is_dir() {
+            cgroup_paths.insert(0, dir.clone());
+        }
+    }
     let spec = c.spec()?;
     let process = build_process(&o, spec.process().as_ref(), cmd)?;
     crate::lsm::check(&process, None)?;

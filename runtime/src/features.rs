@@ -24,9 +24,18 @@ struct Linux {
     seccomp: Seccomp,
     apparmor: Enabled,
     selinux: Enabled,
-    intel_rdt: Enabled,
+    intel_rdt: IntelRdt,
     mount_extensions: MountExtensions,
     net_devices: Enabled,
+}
+
+/// runc 1.4's: support built in (the host may still lack resctrl), `schemata` and
+/// `enableMonitoring` honoured.
+#[derive(Serialize)]
+struct IntelRdt {
+    enabled: bool,
+    schemata: bool,
+    monitoring: bool,
 }
 
 #[derive(Serialize)]
@@ -192,8 +201,11 @@ pub fn json() -> String {
                 enabled: crate::lsm::apparmor_enabled(),
             },
             selinux: Enabled { enabled: false },
-            // Refused (spec::validate): runrs has no resctrl support yet.
-            intel_rdt: Enabled { enabled: false },
+            intel_rdt: IntelRdt {
+                enabled: true,
+                schemata: true,
+                monitoring: true,
+            },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: true },
             },

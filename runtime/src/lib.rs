@@ -15,6 +15,7 @@ pub mod features;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hooks;
+pub mod intelrdt;
 pub mod kernfs;
 pub mod list;
 pub mod logging;

@@ -20,11 +20,6 @@ pub(crate) fn read_mountinfo() -> Result<Vec<MountInfo>> {
     Ok(parse(&text))
 }
 
-/// Whether a filesystem of this type is mounted anywhere this process sees.
-pub(crate) fn is_mounted_type(fs_type: &str) -> bool {
-    read_mountinfo().is_ok_and(|m| m.iter().any(|m| m.fs_type == fs_type))
-}
-
 /// Every well-formed line of mountinfo `text`.
 pub(crate) fn parse(text: &str) -> Vec<MountInfo> {
     text.lines().filter_map(parse_line).collect()

@@ -124,14 +124,54 @@ fn options_json(f: &UpdateOptions) -> Result<Value> {
     if let Some(p) = f.pids_limit {
         r["pids"] = json!({ "limit": p });
     }
-    // runrs has no Intel RDT support: runc's words where the host has none enabled.
-    if f.l3_cache_schema.is_some() {
+    Ok(r)
+}
+
+/// `--l3-cache-schema` and `--mem-bw-schema` need resctrl with CAT and MBA (runc's words).
+fn check_rdt_flags(f: &UpdateOptions) -> Result<Option<crate::intelrdt::Resctrl>> {
+    if f.l3_cache_schema.is_none() && f.mem_bw_schema.is_none() {
+        return Ok(None);
+    }
+    let r = crate::intelrdt::Resctrl::find();
+    if f.l3_cache_schema.is_some() && !r.as_ref().is_some_and(|r| r.cat()) {
         bail!("Intel RDT/CAT: l3 cache schema is not enabled");
     }
-    if f.mem_bw_schema.is_some() {
+    if f.mem_bw_schema.is_some() && !r.as_ref().is_some_and(|r| r.mba()) {
         bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
     }
     Ok(r)
+}
+
+/// The new schemas into the config and the container's group; a container made without
+/// `linux.intelRdt` gets a group of its own with its init in it, as runc does.
+fn update_rdt(
+    resctrl: &crate::intelrdt::Resctrl,
+    c: &mut state::Container,
+    config: &mut Value,
+    f: &UpdateOptions,
+) -> Result<()> {
+    let rdt = &mut config["linux"]["intelRdt"];
+    if !rdt.is_object() {
+        *rdt = json!({});
+    }
+    if let Some(s) = &f.l3_cache_schema {
+        rdt["l3CacheSchema"] = json!(s);
+    }
+    if let Some(s) = &f.mem_bw_schema {
+        rdt["memBwSchema"] = json!(s);
+    }
+    let parsed: oci_spec::runtime::LinuxIntelRdt =
+        serde_json::from_value(rdt.clone()).context("linux.intelRdt in state.json")?;
+    let lines = crate::intelrdt::schemata(&parsed);
+    match &c.saved.intel_rdt {
+        Some(g) => resctrl.set(g, &lines),
+        None => {
+            let g = resctrl.group(&c.saved.id, &parsed);
+            resctrl.apply(&g, &parsed, c.saved.pid)?;
+            c.saved.intel_rdt = Some(g);
+            Ok(())
+        }
+    }
 }
 
 /// Merge `patch` into `base`: objects key by key, anything else replaced.
@@ -187,6 +227,7 @@ pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
         }
         None => options_json(f)?,
     };
+    let resctrl = check_rdt_flags(f)?;
     let patch = unlimited_memory_means_unlimited_swap(patch);
     let mut c = state::load(root, &f.id[0])?;
     let _lock = state::lock(&c.dir)?;
@@ -206,6 +247,9 @@ pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
     let merged: oci_spec::runtime::LinuxResources =
         serde_json::from_value(resources.clone()).context("the updated resources are not valid")?;
     c.cgroup().update(&merged)?;
+    if let Some(r) = &resctrl {
+        update_rdt(r, &mut c, &mut config, f)?;
+    }
     c.saved.config = serde_json::value::to_raw_value(&config)?;
     state::save(&c.dir, &c.saved)
 }
@@ -296,6 +340,17 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         .with_context(|| format!("time: invalid duration {s:?}"))
 }
 
+/// runc's stats always carry `intel_rdt`: the group's, or empty.
+fn with_rdt_stats(mut data: Value, g: Option<&crate::intelrdt::Group>) -> Value {
+    let rdt = g
+        .and_then(|g| Some(crate::intelrdt::Resctrl::find()?.stats(g)))
+        .unwrap_or_else(|| json!({}));
+    if let Value::Object(m) = &mut data {
+        m.insert("intel_rdt".into(), rdt);
+    }
+    data
+}
+
 /// `runrs events`: one stats event (`--stats`), or stats every `interval` plus OOM
 /// events until the container stops.
 pub fn events(root: &Path, id: &str, stats_once: bool, interval: &str) -> Result<()> {
@@ -308,6 +363,7 @@ pub fn events(root: &Path, id: &str, stats_once: bool, interval: &str) -> Result
         bail!("container with id {id} is not running");
     }
     let paths = c.saved.cgroup_paths.clone();
+    let rdt = c.saved.intel_rdt.clone();
     let mut out = std::io::stdout().lock();
     let mut emit = |v: Event| -> Result<()> {
         writeln!(out, "{}", serde_json::to_string(&v)?)?;
@@ -317,7 +373,10 @@ pub fn events(root: &Path, id: &str, stats_once: bool, interval: &str) -> Result
     let stats = |id: &str| Event {
         kind: "stats",
         id: id.to_string(),
-        data: Some(cgroups::stats::collect(&paths)),
+        data: Some(with_rdt_stats(
+            cgroups::stats::collect(&paths),
+            rdt.as_ref(),
+        )),
     };
     if stats_once {
         return emit(stats(id));

@@ -269,15 +269,11 @@ fn check_time_offsets(linux: Option<&Linux>) -> Result<()> {
     Ok(())
 }
 
-/// What runrs does not do yet is refused, never ignored.
+/// What the host cannot do is refused, never ignored.
 fn check_unsupported(linux: Option<&Linux>) -> Result<()> {
     let Some(l) = linux else { return Ok(()) };
-    if l.intel_rdt().is_some() {
-        if !crate::mountinfo::is_mounted_type("resctrl") {
-            // runc's words where resctrl is missing.
-            bail!("intelRdt is specified in config, but Intel RDT is not supported or enabled");
-        }
-        bail!("linux.intelRdt is not supported by runrs yet");
+    if let Some(rdt) = l.intel_rdt() {
+        crate::intelrdt::validate(rdt)?;
     }
     Ok(())
 }

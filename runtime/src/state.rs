@@ -58,6 +58,10 @@ pub struct Saved {
     /// Whether that unit is the user's own systemd's (rootless), not the system's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub systemd_user: bool,
+    /// The Intel RDT group the container is in (`linux.intelRdt`, `update
+    /// --l3-cache-schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intelrdt::Group>,
     /// The config the container was created from (hooks, namespaces, process defaults),
     /// kept as text: most commands never look at it, and parsing it into a tree was most
     /// of the cost of reading state.json.

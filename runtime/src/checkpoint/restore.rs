@@ -63,6 +63,7 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
     state::write_pending(&guard.dir, &restored.saved)?;
     guard.cgroups = cgroups.dirs().to_vec();
     guard.unit = cgroups.unit();
+    guard.rdt = restored.saved.intel_rdt.clone();
     cgroups.make(&mut Vec::new())?;
     let pid = run_criu(
         &bundle,
@@ -120,6 +121,7 @@ fn initial_state(id: &str, bundle: &Bundle, cgroups: &super::cgroup::Plan) -> Re
         cgroup_paths: cgroups.dirs().to_vec(),
         systemd_unit: cgroups.unit(),
         systemd_user: false,
+        intel_rdt: crate::intelrdt::group_for(id, &bundle.spec),
         config,
     })
 }
@@ -149,7 +151,15 @@ fn run_criu(
     guard.criu_root = Some(criu_root.clone());
     mounts::make_mount_points(&bundle.spec, &bundle.rootfs)?;
     let (req, dirs, ns_fds) = request(bundle, descriptors, o, &criu_root, cgroups)?;
-    let mut join = |pid: i32, req: &mut CriuReq| join_cgroups(cgroups, pid, req);
+    let rdt = r.saved.intel_rdt.clone();
+    let mut join = |pid: i32, req: &mut CriuReq| {
+        join_cgroups(cgroups, pid, req)?;
+        // Before anything is restored: the restored tree inherits CRIU's group.
+        match &rdt {
+            Some(g) => crate::intelrdt::enter(&bundle.spec, g, pid),
+            None => Ok(()),
+        }
+    };
     let swrk = Swrk {
         log: dirs.log.clone(),
         extra_fds: ns_fds,
@@ -308,6 +318,8 @@ struct RestoreGuard {
     unit: Option<String>,
     criu_root: Option<PathBuf>,
     pid: Option<i32>,
+    /// The Intel RDT group (its own is removed; a shared one stays).
+    rdt: Option<crate::intelrdt::Group>,
 }
 
 impl RestoreGuard {
@@ -319,6 +331,7 @@ impl RestoreGuard {
             unit: None,
             criu_root: None,
             pid: None,
+            rdt: None,
         }
     }
 
@@ -354,6 +367,9 @@ impl Drop for RestoreGuard {
         };
         cg.kill_remaining();
         cg.destroy();
+        if let Some(g) = &self.rdt {
+            crate::intelrdt::remove(g);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

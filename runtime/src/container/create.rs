@@ -103,6 +103,7 @@ pub(super) fn create_from(
     };
     let spec = &bundle.spec;
     set_up_from_outside(spec, &init, &plan, &cgroups, &mut guard)?;
+    enter_rdt_group(spec, saved.intel_rdt.as_ref(), pid, &mut guard)?;
     saved.pid = pid;
     let creating = saved.hook_state(Status::Creating);
     send_go(chan, pid, &creating, &mut guard)?;
@@ -266,8 +267,22 @@ fn initial_state(
         systemd_unit: plan.cgroups.systemd.as_ref().map(|(u, _)| u.name.clone()),
         systemd_user: (plan.cgroups.systemd.as_ref())
             .is_some_and(|(u, _)| u.manager == systemd::Manager::User),
+        intel_rdt: crate::intelrdt::group_for(o.id, &bundle.spec),
         config,
     })
+}
+
+/// The init into its Intel RDT group, with the config's schemata (runc's order: after the
+/// cgroups).
+fn enter_rdt_group(
+    spec: &Spec,
+    group: Option<&crate::intelrdt::Group>,
+    pid: i32,
+    guard: &mut CreateGuard,
+) -> Result<()> {
+    let Some(g) = group else { return Ok(()) };
+    guard.rdt = Some(g.clone());
+    crate::intelrdt::enter(spec, g, pid)
 }
 
 /// The container's init, as the runtime sees it after the clone.
@@ -504,6 +519,8 @@ struct CreateGuard {
     unit: Option<String>,
     manager: systemd::Manager,
     pid: Option<i32>,
+    /// The Intel RDT group entered (a shared one stays, as in runc).
+    rdt: Option<crate::intelrdt::Group>,
 }
 
 impl CreateGuard {
@@ -515,6 +532,7 @@ impl CreateGuard {
             unit: None,
             manager: systemd::Manager::System,
             pid: None,
+            rdt: None,
         }
     }
 
@@ -544,6 +562,9 @@ impl Drop for CreateGuard {
             crate::process::kill_and_reap(pid);
         }
         self.cgroup().destroy();
+        if let Some(g) = &self.rdt {
+            crate::intelrdt::remove(g);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

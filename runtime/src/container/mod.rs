@@ -361,6 +361,9 @@ fn tear_down(c: &Container, kill_all: bool) {
         cgroup.kill_remaining();
     }
     cgroup.destroy();
+    if let Some(g) = &c.saved.intel_rdt {
+        crate::intelrdt::remove(g);
+    }
 }
 
 /// What a `create` killed midway had made (its pending state: the init once cloned, the
