@@ -490,6 +490,58 @@ fn restore_from_a_missing_or_foreign_image_dir_fails_cleanly() {
     }
 }
 
+/// A `criu` that answers the version question as CRIU 2.0 would (runc's minimum is 3.0) and
+/// nothing else: a restore is refused in runc's words and leaves nothing of the container.
+/// Runs where no CRIU works too: the fake is all that is asked.
+#[test]
+fn a_criu_too_old_is_refused_and_the_restore_leaves_nothing() {
+    let env = TestEnv::new("ckpt_old_criu");
+    let bin = env.path("old-criu");
+    std::fs::create_dir(&bin).unwrap();
+    // CriuResp { type: VERSION (10), success: true, version: { major 2, minor 0 } }, sent
+    // for whatever comes on the swrk socket (`criu swrk FD`: runrs passes 3, go-criu its own
+    // number).
+    let fake = bin.join("criu");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         eval \"dd bs=65536 count=1 status=none <&$2 >/dev/null\"\n\
+         eval \"printf '\\010\\012\\020\\001\\122\\004\\010\\002\\020\\000' >&$2\"\n\
+         eval \"cat <&$2 >/dev/null\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A directory that looks like a checkpoint: CRIU is never asked to read it.
+    let images = env.path("images");
+    std::fs::create_dir(&images).unwrap();
+    std::fs::write(images.join("inventory.img"), "").unwrap();
+    std::fs::write(
+        images.join("descriptors.json"),
+        r#"["/dev/null","/dev/null","/dev/null"]"#,
+    )
+    .unwrap();
+    let mut b = env.bundle();
+    b.sh(COUNTER);
+    let id = env.id();
+    let _guard = env.guard(&id);
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let out = (env.rt)
+        .cmd([
+            "restore",
+            "--detach",
+            "--image-path",
+            &arg(&images),
+            "--bundle",
+            &arg(b.path()),
+            &id,
+        ])
+        .env("PATH", path)
+        .run();
+    out.fails_with(&["CRIU version 20000 must be 30000 or higher"]);
+    env.rt.run(["state", &id]).fails_with(&["does not exist"]);
+    env.assert_no_trace(&id, &b);
+}
+
 /// Counts on its stdout (a pipe or a terminal), not into a file.
 const STDOUT_COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; usleep 50000; done";
 

@@ -121,13 +121,18 @@ pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
-/// Create the state directory for a new container; an existing one is runc's "exists" error.
-pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf> {
+/// The runtime's state root, made (with its parents) where it is missing.
+pub fn create_root(root: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(root)
-        .with_context(|| format!("create root directory {}", root.display()))?;
+        .with_context(|| format!("create root directory {}", root.display()))
+}
+
+/// Create the state directory for a new container; an existing one is runc's "exists" error.
+pub fn create_dir(root: &Path, id: &str) -> Result<PathBuf> {
+    create_root(root)?;
     let dir = container_dir(root, id);
     match fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => Ok(dir),

@@ -49,6 +49,16 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
     let cgroups = super::cgroup::Plan::new(&bundle.spec, id, f.systemd_cgroup)?;
     std::env::set_current_dir(&bundle.path)
         .with_context(|| format!("chdir to bundle {}", bundle.path.display()))?;
+    // The request, and whether this CRIU can carry it out, before anything is made.
+    let criu_root = criu_root(root, id)?;
+    let (req, dirs, ns_fds) = request(&bundle, &descriptors, o, &criu_root, &cgroups)?;
+    swrk::refuse_too_old(&req)?;
+    let prepared = Prepared {
+        criu_root,
+        req,
+        dirs,
+        ns_fds,
+    };
     let mut guard = RestoreGuard::new(state::create_dir(root, id)?);
     let saved = initial_state(id, &bundle, &cgroups)?;
     let mut restored = Restored {
@@ -65,14 +75,7 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
     guard.unit = cgroups.unit();
     guard.rdt = restored.saved.intel_rdt.clone();
     cgroups.make(&mut Vec::new())?;
-    let pid = run_criu(
-        &bundle,
-        &descriptors,
-        o,
-        &cgroups,
-        &mut restored,
-        &mut guard,
-    )?;
+    let pid = run_criu(&bundle, prepared, &cgroups, &mut restored, &mut guard)?;
     let dir = guard.disarm();
     let c = Container {
         dir,
@@ -138,19 +141,33 @@ struct Restored<'a> {
     spec: &'a oci_spec::runtime::Spec,
 }
 
-/// The rootfs mounted for CRIU, the request made and run; the restored init's pid.
+/// The RESTORE request, made (and CRIU's version checked) before the state directory.
+struct Prepared {
+    /// Where the rootfs is mounted for CRIU (`criu_root`).
+    criu_root: PathBuf,
+    req: CriuReq,
+    dirs: Dirs,
+    /// The external namespaces CRIU inherits.
+    ns_fds: Vec<OwnedFd>,
+}
+
+/// The rootfs mounted for CRIU, the request run; the restored init's pid.
 fn run_criu(
     bundle: &Bundle,
-    descriptors: &[String],
-    o: &CriuOptions,
+    p: Prepared,
     cgroups: &super::cgroup::Plan,
     r: &mut Restored<'_>,
     guard: &mut RestoreGuard,
 ) -> Result<i32> {
-    let criu_root = mount_root(&bundle.rootfs, &guard.dir)?;
-    guard.criu_root = Some(criu_root.clone());
+    let Prepared {
+        criu_root,
+        req,
+        dirs,
+        ns_fds,
+    } = p;
+    mount_root(&bundle.rootfs, &criu_root)?;
+    guard.criu_root = Some(criu_root);
     mounts::make_mount_points(&bundle.spec, &bundle.rootfs)?;
-    let (req, dirs, ns_fds) = request(bundle, descriptors, o, &criu_root, cgroups)?;
     let rdt = r.saved.intel_rdt.clone();
     let mut join = |pid: i32, req: &mut CriuReq| {
         join_cgroups(cgroups, pid, req)?;
@@ -175,22 +192,28 @@ fn run_criu(
     Ok(r.saved.pid)
 }
 
-/// runc's way to give CRIU a root: the rootfs bind-mounted (recursively) on
-/// `<state dir>/criu-root`, a mount point whose parent is not overmounted.
-fn mount_root(rootfs: &Path, dir: &Path) -> Result<PathBuf> {
+/// runc's way to give CRIU a root: `<state dir>/criu-root`, a mount point whose parent is
+/// not overmounted; the state root made if missing and resolved, as CRIU is told the path
+/// before the state directory exists.
+fn criu_root(root: &Path, id: &str) -> Result<PathBuf> {
+    state::create_root(root)?;
+    let root = std::fs::canonicalize(root)
+        .with_context(|| format!("resolve root directory {}", root.display()))?;
+    Ok(state::container_dir(&root, id).join("criu-root"))
+}
+
+/// The rootfs bind-mounted (recursively) on `root` (`criu_root`).
+fn mount_root(rootfs: &Path, root: &Path) -> Result<()> {
     use nix::mount::{mount, MsFlags};
-    let root = dir.join("criu-root");
-    std::fs::create_dir(&root).with_context(|| format!("mkdir {}", root.display()))?;
-    let root = std::fs::canonicalize(&root)?;
+    std::fs::create_dir(root).with_context(|| format!("mkdir {}", root.display()))?;
     mount(
         Some(rootfs),
-        &root,
+        root,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .with_context(|| format!("bind mount {} on {}", rootfs.display(), root.display()))?;
-    Ok(root)
+    .with_context(|| format!("bind mount {} on {}", rootfs.display(), root.display()))
 }
 
 /// The RESTORE request: runc's options, the mounts and namespaces, the stdio pipes.

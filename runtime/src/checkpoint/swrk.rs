@@ -112,6 +112,12 @@ fn spawn(criu: &Path, theirs: &OwnedFd, extra: &[OwnedFd], inherit_stdio: bool) 
         .with_context(|| format!("start {} swrk", criu.display()))
 }
 
+/// Refuse, before anything is made for it, a request this host's CRIU is too old for
+/// (`run` checks again, from the answer kept).
+pub fn refuse_too_old(req: &CriuReq) -> Result<()> {
+    refuse_older(version(&criu_path()?)?, req)
+}
+
 /// Run one request through a new `criu swrk`; `notify` answers its notifications. The
 /// final response (its type that of the request) when CRIU reports success.
 pub fn run(
