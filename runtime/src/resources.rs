@@ -227,10 +227,11 @@ pub fn update(root: &Path, f: &UpdateOptions) -> Result<()> {
         }
         None => options_json(f)?,
     };
-    let resctrl = check_rdt_flags(f)?;
     let patch = unlimited_memory_means_unlimited_swap(patch);
     let mut c = state::load(root, &f.id[0])?;
     let _lock = state::lock(&c.dir)?;
+    // After the container is found, as runc checks them.
+    let resctrl = check_rdt_flags(f)?;
     if c.status() == Status::Stopped {
         bail!("container not running");
     }
