@@ -9,7 +9,7 @@
 //! (or its monitoring group) from the runtime; exec'd processes enter it themselves, as they
 //! enter the cgroups (their children inherit it).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use oci_spec::runtime::LinuxIntelRdt;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -34,6 +34,14 @@ pub struct Group {
     /// Named after the container (no `closID`): removed at delete.
     #[serde(default)]
     pub own: bool,
+}
+
+impl Group {
+    /// The resctrl filesystem the group is in: its control group sits at the top of it
+    /// (a `closID` has no `/`), so it is not looked for again.
+    pub fn resctrl(&self) -> Resctrl {
+        Resctrl::at(self.path.parent().unwrap_or(Path::new(DEFAULT_ROOT)))
+    }
 }
 
 impl Resctrl {
@@ -263,11 +271,10 @@ pub fn group_for(id: &str, spec: &oci_spec::runtime::Spec) -> Option<Group> {
 /// Put `pid` in the container's group as its config asks: create's init, or restore's CRIU
 /// (the tree it restores inherits the group).
 pub fn enter(spec: &oci_spec::runtime::Spec, g: &Group, pid: i32) -> Result<()> {
-    let Some(rdt) = spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) else {
-        return Ok(());
-    };
-    let resctrl = Resctrl::find().context("intelRdt: resctrl is no longer mounted")?;
-    resctrl.apply(g, rdt, pid)
+    match spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) {
+        Some(rdt) => g.resctrl().apply(g, rdt, pid),
+        None => Ok(()),
+    }
 }
 
 /// runc's `omitempty`: zero numbers and empty strings left out.

@@ -343,9 +343,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 /// runc's stats always carry `intel_rdt`: the group's, or empty.
 fn with_rdt_stats(mut data: Value, g: Option<&crate::intelrdt::Group>) -> Value {
-    let rdt = g
-        .and_then(|g| Some(crate::intelrdt::Resctrl::find()?.stats(g)))
-        .unwrap_or_else(|| json!({}));
+    let rdt = g.map_or_else(|| json!({}), |g| g.resctrl().stats(g));
     if let Value::Object(m) = &mut data {
         m.insert("intel_rdt".into(), rdt);
     }

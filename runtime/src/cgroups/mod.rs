@@ -35,6 +35,7 @@ pub struct Hierarchy {
 }
 
 /// Every cgroup hierarchy this process is in and that is mounted.
+///
 /// The v1 freezer's hierarchy comes last: a container's directories, and what is made of
 /// them (its state's `cgroup_paths`), keep that order, so a process entering them enters
 /// the freezer last (a thread that enters a frozen cgroup stops there) without looking

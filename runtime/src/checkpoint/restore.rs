@@ -50,15 +50,8 @@ pub fn restore(root: &Path, id: &str, f: &RestoreFlags, o: &CriuOptions) -> Resu
     std::env::set_current_dir(&bundle.path)
         .with_context(|| format!("chdir to bundle {}", bundle.path.display()))?;
     // The request, and whether this CRIU can carry it out, before anything is made.
-    let criu_root = criu_root(root, id)?;
-    let (req, dirs, ns_fds) = request(&bundle, &descriptors, o, &criu_root, &cgroups)?;
-    swrk::refuse_too_old(&req)?;
-    let prepared = Prepared {
-        criu_root,
-        req,
-        dirs,
-        ns_fds,
-    };
+    let prepared = request(&bundle, &descriptors, o, criu_root(root, id)?, &cgroups)?;
+    swrk::refuse_too_old(&prepared.req)?;
     let mut guard = RestoreGuard::new(state::create_dir(root, id)?);
     let saved = initial_state(id, &bundle, &cgroups)?;
     let mut restored = Restored {
@@ -221,9 +214,9 @@ fn request(
     bundle: &Bundle,
     descriptors: &[String],
     o: &CriuOptions,
-    criu_root: &Path,
+    criu_root: PathBuf,
     cgroups: &super::cgroup::Plan,
-) -> Result<(CriuReq, Dirs, Vec<OwnedFd>)> {
+) -> Result<Prepared> {
     let (mut opts, dirs) = base_opts(o, "restore.log")?;
     opts.set_evasive_devices(true);
     opts.set_rst_sibling(true);
@@ -243,7 +236,12 @@ fn request(
     let mut req = CriuReq::new();
     req.set_type(ReqType::RESTORE);
     req.opts = Some(opts).into();
-    Ok((req, dirs, ns_fds))
+    Ok(Prepared {
+        criu_root,
+        req,
+        dirs,
+        ns_fds,
+    })
 }
 
 /// The init's stdio pipes at the dump, replaced by ours (CRIU's fds 0-2, which it shares).
