@@ -11,6 +11,11 @@ fn main() {
     let gen_dir = out.join("gen");
     fs::create_dir_all(&gen_dir).expect("create OUT_DIR/gen");
     println!("cargo:rerun-if-changed=proto/criu_rpc.proto");
+    // How the release binary is linked (.cargo/runrs-linker): a change must relink it.
+    println!("cargo:rerun-if-changed=../.cargo/runrs-linker");
+    println!("cargo:rerun-if-changed=runrs.order");
+    println!("cargo:rerun-if-env-changed=RUNRS_LINK_PIE");
+    println!("cargo:rerun-if-env-changed=RUNRS_LINK_DYNAMIC");
     Codegen::new()
         .out_dir(&gen_dir)
         .inputs(["proto/criu_rpc.proto"])
