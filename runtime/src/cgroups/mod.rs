@@ -275,27 +275,13 @@ fn is_frozen_dir(dir: &Path) -> bool {
 }
 
 impl Planned {
-    /// runc's checks of a container's cgroup that exists already: it must hold no process,
-    /// in it or below it (another container's, or a unit's), and it must not be frozen, or
-    /// the init would stop in it and `create` never return. Only directories that exist
-    /// are read (a new container's do not: one stat each).
+    /// runc's checks of a container's cgroup that exists already (see [`check_reusable_dir`]),
+    /// made before anything is made (under systemd, which makes the directories; restore):
+    /// only directories that exist are read (a new container's do not: one stat each).
     pub fn check_reusable(&self) -> Result<()> {
-        let existing: Vec<&Path> = self
-            .dirs
-            .iter()
-            .map(PathBuf::as_path)
+        (self.dirs.iter())
             .filter(|d| d.is_dir())
-            .collect();
-        if let Some(dir) = existing.first() {
-            let n = processes_in(dir);
-            if n > 0 {
-                anyhow::bail!("container's cgroup is not empty: {n} process(es) found");
-            }
-        }
-        if existing.iter().any(|d| is_frozen_dir(d)) {
-            anyhow::bail!("container's cgroup unexpectedly frozen");
-        }
-        Ok(())
+            .try_for_each(|d| check_reusable_dir(d))
     }
 
     /// Rootless: keep only the hierarchies where this user may make (or use) the container's
@@ -332,15 +318,44 @@ impl Planned {
     /// Make the directories of the hierarchies `which` picks (existing ones are fine), each
     /// added to `made` first, for the caller to remove should anything fail.
     pub fn make(&self, made: &mut Vec<PathBuf>, which: impl Fn(&Hierarchy) -> bool) -> Result<()> {
+        self.make_with(made, which, false)
+    }
+
+    /// [`Planned::make`] of a new container's directories, where one that exists already must
+    /// pass runc's checks ([`check_reusable_dir`]): checked only then (a new directory is
+    /// empty and not frozen), so a create stats nothing first; one that fails is not added
+    /// to `made`, and a failed create leaves it alone.
+    pub fn make_fresh(
+        &self,
+        made: &mut Vec<PathBuf>,
+        which: impl Fn(&Hierarchy) -> bool,
+    ) -> Result<()> {
+        self.make_with(made, which, true)
+    }
+
+    fn make_with(
+        &self,
+        made: &mut Vec<PathBuf>,
+        which: impl Fn(&Hierarchy) -> bool,
+        check_existing: bool,
+    ) -> Result<()> {
         let pure_v2 = self.hierarchies.iter().all(|h| h.unified);
         for (h, dir) in self.hierarchies.iter().zip(&self.dirs) {
             if !which(h) {
                 continue;
             }
-            made.push(dir.clone());
             let cpuset = h.controllers.iter().any(|c| c == "cpuset");
-            make_dirs(&h.mount_point, dir, cpuset)
+            if !check_existing {
+                made.push(dir.clone());
+            }
+            let new = make_dirs(&h.mount_point, dir, cpuset)
                 .with_context(|| format!("create cgroup {}", dir.display()))?;
+            if check_existing {
+                if !new {
+                    check_reusable_dir(dir)?;
+                }
+                made.push(dir.clone());
+            }
             // In a hybrid layout the v2 tree is shared bookkeeping: leave its controllers be.
             if pure_v2 {
                 v2::V2::enable_controllers(&h.mount_point, dir)?;
@@ -348,6 +363,20 @@ impl Planned {
         }
         Ok(())
     }
+}
+
+/// runc's checks of a container's cgroup directory that exists already: it must hold no
+/// process, in it or below it (another container's, or a unit's), and it must not be
+/// frozen, or the init would stop in it and `create` never return.
+fn check_reusable_dir(dir: &Path) -> Result<()> {
+    let n = processes_in(dir);
+    if n > 0 {
+        anyhow::bail!("container's cgroup is not empty: {n} process(es) found");
+    }
+    if is_frozen_dir(dir) {
+        anyhow::bail!("container's cgroup unexpectedly frozen");
+    }
+    Ok(())
 }
 
 /// A container's cgroup, whichever driver made it: its directories (one per hierarchy) and,
@@ -607,12 +636,13 @@ pub fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
 /// `cpuset.cpus` or `cpuset.mems` is empty gets its parent's, top down, as runc's
 /// `cpusetEnsureParent` does: an empty cpuset refuses every process (ENOSPC), and a
 /// `/kubepods/pod…` level made by someone else (a `mkdir` leaves both empty) is common.
-fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()> {
+/// Whether `dir` itself was made (it was not there before).
+fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<bool> {
     if !cpuset {
         // One mkdir where the parent exists (the common case), no stat before it.
         match fs::create_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
@@ -622,15 +652,15 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<()
             make_dirs(mount_point, parent, cpuset)?;
         }
     }
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+    let new = match fs::create_dir(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
         Err(e) => return Err(e),
-    }
+    };
     if cpuset {
         copy_cpuset_if_empty(dir)?;
     }
-    Ok(())
+    Ok(new)
 }
 
 /// `cpuset.cpus` and `cpuset.mems` from the parent where `dir`'s are empty.

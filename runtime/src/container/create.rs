@@ -214,7 +214,7 @@ fn make_cgroups_before_clone(
 ) -> Result<()> {
     let systemd = plan.cgroups.systemd.is_some();
     let early = plan.early;
-    cgroups.make(&mut guard.cgroups, |h| {
+    cgroups.make_fresh(&mut guard.cgroups, |h| {
         !systemd && (early == 0 || h.unified)
     })
 }
@@ -385,8 +385,13 @@ fn set_up_from_outside(
         start_systemd_scope(unit, props, pid, plan, cgroups, guard)?;
     }
     if init.joins_later {
-        // Meanwhile the init makes its namespaces.
-        cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
+        // Meanwhile the init makes its namespaces. Under systemd the init is in its scope's
+        // directories already (those in the hierarchies systemd manages).
+        if plan.cgroups.systemd.is_some() {
+            cgroups.make(&mut guard.cgroups, |h| !h.unified)?;
+        } else {
+            cgroups.make_fresh(&mut guard.cgroups, |h| !h.unified)?;
+        }
         // It enters them while we configure them. A failed send shows as the init's error or
         // exit at GO.
         let _ = init.chan.send(msg::CGROUPS_MADE, &[]);
@@ -625,15 +630,18 @@ impl CgroupDriver {
         })
     }
 
-    /// The container's directories, checked empty and not frozen (runc's rules); rootless,
-    /// only those the user may make, and `resources` must not need the others.
+    /// The container's directories; rootless, only those the user may make, and `resources`
+    /// must not need the others. Those systemd makes are checked empty and not frozen
+    /// (runc's rules) now; ours when they are made (`Planned::make_fresh`).
     fn plan(&self, resources: Option<&LinuxResources>) -> Result<cgroups::Planned> {
         let mut planned = cgroups::plan(&self.path)?;
         if self.rootless {
             let dropped = planned.keep_writable();
             crate::rootless::check_resources(resources, dropped)?;
         }
-        planned.check_reusable()?;
+        if self.systemd.is_some() {
+            planned.check_reusable()?;
+        }
         Ok(planned)
     }
 }
