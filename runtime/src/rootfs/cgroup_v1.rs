@@ -4,7 +4,7 @@
 
 use super::mounts::{mount_fd, remount_bind, set_recursive_attrs, Mounter};
 use super::options::MountOptions;
-use super::resolve::{open_host, owned, Create};
+use super::resolve::{fd_path, owned, Create};
 use crate::cgroups::V1Dir;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -14,7 +14,7 @@ use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Mount the tmpfs on `dest`, a directory per hierarchy in it with the hierarchy mounted or
 /// bound there, then the flags the entry asks for.
@@ -32,9 +32,9 @@ pub(crate) fn mount(mounter: &Mounter<'_>, dest: &Path, options: &MountOptions) 
         let sub_dest = dest.join(&h.name);
         let target = hierarchy_dir(tmpfs.as_fd(), &h.name, &sub_dest)?;
         if mounter.cgroupns {
-            mount_hierarchy(target.as_fd(), h, bind_flags, &sub_dest)?;
+            mount_hierarchy(&target, h, bind_flags, &sub_dest)?;
         } else {
-            bind_own_cgroup(target.as_fd(), h, &sub_dest)?;
+            bind_own_cgroup(&target, h, &sub_dest)?;
             binds.push(h.name.as_os_str());
         }
         link_controllers(tmpfs.as_fd(), &h.name, dest)?;
@@ -61,8 +61,10 @@ fn mount_tmpfs(mounter: &Mounter<'_>, dest: &Path, per_mount: MsFlags) -> Result
     })
 }
 
-/// Directory `name` in the tmpfs, made if missing; `sub_dest` names it in errors.
-fn hierarchy_dir(tmpfs: BorrowedFd<'_>, name: &OsStr, sub_dest: &Path) -> Result<OwnedFd> {
+/// Directory `name` in the tmpfs, made if missing; `sub_dest` names it in errors. Returns
+/// its path through the tmpfs's fd: in the new tmpfs that only this process sees, nothing
+/// can be swapped under the name, so no fd of its own is opened for the mount.
+fn hierarchy_dir(tmpfs: BorrowedFd<'_>, name: &OsStr, sub_dest: &Path) -> Result<PathBuf> {
     match mkdirat(
         Some(tmpfs.as_raw_fd()),
         name,
@@ -71,34 +73,35 @@ fn hierarchy_dir(tmpfs: BorrowedFd<'_>, name: &OsStr, sub_dest: &Path) -> Result
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(e).with_context(|| format!("mkdir {}", sub_dest.display())),
     }
-    open_dir(tmpfs, name).with_context(|| format!("open {}", sub_dest.display()))
+    Ok(Path::new(&fd_path(tmpfs)).join(name))
 }
 
 /// With a cgroup namespace: a new mount of hierarchy `h`, rooted at the container's cgroup.
-fn mount_hierarchy(
-    target: BorrowedFd<'_>,
-    h: &V1Dir,
-    flags: MsFlags,
-    sub_dest: &Path,
-) -> Result<()> {
+fn mount_hierarchy(target: &Path, h: &V1Dir, flags: MsFlags, sub_dest: &Path) -> Result<()> {
     let data = if h.controllers.starts_with("name=") {
         format!("none,{}", h.controllers)
     } else {
         h.controllers.clone()
     };
-    mount_fd(None, target, Some("cgroup"), flags, Some(&data))
-        .with_context(|| format!("mount cgroup ({data}) on {}", sub_dest.display()))
+    nix::mount::mount(
+        None::<&str>,
+        target,
+        Some("cgroup"),
+        flags,
+        Some(data.as_str()),
+    )
+    .with_context(|| format!("mount cgroup ({data}) on {}", sub_dest.display()))
 }
 
-/// Without a cgroup namespace: the container's own cgroup directory of `h` on the host.
-fn bind_own_cgroup(target: BorrowedFd<'_>, h: &V1Dir, sub_dest: &Path) -> Result<()> {
-    let source = open_host(&h.dir).with_context(|| format!("open cgroup {}", h.dir.display()))?;
-    mount_fd(
-        Some(source.as_fd()),
+/// Without a cgroup namespace: the container's own cgroup directory of `h` on the host, bound
+/// by its path (the host's cgroupfs: nothing of the container's can be reached from it).
+fn bind_own_cgroup(target: &Path, h: &V1Dir, sub_dest: &Path) -> Result<()> {
+    nix::mount::mount(
+        Some(&h.dir),
         target,
-        None,
+        None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
+        None::<&str>,
     )
     .with_context(|| format!("bind mount {} on {}", h.dir.display(), sub_dest.display()))
 }
