@@ -74,6 +74,7 @@ fn spec_of(mut raw: serde_json::Value) -> Result<(Spec, serde_json::Value)> {
 }
 
 /// Check what runc checks before creating anything; return the absolute rootfs path.
+/// `bundle` is canonical (`load` made it so).
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let rootfs = rootfs_path(spec, bundle)?;
     check_process(spec)?;
@@ -98,7 +99,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
-/// `root.path` in the bundle, canonical; it must be a directory.
+/// `root.path` in the (canonical) bundle, canonical; it must be a directory.
 fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let root = spec
         .root()
@@ -109,7 +110,6 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     // runc works in the bundle (chdir resolves the bundle's own symlinks), makes the path
     // absolute and clean, and refuses it if resolving symlinks changes it.
-    let bundle = std::fs::canonicalize(bundle).unwrap_or_else(|_| bundle.to_path_buf());
     let joined = lexically_clean(&bundle.join(root.path()));
     let rootfs = std::fs::canonicalize(&joined).map_err(|_| {
         anyhow::anyhow!("rootfs ({:?}) does not exist", joined.display().to_string())
