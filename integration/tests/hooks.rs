@@ -243,3 +243,27 @@ fn failing_poststop_hook_does_not_block_delete() {
     env.rt.run(["run", "--bundle", &arg(b.path()), &id]).ok();
     env.assert_no_trace(&id, &b);
 }
+
+/// JSON lets a key be written with escapes (`"\u0068ooks"` is `"hooks"`): such a config's
+/// poststop hook still runs when `run` deletes the container. (The saved config is read for
+/// hooks only where `"hooks"` is in its text: state.json must keep the config re-written,
+/// not as config.json spelled it.)
+#[test]
+fn hooks_under_an_escaped_key_still_run() {
+    let env = TestEnv::new("hooks_escaped");
+    let mut b = env.bundle();
+    let host_tmp = arg(&b.host_path("/tmp"));
+    add_recording_hook(&mut b, "poststop", &host_tmp);
+    b.set_args(&["true"]);
+    b.save();
+    let config = b.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\"hooks\""), "{text}");
+    std::fs::write(&config, text.replace("\"hooks\"", "\"\\u0068ooks\"")).unwrap();
+    let id = env.id();
+    let _guard = env.guard(&id);
+    env.rt.run(["run", "--bundle", &arg(b.path()), &id]).ok();
+    let state = read_state(&b.host_path("/tmp/poststop.json"));
+    assert_eq!(state["id"], json!(id));
+    env.assert_no_trace(&id, &b);
+}

@@ -314,9 +314,15 @@ impl Container {
             #[serde(default)]
             hooks: Option<serde_json::Map<String, serde_json::Value>>,
         }
+        let text = self.saved.config.get();
+        // Most configs have no hooks, and then nothing needs parsing. The saved config was
+        // written by serde_json from the parsed one, so a `hooks` key is spelled `"hooks"`
+        // (not with the escapes config.json may use).
+        if !text.contains("\"hooks\"") {
+            return Ok(None);
+        }
         let corrupt = || format!("{kind} hooks in state.json are corrupt");
-        let only: HooksOnly =
-            serde_json::from_str(self.saved.config.get()).with_context(corrupt)?;
+        let only: HooksOnly = serde_json::from_str(text).with_context(corrupt)?;
         match only.hooks.and_then(|mut h| h.remove(kind)) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(v) => serde_json::from_value(v).map(Some).with_context(corrupt),
