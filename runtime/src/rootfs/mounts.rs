@@ -10,7 +10,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, SFlag};
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 use nix::sys::statvfs::fstatvfs;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 /// Files under `/proc` that may be mounted over (what lxcfs emulates); anything else under
@@ -423,6 +423,62 @@ pub(crate) fn set_recursive_attrs(
             libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// A read-only bind of the file or directory `at` onto itself, as `mount --rbind` then a
+/// read-only remount of its top would make it, its other flags kept: a detached copy of the
+/// tree (open_tree), read-only at its top only (mount_setattr, not recursive: the remount
+/// runc does), moved onto `at` (move_mount). Three system calls on fds, where the bind and
+/// the remount by path walk `/proc/self/fd` three times and reopen the path in between.
+/// An error leaves `at` as it was (the detached copy goes with its fd): before Linux 5.12
+/// (ENOSYS) the caller binds and remounts instead.
+pub(crate) fn bind_read_only(at: BorrowedFd<'_>) -> nix::Result<()> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags =
+        OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: an fd we hold, an empty NUL-terminated path, integer flags.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            at.as_raw_fd(),
+            c"".as_ptr(),
+            (flags | libc::O_CLOEXEC as libc::c_uint) as libc::c_ulong,
+        )
+    };
+    let tree = Errno::result(tree)?;
+    // SAFETY: open_tree returned a new fd, owned here from now on.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: as in `set_recursive_attrs`, without AT_RECURSIVE.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc)?;
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: two fds we hold and empty NUL-terminated paths.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            at.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
         )
     };
     Errno::result(rc).map(drop)

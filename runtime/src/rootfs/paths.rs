@@ -1,6 +1,6 @@
 //! After `pivot_root`: masked paths, read-only paths, and read-only remounts.
 
-use super::mounts::{mount_fd, remount_bind};
+use super::mounts::{bind_read_only, mount_fd, remount_bind};
 use super::resolve::{Create, Root};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -17,6 +17,10 @@ pub(crate) fn make_read_only(root: &Root, paths: &[String]) -> Result<()> {
         let Some(fd) = open_existing(root, path, "readonlyPaths")? else {
             continue;
         };
+        if bind_read_only(fd.as_fd()).is_ok() {
+            continue;
+        }
+        // An older kernel: bind, then remount by path (any other refusal is then said).
         let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
         mount_fd(Some(fd.as_fd()), fd.as_fd(), None, flags, None)
             .with_context(|| format!("bind readonlyPaths entry {} onto itself", path.display()))?;
