@@ -68,24 +68,53 @@ impl Root {
     pub fn resolve(&self, path: &Path, create: Create) -> nix::Result<OwnedFd> {
         let relative = relative(path);
         if !NO_OPENAT2.load(Ordering::Relaxed) {
-            let how = OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
             let target: &OsStr = if relative.is_empty() {
                 OsStr::new(".")
             } else {
                 relative
             };
-            match openat2(self.fd.as_raw_fd(), target, how) {
-                Ok(fd) => return Ok(owned(fd)),
+            match self.open_in_root(target) {
+                Ok(fd) => return Ok(fd),
                 Err(Errno::ENOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
                 // EAGAIN: a concurrent rename made the kernel refuse to vouch for `..`.
-                Err(Errno::ENOENT) if create != Create::Nothing => {}
+                Err(Errno::ENOENT) if create != Create::Nothing => {
+                    if let Some(fd) = self.create_in_parent(relative, create) {
+                        return Ok(fd);
+                    }
+                }
                 Err(Errno::EAGAIN) => {}
                 Err(e) => return Err(e),
             }
         }
         self.walk(relative, create)
+    }
+
+    /// openat2 of `path` in the root: symlinks followed but never out of it, no magic links.
+    fn open_in_root(&self, path: &OsStr) -> nix::Result<OwnedFd> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(self.fd.as_raw_fd(), path, how).map(owned)
+    }
+
+    /// A missing target whose parent exists (a mount point in a new tmpfs, the common case):
+    /// the last component made in the parent, opened in the root, and the whole path opened
+    /// again, where the walk would open and stat every component from the root. `None` where
+    /// that does not do (a missing parent, a dangling symlink, a path ending in `..`): the
+    /// walk decides then.
+    fn create_in_parent(&self, relative: &OsStr, create: Create) -> Option<OwnedFd> {
+        let bytes = relative.as_bytes();
+        let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (&b"."[..], bytes),
+        };
+        if name.is_empty() || name == b"." || name == b".." {
+            return None;
+        }
+        let parent = self.open_in_root(OsStr::from_bytes(parent)).ok()?;
+        let file = create == Create::File;
+        create_entry(parent.as_raw_fd(), OsStr::from_bytes(name), file).ok()?;
+        self.open_in_root(relative).ok()
     }
 
     fn duplicate(&self) -> nix::Result<OwnedFd> {
