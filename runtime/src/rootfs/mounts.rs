@@ -303,9 +303,16 @@ impl Mounter<'_> {
         let (Some(parent), Some(name)) = (clean.parent(), clean.file_name()) else {
             return Ok(());
         };
-        let parent = match self.root.resolve(parent, Create::Nothing) {
-            Err(Errno::ENOENT) => return Ok(()),
-            r => r.with_context(|| format!("resolve {} in the rootfs", parent.display()))?,
+        // `/proc` and `/sys` are in the root itself: no parent to resolve.
+        let resolved;
+        let parent = if parent == Path::new("/") {
+            self.root.as_fd()
+        } else {
+            resolved = match self.root.resolve(parent, Create::Nothing) {
+                Err(Errno::ENOENT) => return Ok(()),
+                r => r.with_context(|| format!("resolve {} in the rootfs", parent.display()))?,
+            };
+            resolved.as_fd()
         };
         let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
         match nix::sys::stat::fstatat(Some(parent.as_raw_fd()), name, flags) {

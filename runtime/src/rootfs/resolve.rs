@@ -12,7 +12,7 @@ use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +54,13 @@ pub(crate) fn open_host(path: &Path) -> nix::Result<OwnedFd> {
 /// An `O_PATH` fd of a directory that paths are resolved inside of.
 pub(crate) struct Root {
     fd: OwnedFd,
+}
+
+impl AsFd for Root {
+    /// The root directory itself.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl Root {
