@@ -89,19 +89,7 @@ impl Mounter<'_> {
         };
         let target = self.resolve(dest, create)?;
         self.check_not_procfs(&target, dest, "bind")?;
-        let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
-        // SAFETY: two fds we hold and empty NUL-terminated paths.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                target.as_raw_fd(),
-                c"".as_ptr(),
-                flags,
-            )
-        };
-        Errno::result(rc)
+        move_mount_fd(tree, target.as_fd())
             .with_context(|| format!("bind mount {} on {}", source.display(), dest.display()))?;
         let mounted = self.resolve(dest, Create::Nothing)?;
         // The clone was made in the host's namespace, a peer of the host's mount: as a bind
@@ -476,6 +464,11 @@ pub(crate) fn bind_read_only(at: BorrowedFd<'_>) -> nix::Result<()> {
         )
     };
     Errno::result(rc)?;
+    move_mount_fd(tree.as_fd(), at)
+}
+
+/// move_mount(2) of the detached tree `tree` onto the file or directory `onto`, both fds.
+fn move_mount_fd(tree: BorrowedFd<'_>, onto: BorrowedFd<'_>) -> nix::Result<()> {
     let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
     // SAFETY: two fds we hold and empty NUL-terminated paths.
     let rc = unsafe {
@@ -483,7 +476,7 @@ pub(crate) fn bind_read_only(at: BorrowedFd<'_>) -> nix::Result<()> {
             libc::SYS_move_mount,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            at.as_raw_fd(),
+            onto.as_raw_fd(),
             c"".as_ptr(),
             flags,
         )
