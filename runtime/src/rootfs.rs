@@ -79,15 +79,7 @@ pub fn open_bind_sources(spec: &Spec, any_user: bool) -> Result<Vec<Option<Owned
 
 /// open_tree(2) with `OPEN_TREE_CLONE`: a detached copy of the mount at `source`.
 fn clone_tree(source: &Path, recursive: bool) -> nix::Result<OwnedFd> {
-    let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
-        .map_err(|_| nix::errno::Errno::EINVAL)?;
-    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: a NUL-terminated path; the kernel returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    nix::errno::Errno::result(fd).map(|fd| owned(fd as i32))
+    mounts::clone_tree_at(libc::AT_FDCWD, source, recursive)
 }
 
 /// [`prepare`], with bind sources opened before the init entered its user namespace.

@@ -345,17 +345,14 @@ impl Planned {
                 continue;
             }
             let cpuset = h.controllers.iter().any(|c| c == "cpuset");
-            if !check_existing {
-                made.push(dir.clone());
+            let result = make_dirs(&h.mount_point, dir, cpuset);
+            if check_existing && matches!(result, Ok(false)) {
+                // Not ours: should it fail the check, it stays out of `made`, and so alone.
+                check_reusable_dir(dir)?;
             }
-            let new = make_dirs(&h.mount_point, dir, cpuset)
-                .with_context(|| format!("create cgroup {}", dir.display()))?;
-            if check_existing {
-                if !new {
-                    check_reusable_dir(dir)?;
-                }
-                made.push(dir.clone());
-            }
+            // Recorded even when making it failed midway (say after its mkdir).
+            made.push(dir.clone());
+            result.with_context(|| format!("create cgroup {}", dir.display()))?;
             // In a hybrid layout the v2 tree is shared bookkeeping: leave its controllers be.
             if pure_v2 {
                 v2::V2::enable_controllers(&h.mount_point, dir)?;

@@ -9,7 +9,7 @@ use super::options::MountOptions;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
@@ -217,23 +217,7 @@ fn set_idmap(tree: &OwnedFd, userns: &OwnedFd, recursive: bool) -> Result<()> {
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let mut flags = libc::AT_EMPTY_PATH;
-    if recursive {
-        flags |= libc::AT_RECURSIVE;
-    }
-    // SAFETY: an empty NUL-terminated path, a valid mount_attr of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const super::mounts::MountAttr,
-            std::mem::size_of::<super::mounts::MountAttr>(),
-        )
-    };
-    nix::errno::Errno::result(rc)
-        .map(drop)
+    super::mounts::mount_setattr(tree.as_fd(), &attr, recursive)
         .context("mount_setattr MOUNT_ATTR_IDMAP")
 }
 

@@ -408,6 +408,19 @@ pub(crate) fn set_recursive_attrs(
         propagation: 0,
         userns_fd: 0,
     };
+    mount_setattr(mounted, &attr, true)
+}
+
+/// mount_setattr(2) on the mount `mounted` is the root of, or on its whole tree.
+pub(crate) fn mount_setattr(
+    mounted: BorrowedFd<'_>,
+    attr: &MountAttr,
+    recursive: bool,
+) -> nix::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
     // SAFETY: the path is a NUL-terminated empty string, `attr` is a valid `struct mount_attr`
     // of the size passed, and the kernel only reads both during the call.
     let rc = unsafe {
@@ -415,12 +428,31 @@ pub(crate) fn set_recursive_attrs(
             libc::SYS_mount_setattr,
             mounted.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
+            flags,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     Errno::result(rc).map(drop)
+}
+
+/// open_tree(2) with `OPEN_TREE_CLONE`: a detached copy of the mount at `path` (relative to
+/// `dir`, or the fd `dir` itself when the path is empty), with the mounts below it when
+/// `recursive`.
+pub(crate) fn clone_tree_at(dir: RawFd, path: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    let cpath =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    if path.as_os_str().is_empty() && dir != libc::AT_FDCWD {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    // SAFETY: a NUL-terminated path; the kernel returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir, cpath.as_ptr(), flags) };
+    // SAFETY: open_tree returned a new fd, owned here from now on.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// A read-only bind of the file or directory `at` onto itself, as `mount --rbind` then a
@@ -431,39 +463,14 @@ pub(crate) fn set_recursive_attrs(
 /// An error leaves `at` as it was (the detached copy goes with its fd): before Linux 5.12
 /// (ENOSYS) the caller binds and remounts instead.
 pub(crate) fn bind_read_only(at: BorrowedFd<'_>) -> nix::Result<()> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let flags =
-        OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
-    // SAFETY: an fd we hold, an empty NUL-terminated path, integer flags.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            at.as_raw_fd(),
-            c"".as_ptr(),
-            (flags | libc::O_CLOEXEC as libc::c_uint) as libc::c_ulong,
-        )
-    };
-    let tree = Errno::result(tree)?;
-    // SAFETY: open_tree returned a new fd, owned here from now on.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let tree = clone_tree_at(at.as_raw_fd(), Path::new(""), true)?;
     let attr = MountAttr {
         attr_set: libc::MOUNT_ATTR_RDONLY,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: as in `set_recursive_attrs`, without AT_RECURSIVE.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(rc)?;
+    mount_setattr(tree.as_fd(), &attr, false)?;
     move_mount_fd(tree.as_fd(), at)
 }
 
