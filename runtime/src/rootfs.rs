@@ -69,17 +69,12 @@ pub fn open_bind_sources(spec: &Spec, any_user: bool) -> Result<Vec<Option<Owned
         let source = m.source().as_deref().filter(|_| bind);
         let tree = match (source, idmap::of_mount(spec, m)?) {
             (Some(s), Some(how)) => Some(userns.tree(s, m, &how)?),
-            (Some(s), None) if any_user => clone_tree(s, rbind).ok(),
+            (Some(s), None) if any_user => mounts::clone_tree_at(libc::AT_FDCWD, s, rbind).ok(),
             _ => None,
         };
         sources.push(tree);
     }
     Ok(sources)
-}
-
-/// open_tree(2) with `OPEN_TREE_CLONE`: a detached copy of the mount at `source`.
-fn clone_tree(source: &Path, recursive: bool) -> nix::Result<OwnedFd> {
-    mounts::clone_tree_at(libc::AT_FDCWD, source, recursive)
 }
 
 /// [`prepare`], with bind sources opened before the init entered its user namespace.

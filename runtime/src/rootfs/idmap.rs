@@ -134,13 +134,14 @@ impl Namespaces {
             ),
         };
         let rbind = m.options().iter().flatten().any(|o| o == "rbind");
-        let tree = super::clone_tree(source, rbind || recursive).with_context(|| {
-            format!(
-                "open bind source {} for {}",
-                source.display(),
-                m.destination().display()
-            )
-        })?;
+        let tree = super::mounts::clone_tree_at(libc::AT_FDCWD, source, rbind || recursive)
+            .with_context(|| {
+                format!(
+                    "open bind source {} for {}",
+                    source.display(),
+                    m.destination().display()
+                )
+            })?;
         set_idmap(&tree, &userns, recursive).with_context(|| {
             format!(
                 "idmapped mount of {} on {} (the filesystem may not support idmapped mounts)",
