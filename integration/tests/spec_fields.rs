@@ -315,6 +315,34 @@ fn affinity_of_the_caller_is_not_inherited() {
     assert_eq!(cpus(&String::from_utf8_lossy(&out.stdout)), online_cpus());
 }
 
+/// `create` runs its init on another CPU than its own until GO (so that the two work side by
+/// side); what the container's set-up shows has the runtime's CPUs all the same: a
+/// createContainer hook (run by the init after GO) and the container's process.
+#[test]
+fn the_inits_set_up_has_the_runtimes_cpus() {
+    if online_cpus() == "0" {
+        eprintln!("skipped: one CPU only");
+        return;
+    }
+    let ours = cpus(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let env = TestEnv::new("init_cpus");
+    let mut b = env.bundle();
+    let out = env.path("hook.status");
+    let record = format!("cat /proc/self/status > {}", arg(&out));
+    b.hook("createContainer", &["/bin/sh", "-c", &record], None);
+    b.set_args(&["grep", "Cpus_allowed_list", "/proc/self/status"]);
+    let id = env.id();
+    let _g = env.guard(&id);
+    let run = env.rt.run(["run", "--bundle", &arg(b.path()), &id]);
+    assert_eq!(
+        cpus(&run.ok().stdout),
+        online_cpus(),
+        "the container's process"
+    );
+    let hook = std::fs::read_to_string(&out).expect("the createContainer hook ran");
+    assert_eq!(cpus(&hook), ours, "the createContainer hook");
+}
+
 /// Whether a resctrl filesystem is mounted (Intel RDT or AMD PQoS hardware): neither this
 /// VM nor qemu's emulated CPUs have one.
 fn resctrl_mounted() -> bool {

@@ -8,7 +8,9 @@ mod errors;
 mod finalize;
 mod init;
 
-pub use attrs::{check as check_attrs, set_initial_affinity, spell_sched_flags_for_oci_spec};
+pub use attrs::{
+    check as check_attrs, set_initial_affinity, spell_sched_flags_for_oci_spec, SideBySide,
+};
 pub use errors::io_msg;
 pub use finalize::{finalize, forward_seccomp_fd, look_path, ExecTarget};
 pub use init::{init, set_console_size, setup_terminal, with_status, InitArgs};
@@ -29,7 +31,8 @@ pub mod msg {
     /// child → parent: failed; payload: the error.
     pub const ERROR: u8 = b'E';
     /// parent → child, before `GO`: the cgroup directories made after the clone exist; the
-    /// init enters them while the runtime applies `linux.resources`.
+    /// init enters them while the runtime applies `linux.resources`. With it (`SCM_RIGHTS`)
+    /// their `tasks` files, which the runtime opened while the init made its namespaces.
     pub const CGROUPS_MADE: u8 = b'C';
     /// child → parent: seccomp listener fd number; parent → child: taken.
     pub const SECCOMP_FD: u8 = b'S';
@@ -169,6 +172,55 @@ impl Channel {
 
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Sends a message of no payload with `fds` (`SCM_RIGHTS`).
+    pub fn send_fds(&self, kind: u8, fds: &[RawFd]) -> Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let iov = [std::io::IoSlice::new(std::slice::from_ref(&kind))];
+        loop {
+            match sendmsg::<()>(self.raw(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(std::io::Error::from(e)).context("sync channel send"),
+            }
+        }
+    }
+
+    /// The next message, of no payload, with the fds it brought (close-on-exec); `None`
+    /// when the other end is closed.
+    pub fn recv_fds(&self, max: usize) -> Result<Option<(u8, Vec<OwnedFd>)>> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let mut kind = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut kind)];
+        let mut space = vec![0u8; nix::sys::socket::cmsg_space::<RawFd>() * max.max(1)];
+        let msg = loop {
+            match recvmsg::<()>(
+                self.raw(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => break m,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(std::io::Error::from(e)).context("sync channel receive"),
+            }
+        };
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().context("sync channel receive")? {
+            if let ControlMessageOwned::ScmRights(got) = c {
+                // SAFETY: SCM_RIGHTS installed these descriptors in our table; we own them.
+                fds.extend(
+                    got.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            anyhow::bail!("sync channel receive: more than {max} file descriptors");
+        }
+        Ok((msg.bytes > 0).then(|| (kind[0], fds)))
     }
 }
 

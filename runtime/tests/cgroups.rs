@@ -155,7 +155,17 @@ fn v1_writes_each_controller_to_its_hierarchy() {
         "blockIO": {"weight": 200, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 100}]},
         "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 3}]}
     }"#);
-    cgroups::apply(&paths, &r).unwrap();
+    // create's way: the hierarchies (and so each controller's directory) are known.
+    let names = [
+        "memory",
+        "cpu,cpuacct",
+        "pids",
+        "devices",
+        "blkio",
+        "net_cls,net_prio",
+    ];
+    let known = names.into_iter().zip(paths.iter().map(PathBuf::as_path));
+    cgroups::v1::V1::known(known).apply(&r, true).unwrap();
     assert_eq!(read(&mem, "memory.limit_in_bytes"), "1000000");
     assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "2000000");
     assert_eq!(read(&mem, "memory.soft_limit_in_bytes"), "500000");
@@ -177,9 +187,12 @@ fn v1_writes_each_controller_to_its_hierarchy() {
     assert_eq!(allowed.first(), Some(&"b 8:0 r"), "{allowed:?}");
     assert_eq!(allowed.last(), Some(&"c 10:200 rwm"), "{allowed:?}");
     assert!(allowed.contains(&"c 1:3 rwm") && allowed.contains(&"c 136:* rwm"));
-    let e = cgroups::apply(&paths, &res(r#"{"memory": {"swappiness": 101}}"#)).unwrap_err();
+    // update's way: each controller's directory found by its files.
+    let e = cgroups::update(&paths, &res(r#"{"memory": {"swappiness": 101}}"#)).unwrap_err();
     assert!(format!("{e:#}").contains("0-100"), "{e:#}");
-    let e = cgroups::apply(
+    cgroups::update(&paths, &res(r#"{"pids": {"limit": 7}}"#)).unwrap();
+    assert_eq!(read(&pids, "pids.max"), "7");
+    let e = cgroups::update(
         &paths,
         &res(r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}"#),
     )

@@ -207,6 +207,23 @@ pub struct Planned {
     pub view: MountView,
 }
 
+impl Planned {
+    /// `linux.resources` at create (every resource, device rules included) in the planned
+    /// directories, made by now: the hierarchies are known, so neither the backend nor a
+    /// controller's directory is looked for (by the files in each).
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        let backend = if !self.view.v1.is_empty() {
+            let v1 = self.view.v1.iter();
+            Some(Backend::V1(v1::V1::known(
+                v1.map(|d| (d.controllers.as_str(), d.dir.as_path())),
+            )))
+        } else {
+            (self.view.unified.clone()).map(|d| Backend::V2(v2::V2::new(d)))
+        };
+        apply_to(backend, r)
+    }
+}
+
 /// Where the container's cgroup goes in each hierarchy (`cgroupsPath` resolved).
 pub fn plan(cgroups_path: &str) -> Result<Planned> {
     let hierarchies = hierarchies()?;
@@ -395,11 +412,6 @@ pub struct Scope<'a> {
 }
 
 impl Cgroup<'_> {
-    /// `linux.resources` at create, device rules included (the unit has its properties).
-    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        apply(self.paths, r)
-    }
-
     /// `update`: the unit's properties first (runtime only, as runc), then the files. Device
     /// rules are left as they are, as runc's update does.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
@@ -490,8 +502,8 @@ pub fn backend(paths: &[PathBuf]) -> Option<Backend> {
 }
 
 /// Apply `linux.resources` at create: every resource, device rules included.
-pub fn apply(paths: &[PathBuf], r: &LinuxResources) -> Result<()> {
-    match backend(paths) {
+fn apply_to(backend: Option<Backend>, r: &LinuxResources) -> Result<()> {
+    match backend {
         Some(Backend::V1(b)) => b.apply(r, true),
         Some(Backend::V2(b)) => {
             b.apply(r)?;
@@ -717,6 +729,32 @@ impl SelfJoin {
             join.files.push((dir.clone(), f));
         }
         Ok(join)
+    }
+
+    /// Every file's fd, in order: to send the files to the process that joins.
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.files.iter().map(|(_, f)| f.as_raw_fd()).collect()
+    }
+
+    /// The v1 `tasks` files of `paths` (in that order) as another process opened them and
+    /// sent them (`fds`).
+    pub fn received(paths: &[PathBuf], fds: Vec<std::os::fd::OwnedFd>) -> Result<SelfJoin> {
+        if fds.len() != paths.len() {
+            anyhow::bail!(
+                "join cgroups: {} files received for {} directories",
+                fds.len(),
+                paths.len()
+            );
+        }
+        let files = paths
+            .iter()
+            .cloned()
+            .zip(fds.into_iter().map(fs::File::from));
+        Ok(SelfJoin {
+            files: files.collect(),
+            cgroup2: None,
+        })
     }
 
     /// The cgroup2 directory to clone into, if there is one.

@@ -71,7 +71,7 @@ impl Plan {
             return Ok(());
         }
         self.planned.make(made, |_| true)?;
-        cgroups::apply(&self.planned.dirs, &self.resources).context("apply linux.resources")
+        self.planned.apply(&self.resources)
     }
 
     /// CRIU (`pid`) into the container's cgroups. The cgroup roots it is to restore into
@@ -88,7 +88,7 @@ impl Plan {
                     self.planned.make(&mut made, |h| !h.unified)?;
                     cgroups::move_into(dirs, pid).context("move criu into the cgroups")?;
                 }
-                cgroups::apply(dirs, &self.resources).context("apply linux.resources")?;
+                self.planned.apply(&self.resources)?;
             }
         }
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;

@@ -289,8 +289,8 @@ fn enter_rdt_group(
 struct Init {
     pid: i32,
     chan: Channel,
-    /// It waits for `CGROUPS_MADE` to enter cgroups made after the clone.
-    joins_later: bool,
+    /// The cgroups made after the clone, which it enters once sent `CGROUPS_MADE`.
+    later: Vec<PathBuf>,
 }
 
 /// clone3 the init (into its cgroup2 directory where there is one to clone into); the child
@@ -318,6 +318,7 @@ fn clone_init(
     // Bind sources are cloned here: the init, root of a user namespace, may not reach them.
     let bind_sources = crate::rootfs::open_bind_sources(&bundle.spec, plan.namespaces.any_user)?;
     let flags = plan.namespaces.clone_flags & !plan.early;
+    let cpus = process::SideBySide::new();
     let (pid, in_cgroup2) = process::clone_into(flags, cgroup_join.cgroup2_fd())?;
     crate::logging::mark("create: cloned");
     if pid == 0 {
@@ -346,13 +347,17 @@ fn clone_init(
             join_later: later,
             cgroup_view: cgroups.view.clone(),
             bind_sources,
+            cpus,
         });
     }
     guard.pid = Some(pid);
+    if let Some(cpus) = &cpus {
+        cpus.move_off_our_cpu(pid);
+    }
     Ok(Init {
         pid,
         chan: parent_chan,
-        joins_later: !later.is_empty(),
+        later,
     })
 }
 
@@ -384,7 +389,7 @@ fn set_up_from_outside(
     if let Some((unit, props)) = &plan.cgroups.systemd {
         start_systemd_scope(unit, props, pid, plan, cgroups, guard)?;
     }
-    if init.joins_later {
+    if !init.later.is_empty() {
         // Meanwhile the init makes its namespaces. Under systemd the init is in its scope's
         // directories already (those in the hierarchies systemd manages).
         if plan.cgroups.systemd.is_some() {
@@ -392,9 +397,11 @@ fn set_up_from_outside(
         } else {
             cgroups.make_fresh(&mut guard.cgroups, |h| !h.unified)?;
         }
-        // It enters them while we configure them. A failed send shows as the init's error or
-        // exit at GO.
-        let _ = init.chan.send(msg::CGROUPS_MADE, &[]);
+        // It enters them while we configure them, through their `tasks` files opened here
+        // (each open walks a path: work the init need not do after its namespaces). A failed
+        // send shows as the init's error or exit at GO.
+        let join = cgroups::SelfJoin::open(&init.later)?;
+        let _ = init.chan.send_fds(msg::CGROUPS_MADE, &join.fds());
         crate::logging::mark("create: cgroups made after the clone");
     }
     // No linux.resources still means runc's default device rules.
@@ -402,7 +409,7 @@ fn set_up_from_outside(
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     if !plan.cgroups.rootless {
-        guard.cgroup().apply(&resources)?;
+        cgroups.apply(&resources)?;
     } else if !guard.cgroups.is_empty() {
         // Device rules need no cgroup of the user's (and a user may not load the BPF
         // program of cgroup v2's): the limits alone, as runc's rootless manager. The files

@@ -341,6 +341,51 @@ pub fn set_final_affinity(a: Option<&ExecCPUAffinity>) -> Result<()> {
     }
 }
 
+/// `create`'s runtime and init work side by side from the clone to GO: the runtime makes and
+/// configures the cgroups while the init makes its namespaces (~0.5 ms of the kernel's). A
+/// scheduler that keeps a new child on its parent's CPU until that one is idle (as one that
+/// packs work onto few virtual CPUs does) runs them one after the other instead; so the
+/// runtime moves the init off its own CPU right after the clone, and the init takes the
+/// runtime's CPUs back once told GO (its final affinity comes later, in `finalize`).
+#[derive(Clone, Copy)]
+pub struct SideBySide(libc::cpu_set_t);
+
+impl SideBySide {
+    /// The runtime's CPUs, before the clone; `None` with fewer than two (or more than
+    /// `cpu_set_t` holds).
+    pub fn new() -> Option<SideBySide> {
+        // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            (libc::sched_getaffinity(0, size, &mut set) == 0 && libc::CPU_COUNT(&set) >= 2)
+                .then_some(SideBySide(set))
+        }
+    }
+
+    /// The runtime, right after the clone: the init may run on any of its CPUs but the one
+    /// it runs on itself. Best effort (a cpuset without those CPUs refuses it: no matter).
+    pub fn move_off_our_cpu(&self, init: libc::pid_t) {
+        let mut others = self.0;
+        // SAFETY: sched_getcpu has no preconditions; the set is ours and of the size given.
+        unsafe {
+            let cpu = libc::sched_getcpu();
+            if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
+                return;
+            }
+            libc::CPU_CLR(cpu as usize, &mut others);
+            libc::sched_setaffinity(init, std::mem::size_of::<libc::cpu_set_t>(), &others);
+        }
+    }
+
+    /// The init, once told GO: every CPU the runtime had (the kernel keeps it within its
+    /// cpuset). Best effort.
+    pub fn restore(&self) {
+        // SAFETY: the set is ours and of the size given.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,14 +32,16 @@ pub struct InitArgs {
     /// Namespaces the init creates itself before it waits for `GO` (see
     /// `Plan::early_unshare_flags`).
     pub early_unshare: libc::c_int,
-    /// Cgroups made after the clone, which the init opens and enters itself once told
-    /// `CGROUPS_MADE` (before `GO`).
+    /// Cgroups made after the clone, which the init enters itself once sent
+    /// `CGROUPS_MADE` and their `tasks` files (before `GO`).
     pub join_later: Vec<PathBuf>,
     /// The container's cgroup directories for a `type: "cgroup"` mount.
     pub cgroup_view: crate::cgroups::MountView,
     /// The bind sources opened before the clone (idmapped ones; every bind with a user
     /// namespace), one per mount entry (see `rootfs::open_bind_sources`); may be empty.
     pub bind_sources: Vec<Option<OwnedFd>>,
+    /// The runtime's CPUs, which the init takes back at GO (see `SideBySide`).
+    pub cpus: Option<super::SideBySide>,
 }
 
 /// The container's init: never returns. Errors before `READY` go to the parent over the
@@ -117,19 +119,22 @@ fn wait_for_go(a: &mut InitArgs) -> Result<Vec<u8>> {
         return Err(errno_err("create the container's namespaces"));
     }
     crate::logging::mark("init: namespaces made");
-    let mut msg = a.chan.recv()?;
     if !a.join_later.is_empty() {
-        if !matches!(msg, Some((msg::CGROUPS_MADE, _))) {
-            bail!("runtime went away during create");
+        match a.chan.recv_fds(a.join_later.len())? {
+            Some((msg::CGROUPS_MADE, tasks)) => {
+                crate::cgroups::SelfJoin::received(&a.join_later, tasks)?.join(false)?
+            }
+            _ => bail!("runtime went away during create"),
         }
-        crate::cgroups::SelfJoin::open(&a.join_later)?.join(false)?;
-        msg = a.chan.recv()?;
     }
-    let state = match msg {
+    let state = match a.chan.recv()? {
         Some((msg::GO, state)) => state,
         _ => bail!("runtime went away during create"),
     };
     crate::logging::mark("init: go");
+    if let Some(cpus) = &a.cpus {
+        cpus.restore();
+    }
     if a.plan.new_user {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
