@@ -514,14 +514,24 @@ fn masked_paths_read_as_empty() {
     .filter(|p| std::path::Path::new(p).exists())
     .collect();
     assert!(!proc_files.is_empty());
+    // Every masked directory is empty and read-only (the first one's tmpfs is bound onto
+    // the others).
     b.sh(&format!(
         "echo \"[$(cat /etc/secret)]\"; ls -A /etc/secretdir | wc -l; ls -A /sys/firmware | wc -l; \
-         for f in {}; do wc -c < $f; done",
+         for f in {}; do wc -c < $f; done; \
+         for d in /etc/secretdir /sys/firmware; do touch $d/x 2>/dev/null && echo WRITABLE $d; done; \
+         cat /proc/self/mountinfo",
         proc_files.join(" ")
     ));
     let mut expected = vec!["[]", "0", "0"];
     expected.extend(proc_files.iter().map(|_| "0"));
-    assert_eq!(lines(&env.run_ok(&b)), expected);
+    let out = env.run_ok(&b);
+    assert_eq!(lines(&out)[..expected.len()], expected);
+    let mounts = parse_mountinfo(&out);
+    for d in ["/etc/secretdir", "/sys/firmware"] {
+        let m = mount_at(&mounts, d);
+        assert!(m.has_option("ro") && m.fs_type == "tmpfs", "{d}: {m:?}");
+    }
     assert_eq!(
         std::fs::read_to_string(b.host_path("/etc/secret")).unwrap(),
         "topsecret\n"
