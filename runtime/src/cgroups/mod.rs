@@ -667,19 +667,19 @@ fn make_dirs(mount_point: &Path, dir: &Path, cpuset: bool) -> std::io::Result<bo
         Err(e) => return Err(e),
     };
     if cpuset {
-        copy_cpuset_if_empty(dir)?;
+        copy_cpuset_if_empty(dir, new)?;
     }
     Ok(new)
 }
 
-/// `cpuset.cpus` and `cpuset.mems` from the parent where `dir`'s are empty.
-fn copy_cpuset_if_empty(dir: &Path) -> std::io::Result<()> {
+/// `cpuset.cpus` and `cpuset.mems` from the parent where `dir`'s are empty: a directory just
+/// made has none (or, under `cgroup.clone_children`, its parent's already), so it is not read.
+fn copy_cpuset_if_empty(dir: &Path, new: bool) -> std::io::Result<()> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let mine = crate::kernfs::read(dir.join(f))?;
-        if mine.trim().is_empty() {
+        if new || crate::kernfs::read(dir.join(f))?.trim().is_empty() {
             let v = crate::kernfs::read(parent.join(f))?;
             fs::write(dir.join(f), v.trim()).map_err(|e| {
                 let what = format!("copy {f} {:?} from the parent: {e}", v.trim());
