@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 /// The container's v1 directories.
 pub struct V1 {
     dirs: Vec<PathBuf>,
-    /// Each controller's directory, where the hierarchies are known (`create` has read
-    /// them): no file to look for.
-    known: Option<Vec<(String, PathBuf)>>,
+    /// Each directory's controllers (`cpu,cpuacct`), where the hierarchies are known
+    /// (`create` has read them): no file to look for.
+    controllers: Option<Vec<String>>,
 }
 
 /// A file each cgroup of `controller` has whatever the kernel's configuration (the root
@@ -39,33 +39,32 @@ pub const UNLIMITED: u64 = 9223372036854771712;
 
 impl V1 {
     pub fn new(dirs: Vec<PathBuf>) -> V1 {
-        V1 { dirs, known: None }
+        V1 {
+            dirs,
+            controllers: None,
+        }
     }
 
     /// The directories of hierarchies whose controllers are known: (`cpu,cpuacct`, dir).
     pub fn known<'a>(hierarchies: impl Iterator<Item = (&'a str, &'a Path)>) -> V1 {
-        let mut dirs = Vec::new();
-        let mut known = Vec::new();
-        for (controllers, dir) in hierarchies {
-            dirs.push(dir.to_path_buf());
-            for c in controllers.split(',') {
-                known.push((c.to_string(), dir.to_path_buf()));
-            }
-        }
+        let (controllers, dirs) = hierarchies
+            .map(|(c, d)| (c.to_string(), d.to_path_buf()))
+            .unzip();
         V1 {
             dirs,
-            known: Some(known),
+            controllers: Some(controllers),
         }
     }
 
     /// The directory of the hierarchy that carries `controller`, if it is mounted: the one
     /// with a file every (non-root) cgroup of that controller has, else any `<controller>.*`.
     pub fn dir(&self, controller: &str) -> Option<&Path> {
-        if let Some(known) = &self.known {
-            return known
+        if let Some(controllers) = &self.controllers {
+            let carries = |c: &String| c.split(',').any(|c| c == controller);
+            return controllers
                 .iter()
-                .find(|(c, _)| c == controller)
-                .map(|(_, d)| d.as_path());
+                .position(carries)
+                .map(|i| self.dirs[i].as_path());
         }
         let dirs = || self.dirs.iter().map(PathBuf::as_path);
         if let Some(found) =
